@@ -1,0 +1,153 @@
+"""Controller configuration: one JSON format, validated against SCHEMA.
+
+Guarantees: validate() returns a complete configuration (defaults filled) or raises
+ConfigError naming the key path and the problem. Unknown keys are an error, never
+ignored. docs/configuration.md documents every key; a test keeps the two in step.
+"""
+
+GRID_CODES = ("EN50549-1", "IEEE1547-2018-CatII", "IEEE1547-2018-CatIII", "DK-EN50549-1")
+MODES = ("idle", "charge", "v2h", "v2g")
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; `key` is the dotted path, `problem` the reason."""
+
+    def __init__(self, key, problem):
+        super().__init__("%s: %s" % (key, problem))
+        self.key = key
+        self.problem = problem
+
+
+# Leaf: (kind, default, a, b). kind "int"/"num": a..b bounds (None = open);
+# "str": a = tuple of allowed values; "numornull": like num, None allowed.
+SCHEMA = {
+    "control": {
+        "period_ms": ("int", 10, 1, 1000),
+        "status_period_ms": ("int", 100, 10, 10000),
+        "recover_hold_ms": ("int", 100, 0, 60000),
+    },
+    "site": {
+        "nominal_voltage_v": ("num", 230.0, 100.0, 400.0),
+        "nominal_frequency_hz": ("num", 50.0, 45.0, 65.0),
+        "phases": ("int", 3, 1, 3),
+        "grid_code": ("str", "EN50549-1", GRID_CODES, None),
+        "main_fuse_a": ("num", 35.0, 1.0, 400.0),
+        "export_limit_kw": ("numornull", None, 0.0, 1000.0),
+    },
+    "inverter": {
+        "rating_kva": ("num", 11.0, 0.1, 1000.0),
+        "efficiency": ("num", 0.97, 0.5, 1.0),
+        "period_ms": ("int", 10, 1, 10000),
+        "timeout_ms": ("intornull", None, 1, 60000),
+    },
+    "meter": {
+        "period_ms": ("int", 10, 1, 10000),
+        "timeout_ms": ("intornull", None, 1, 60000),
+    },
+    "relay": {
+        "timeout_ms": ("intornull", None, 1, 60000),
+    },
+    "ev": {
+        "timeout_ms": ("intornull", None, 1, 60000),
+    },
+    "limits": {
+        "ramp_up_kw_per_s": ("numornull", 20.0, 0.001, 100000.0),
+        "v2h_import_bias_w": ("num", 50.0, 0.0, 10000.0),
+        "v2h_gain": ("num", 0.5, 0.01, 1.0),
+    },
+    "anti_islanding": {
+        "active_method": ("str", "sfs", ("off", "sfs"), None),
+    },
+    "mode": {
+        "kind": ("str", "idle", MODES, None),
+        "setpoint_kw": ("num", 0.0, -1000.0, 1000.0),
+    },
+}
+
+
+def _leaf(path, spec, value):
+    kind, _default, a, b = spec
+    if kind in ("numornull", "intornull") and value is None:
+        return None
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(path, "must be a string")
+        if a and value not in a:
+            raise ConfigError(path, "must be one of %s, not %s" % (", ".join(a), value))
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(path, "must be a number")
+    if kind in ("int", "intornull"):
+        if isinstance(value, float):
+            if value != int(value):
+                raise ConfigError(path, "must be a whole number")
+            value = int(value)
+    else:
+        value = float(value)
+    if value != value:  # NaN
+        raise ConfigError(path, "must be a number")
+    if a is not None and value < a:
+        raise ConfigError(path, "must be >= %s, not %s" % (a, value))
+    if b is not None and value > b:
+        raise ConfigError(path, "must be <= %s, not %s" % (b, value))
+    return value
+
+
+def _merge(path, schema, base, override):
+    if not isinstance(override, dict):
+        raise ConfigError(path or "(top)", "must be an object")
+    for key in override:
+        if key not in schema:
+            raise ConfigError(path + key if not path else path + "." + key, "unknown key")
+    out = {}
+    for key in schema:
+        spec = schema[key]
+        p = key if not path else path + "." + key
+        if isinstance(spec, dict):
+            sub = base.get(key, {}) if base else {}
+            out[key] = _merge(p, spec, sub, override.get(key, {}))
+        elif key in override:
+            out[key] = _leaf(p, spec, override[key])
+        elif base and key in base:
+            out[key] = base[key]
+        else:
+            out[key] = spec[1]
+    return out
+
+
+_TIMEOUT_FLOOR_MS = {"inverter": 50, "meter": 50, "relay": 50, "ev": 500}
+
+
+def timeout_ms(cfg, section):
+    """Receive timeout of an input: the configured value, or 5 cyclic periods (>= floor)."""
+    sec = cfg[section]
+    if sec["timeout_ms"] is not None:
+        return sec["timeout_ms"]
+    floor = _TIMEOUT_FLOOR_MS[section]
+    period = sec.get("period_ms")
+    return floor if period is None else max(floor, 5 * period)
+
+
+def validate(override=None, base=None):
+    """A complete, checked configuration from `override` on top of `base` (or defaults)."""
+    return _merge("", SCHEMA, base, override if override is not None else {})
+
+
+def defaults():
+    return validate({})
+
+
+def load(path):
+    """Read and validate a JSON configuration file."""
+    import json
+
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(path, "cannot read: %s" % e)
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(path, "not valid JSON: %s" % e)
+    return validate(data)

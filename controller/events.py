@@ -1,0 +1,77 @@
+"""Controller events: codes shared by the firmware (GW_Event frames) and the HIL report.
+
+The numeric codes are the VAL_ table of GW_Event.EventCode in dbc/gateway.dbc; the
+names are the report's event kinds (docs/scenarios.md).
+"""
+
+MODE_CHANGE = 1
+INPUT_TIMEOUT = 2
+INPUT_RESTORED = 3
+TRIP = 4
+ISLAND_DETECTED = 5
+RELAY_OPEN_COMMAND = 6
+RELAY_OPEN = 7
+GRID_FORMING = 8
+RESYNC_START = 9
+RELAY_CLOSE = 10
+GRID_FOLLOWING = 11
+SAFE_STATE = 12
+SAFE_STATE_CLEARED = 13
+FRAME_REFUSED = 14
+
+KIND = {
+    MODE_CHANGE: "mode_change",
+    INPUT_TIMEOUT: "input_timeout",
+    INPUT_RESTORED: "input_restored",
+    TRIP: "trip",
+    ISLAND_DETECTED: "island_detected",
+    RELAY_OPEN_COMMAND: "relay_open_command",
+    RELAY_OPEN: "relay_open",
+    GRID_FORMING: "grid_forming",
+    RESYNC_START: "resync_start",
+    RELAY_CLOSE: "relay_close",
+    GRID_FOLLOWING: "grid_following",
+    SAFE_STATE: "safe_state",
+    SAFE_STATE_CLEARED: "safe_state_cleared",
+    FRAME_REFUSED: "frame_refused",
+}
+
+# Operating modes (GW_Status.OperatingMode, EMS_ModeRequest.ModeReq for the first four)
+IDLE, CHARGE, V2H, V2G, BACKUP, SAFE = 0, 1, 2, 3, 4, 5
+MODE_NAMES = ("idle", "charge", "v2h", "v2g", "backup", "safe_state")
+
+# Supervised inputs (EventDetail of INPUT_TIMEOUT / INPUT_RESTORED)
+IN_METER, IN_INVERTER, IN_RELAY, IN_EV = 1, 2, 3, 4
+INPUT_NAMES = {IN_METER: "meter", IN_INVERTER: "inverter", IN_RELAY: "relay", IN_EV: "ev"}
+
+# Why a frame was refused (EventDetail of FRAME_REFUSED; EventValue = frame id)
+R_LENGTH, R_CRC, R_COUNTER, R_RANGE, R_UNKNOWN_ID = 1, 2, 3, 4, 5
+REFUSE_NAMES = {R_LENGTH: "length", R_CRC: "crc", R_COUNTER: "alive_counter", R_RANGE: "range", R_UNKNOWN_ID: "unknown_id"}
+
+# Trip reasons (EventDetail of TRIP). Inverter-reported faults; protection stages join later.
+T_INV_OVERCURRENT, T_INV_OVERTEMP, T_INV_DC, T_INV_AC_GRID = 1, 2, 3, 4
+TRIP_NAMES = {
+    T_INV_OVERCURRENT: "inverter_overcurrent",
+    T_INV_OVERTEMP: "inverter_overtemperature",
+    T_INV_DC: "inverter_dc_fault",
+    T_INV_AC_GRID: "inverter_ac_grid_fault",
+}
+
+
+def describe(code, detail, value):
+    """Report form of one event: a dict with 'kind' and the decoded detail."""
+    kind = KIND.get(code, "unknown_%d" % code)
+    d = {"kind": kind}
+    if code == MODE_CHANGE or code == SAFE_STATE:
+        if code == MODE_CHANGE:
+            d["mode"] = MODE_NAMES[detail] if detail < len(MODE_NAMES) else detail
+        else:
+            d["cause"] = INPUT_NAMES.get(detail, detail)
+    elif code == INPUT_TIMEOUT or code == INPUT_RESTORED:
+        d["input"] = INPUT_NAMES.get(detail, detail)
+    elif code == TRIP:
+        d["reason"] = TRIP_NAMES.get(detail, detail)
+    elif code == FRAME_REFUSED:
+        d["reason"] = REFUSE_NAMES.get(detail, detail)
+        d["frame_id"] = value & 0xFFFF
+    return d

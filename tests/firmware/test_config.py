@@ -1,0 +1,57 @@
+"""Configuration validation (run under MicroPython and CPython)."""
+
+from controller import config
+
+
+def _err(override):
+    try:
+        config.validate(override)
+    except config.ConfigError as e:
+        return e
+    return None
+
+
+def test_defaults_complete():
+    c = config.defaults()
+    for sec in config.SCHEMA:
+        for key in config.SCHEMA[sec]:
+            assert key in c[sec]
+    assert c["control"]["period_ms"] == 10
+    assert config.timeout_ms(c, "meter") == 50
+
+
+def test_unknown_keys_named():
+    e = _err({"control": {"period_ms": 10, "perod": 1}})
+    assert e is not None and e.key == "control.perod" and "unknown" in e.problem
+    e = _err({"nonsense": {}})
+    assert e.key == "nonsense"
+
+
+def test_types_and_ranges_named():
+    e = _err({"control": {"period_ms": "10"}})
+    assert e.key == "control.period_ms" and "number" in e.problem
+    e = _err({"control": {"period_ms": 0}})
+    assert e.key == "control.period_ms"
+    e = _err({"control": {"period_ms": 10.5}})
+    assert e.key == "control.period_ms" and "whole" in e.problem
+    e = _err({"site": {"grid_code": "XX"}})
+    assert e.key == "site.grid_code"
+    e = _err({"limits": {"ramp_up_kw_per_s": True}})
+    assert e.key == "limits.ramp_up_kw_per_s"
+    e = _err({"site": 3})
+    assert e.key == "site"
+
+
+def test_timeout_follows_period():
+    c = config.validate({"meter": {"period_ms": 100}})
+    assert config.timeout_ms(c, "meter") == 500
+    c = config.validate({"meter": {"period_ms": 100, "timeout_ms": 250}})
+    assert config.timeout_ms(c, "meter") == 250
+
+
+def test_override_on_base_keeps_base():
+    base = config.validate({"site": {"main_fuse_a": 25}})
+    c = config.validate({"anti_islanding": {"active_method": "off"}}, base=base)
+    assert c["site"]["main_fuse_a"] == 25.0
+    assert c["anti_islanding"]["active_method"] == "off"
+    assert c["site"]["export_limit_kw"] is None

@@ -1,0 +1,99 @@
+"""Limit arbitration (run under MicroPython and CPython).
+
+The randomized check here is the MicroPython-side twin of the hypothesis property
+test in tests/test_limits_property.py: a fixed-seed generator, so it runs anywhere.
+"""
+
+from controller import config, limits
+
+
+class Lcg:
+    """Deterministic pseudo-random numbers without the random module."""
+
+    def __init__(self, seed):
+        self.s = seed
+
+    def uniform(self, lo, hi):
+        self.s = (self.s * 1103515245 + 12345) & 0x7FFFFFFF
+        return lo + (hi - lo) * self.s / 0x7FFFFFFF
+
+
+def _arb(**site):
+    cfg = config.validate({"site": site} if site else {})
+    return limits.Arbiter(cfg)
+
+
+def test_ev_limits_bind():
+    a = _arb()
+    a.update(True, 3000.0, 2000.0, 50.0, 20.0, 230.0, 0.0)
+    assert a.clamp(5000.0) == (3000.0, limits.EV_CHARGE)
+    assert a.clamp(-5000.0) == (-2000.0, limits.EV_DISCHARGE)
+    assert a.clamp(100.0) == (100.0, limits.NONE)
+
+
+def test_min_soc_blocks_discharge():
+    a = _arb()
+    a.update(True, 3000.0, 2000.0, 20.0, 20.0, 230.0, 0.0)
+    assert a.clamp(-1000.0) == (0.0, limits.MIN_SOC)
+    assert a.clamp(1000.0)[0] == 1000.0
+
+
+def test_inverter_rating_in_sag():
+    a = _arb()
+    a.update(True, 50000.0, 50000.0, 50.0, 20.0, 230.0, 0.0)
+    hi_nominal = a.hi_w
+    assert abs(hi_nominal - 11000.0 * 0.97) < 1e-6
+    a.update(True, 50000.0, 50000.0, 50.0, 20.0, 161.0, 0.0)  # 0.7 pu
+    assert abs(a.hi_w - 11000.0 * 0.7 * 0.97) < 1e-6
+    assert a.hi_by == limits.INV_RATING
+
+
+def test_main_fuse_bounds_charging():
+    a = _arb(main_fuse_a=16.0)
+    # 3 * 230 V * 16 A = 11040 W at the connection point, of which the load takes 5000
+    a.update(True, 22000.0, 22000.0, 50.0, 20.0, 230.0, 5000.0)
+    assert a.hi_by == limits.FUSE
+    assert abs(a.hi_w - (11040.0 - 5000.0) * 0.97) < 1e-6
+
+
+def test_export_limit():
+    a = _arb(export_limit_kw=2.0)
+    a.update(True, 11000.0, 11000.0, 50.0, 20.0, 230.0, 1000.0)
+    # export <= 2 kW: inverter AC >= -(2000 + 1000) -> battery >= -3000 / 0.97
+    assert a.lo_by == limits.EXPORT
+    assert abs(a.lo_w + 3000.0 / 0.97) < 1e-6
+
+
+def test_no_inputs_no_power():
+    a = _arb()
+    a.update(False, 11000.0, 11000.0, 50.0, 20.0, 230.0, 0.0)
+    assert a.clamp(5000.0) == (0.0, limits.INPUT_TIMEOUT)
+    assert a.clamp(-5000.0) == (0.0, limits.INPUT_TIMEOUT)
+
+
+def test_randomized_never_above_any_limit():
+    rng = Lcg(7)
+    a = _arb(main_fuse_a=25.0, export_limit_kw=5.0)
+    eff = a.eff
+    for _ in range(2000):
+        ch = rng.uniform(0.0, 30000.0)
+        dis = rng.uniform(0.0, 30000.0)
+        soc = rng.uniform(0.0, 100.0)
+        min_soc = rng.uniform(0.0, 100.0)
+        v = rng.uniform(0.0, 280.0)
+        load = rng.uniform(-3000.0, 20000.0)
+        a.update(True, ch, dis, soc, min_soc, v, load)
+        p, _ = a.clamp(rng.uniform(-40000.0, 40000.0))
+        assert a.lo_w <= p <= a.hi_w
+        assert p <= ch + 1e-9 and -p <= dis + 1e-9
+        if soc <= min_soc:
+            assert p >= 0.0
+        p_ac = limits.batt_to_ac(p, eff)
+        s_max = 11000.0 * min(1.0, v / 230.0)
+        assert abs(p_ac) <= s_max + 1e-6
+        grid = load + p_ac
+        # the bounds never push the point of connection past the fuse or export limit,
+        # unless zero power already does (the load alone is over the limit)
+        if p != 0.0:
+            assert grid <= 3 * v * 25.0 + 1e-6 or p < 0
+            assert grid >= -5000.0 - 1e-6 or p > 0
