@@ -1,0 +1,344 @@
+"""The gateway controller: one control period of data flow, plus a fast path.
+
+Data flows one way per period: frames in (inputs with checks and timeouts) ->
+supervision and safe state -> operating mode target -> ramp -> limit arbitration ->
+command frames out. Frames that can make a limit tighter (EV limits) or that signal
+a fault (inverter AC loss) take the fast path: on_frame() re-arbitrates and sends
+the inverter command at once instead of waiting for the next tick.
+
+Guarantees:
+- every GW_InverterCmd carries a power setpoint inside the bounds of limits.Arbiter
+  computed from the newest accepted inputs (property-tested);
+- a malformed frame (length, CRC, alive counter, range, unknown id) is counted and
+  refused, never raises, and never changes the inputs;
+- without fresh inputs the controller holds zero power (safe state) and leaves it
+  only after all inputs were fresh for control.recover_hold_ms.
+"""
+
+from controller import candb, events, limits
+from controller.clock import ticks_diff, ticks_add
+from controller.config import timeout_ms
+from controller.e2e import E2ESender
+from controller.inputs import Input
+from controller.timing import RampLimiter, ConditionalDelay
+
+INV_OFF, INV_GFL, INV_GFM = 0, 1, 2
+RELAY_OPEN, RELAY_CLOSED = 0, 1
+
+
+class _Out:
+    """One transmitted message: its signal dict, frame buffer and E2E sender."""
+
+    __slots__ = ("msg", "sig", "buf", "e2e")
+
+    def __init__(self, msg):
+        self.msg = msg
+        self.sig = {}
+        for s in msg.signals:
+            self.sig[s[0]] = 0
+        self.buf = bytearray(msg.length)
+        self.e2e = E2ESender(msg) if msg.e2e_data_id else None
+
+
+class Gateway:
+    def __init__(self, cfg, port):
+        self.cfg = cfg
+        self.port = port
+        self.period_us = cfg["control"]["period_ms"] * 1000
+        self.status_period_us = cfg["control"]["status_period_ms"] * 1000
+        self.eff = cfg["inverter"]["efficiency"]
+        self.v_nom = cfg["site"]["nominal_voltage_v"]
+        self.phases = cfg["site"]["phases"]
+        self.arbiter = limits.Arbiter(cfg)
+        r = cfg["limits"]["ramp_up_kw_per_s"]
+        self.ramp = RampLimiter(None if r is None else r * 1000.0)
+        self.recover = ConditionalDelay(cfg["control"]["recover_hold_ms"] * 1000)
+        self.bias_w = cfg["limits"]["v2h_import_bias_w"]
+        self.gain = cfg["limits"]["v2h_gain"]
+
+        M = candb.BY_NAME
+        tm, ti, tr, te = (timeout_ms(cfg, "meter"), timeout_ms(cfg, "inverter"),
+                          timeout_ms(cfg, "relay"), timeout_ms(cfg, "ev"))
+        self.mtr_grid = Input(M["MTR_Grid"], tm)
+        self.mtr_power = Input(M["MTR_Power"], tm)
+        self.inv_status = Input(M["INV_Status"], ti)
+        self.inv_ac = Input(M["INV_AcMeasure"], ti)
+        self.rly = Input(M["RLY_Feedback"], tr)
+        self.ev_limits = Input(M["EVCC_Limits"], te)
+        self.ev_status = Input(M["EVCC_Status"], te)
+        self.inv_loss = Input(M["INV_AcLossEvent"], 0)
+        self.ems = Input(M["EMS_ModeRequest"], 0)
+        # frame id -> (input, group); group = the supervised input it belongs to
+        self.by_id = {}
+        for inp, grp in ((self.mtr_grid, events.IN_METER), (self.mtr_power, events.IN_METER),
+                         (self.inv_status, events.IN_INVERTER), (self.inv_ac, events.IN_INVERTER),
+                         (self.rly, events.IN_RELAY), (self.ev_limits, events.IN_EV),
+                         (self.ev_status, events.IN_EV), (self.inv_loss, 0), (self.ems, 0)):
+            self.by_id[inp.msg.frame_id] = (inp, grp)
+        self.groups = ((events.IN_METER, (self.mtr_grid, self.mtr_power)),
+                       (events.IN_INVERTER, (self.inv_status, self.inv_ac)),
+                       (events.IN_RELAY, (self.rly,)),
+                       (events.IN_EV, (self.ev_limits, self.ev_status)))
+        self.timed_out = {events.IN_METER: False, events.IN_INVERTER: False,
+                          events.IN_RELAY: False, events.IN_EV: False}
+        # the messages the gateway sends, passed through from candb (the DBC is the source of truth)
+        self.o_cmd = _Out(M["GW_InverterCmd"])
+        self.o_lim = _Out(M["GW_InverterLimits"])
+        self.o_rly = _Out(M["GW_RelayCmd"])
+        self.o_status = _Out(M["GW_Status"])
+        self.o_event = _Out(M["GW_Event"])
+        self.status_counter = 0
+        self.event_seq = 0
+        self.next_status = None
+        # state
+        mode = cfg["mode"]["kind"]
+        self.mode = ("idle", "charge", "v2h", "v2g").index(mode)
+        self.setpoint_w = cfg["mode"]["setpoint_kw"] * 1000.0
+        self.reported_mode = None
+        self.safe = True
+        self.inputs_ok = False
+        self.inv_mode = INV_OFF
+        self.p_cmd = 0.0
+        self.p_target = 0.0
+        self.limiting = limits.INPUT_TIMEOUT
+        self.v2h_ac = 0.0
+        self.trip_flags = 0
+        self.refused = [0, 0, 0, 0, 0, 0]  # by events.R_* reason
+        self.refused_total = 0
+        self.refused_reported = 0
+        self._last_refused = (0, 0)
+        self.sent = 0
+        self.tx_errors = 0
+
+    # ---------------------------------------------------------------- inputs
+    def on_frame(self, can_id, data, now):
+        """Take one received frame; fast path for limit and fault frames."""
+        entry = self.by_id.get(can_id)
+        if entry is None:
+            self._refuse(events.R_UNKNOWN_ID, can_id)
+            return
+        inp = entry[0]
+        reason = inp.accept(data, now)
+        if reason:
+            self._refuse(reason, can_id)
+            return
+        if inp is self.ev_limits:
+            # fast path: a tighter EV limit must not wait for the next period
+            if not self.safe:
+                self._arbitrate()
+                p, by = self.arbiter.clamp(self.p_cmd)
+                if p != self.p_cmd:
+                    self.p_cmd = p
+                    self.limiting = by
+                    self.ramp.value = p
+                    self._send_cmd()
+        elif inp is self.ems:
+            v = inp.values
+            m = v["ModeReq"]
+            if m <= events.V2G:
+                self.mode = m
+                self.setpoint_w = float(v["SetpointPower"])
+
+    def _refuse(self, reason, can_id):
+        self.refused[reason] += 1
+        self.refused_total += 1
+        self._last_refused = (reason, can_id)
+
+    def poll(self, now, budget=64):
+        """Drain up to `budget` frames from the port into on_frame()."""
+        port = self.port
+        n = 0
+        while n < budget:
+            f = port.recv()
+            if f is None:
+                break
+            n += 1
+            if f[1]:  # extended id: nothing on the site bus uses it
+                self._refuse(events.R_UNKNOWN_ID, f[0] & 0xFFFF)
+                continue
+            self.on_frame(f[0], f[2], now)
+        return n
+
+    # ---------------------------------------------------------------- period
+    def tick(self, now):
+        """One control period: supervise, decide, arbitrate, command."""
+        # 1. receive-timeout supervision per input group
+        ok = True
+        for grp, inps in self.groups:
+            stale = False
+            for inp in inps:
+                if inp.stale(now):
+                    stale = True
+            if stale != self.timed_out[grp]:
+                self.timed_out[grp] = stale
+                if stale:
+                    for inp in inps:
+                        inp.restart()
+                # only a loss after a first reception is an event; start-up is silent
+                if stale and inps[0].seen:
+                    self._event(events.INPUT_TIMEOUT, grp, 0)
+                elif not stale:
+                    self._event(events.INPUT_RESTORED, grp, 0)
+            if stale:
+                ok = False
+        # 2. inverter-reported protection trips (rising edges)
+        if not self.timed_out[events.IN_INVERTER]:
+            self._inverter_faults()
+        # 3. safe state: zero power until every input was fresh for recover_hold
+        healthy = ok and self.trip_flags == 0
+        if self.safe:
+            if self.recover.update(healthy, now):
+                self.safe = False
+                self.ramp.reset(0.0)
+                self._event(events.SAFE_STATE_CLEARED, 0, 0)
+        elif not healthy:
+            self.safe = True
+            self.recover.reset()
+            cause = 0
+            for grp, _ in self.groups:
+                if self.timed_out[grp]:
+                    cause = grp
+            self._event(events.SAFE_STATE, cause, 0)
+        self.inputs_ok = ok
+        # 4. mode target, ramp, limits
+        self._arbitrate()
+        target = 0.0 if self.safe else self._target()
+        self.p_target = target
+        p = self.ramp.update(target, now)
+        p, by = self.arbiter.clamp(p)
+        self.ramp.value = p
+        if by == limits.NONE and self.ramp.limited:
+            by = limits.RAMP
+        self.p_cmd = p
+        self.limiting = by
+        self.inv_mode = INV_GFL if self._may_energize() else INV_OFF
+        # 5. commands
+        self._send_cmd()
+        self._send_limits()
+        self._send_relay(True)
+        reported = events.SAFE if self.safe else self.mode
+        if reported != self.reported_mode:
+            self.reported_mode = reported
+            self._event(events.MODE_CHANGE, reported, 0)
+        if self.next_status is None or ticks_diff(now, self.next_status) >= 0:
+            self.next_status = ticks_add(now, self.status_period_us)
+            self._send_status()
+
+    def _may_energize(self):
+        if self.mode == events.IDLE or self.trip_flags:
+            return False
+        if self.timed_out[events.IN_RELAY] or self.timed_out[events.IN_INVERTER]:
+            return False
+        return self.rly.values.get("ContactState") == RELAY_CLOSED
+
+    def _inverter_faults(self):
+        v = self.inv_status.values
+        flags = 0
+        if v.get("FaultOverCurrent"):
+            flags |= 1 << events.T_INV_OVERCURRENT
+        if v.get("FaultOverTemp"):
+            flags |= 1 << events.T_INV_OVERTEMP
+        if v.get("FaultDc"):
+            flags |= 1 << events.T_INV_DC
+        if v.get("FaultAcGrid"):
+            flags |= 1 << events.T_INV_AC_GRID
+        new = flags & ~self.trip_flags
+        for reason in (events.T_INV_OVERCURRENT, events.T_INV_OVERTEMP, events.T_INV_DC, events.T_INV_AC_GRID):
+            if new & (1 << reason):
+                self._event(events.TRIP, reason, 0)
+        self.trip_flags = flags
+
+    def _p_ac_meas(self):
+        return limits.batt_to_ac(self.inv_status.values.get("PActual", 0), self.eff)
+
+    def _load_w(self):
+        """Home load estimate: grid import minus inverter AC power (point of connection balance)."""
+        return self.mtr_power.values.get("ActivePower", 0) - self._p_ac_meas()
+
+    def _arbitrate(self):
+        ev = self.ev_limits.values
+        st = self.ev_status.values
+        soc = st.get("Soc", 0.0)
+        min_soc = ev.get("MinSoc", 100.0)
+        v = self.mtr_grid.values.get("GridVoltage", 0.0)
+        self.arbiter.update(self.inputs_ok and ev.get("SessionActive", 0) == 1,
+                            ev.get("MaxChargePower", 0), ev.get("MaxDischargePower", 0),
+                            soc, min_soc, v, self._load_w())
+
+    def _target(self):
+        m = self.mode
+        if m == events.CHARGE or m == events.V2G:
+            return self.setpoint_w
+        if m == events.V2H:
+            # cover the home load, keep a small import so that V2H never exports
+            if self.mtr_power.new:
+                self.mtr_power.new = False
+                want = self.bias_w - self._load_w()
+                if want > 0.0:
+                    want = 0.0
+                self.v2h_ac += self.gain * (want - self.v2h_ac)
+            return limits.ac_to_batt(self.v2h_ac, self.eff)
+        self.v2h_ac = 0.0
+        return 0.0
+
+    # ---------------------------------------------------------------- outputs
+    def _tx(self, out):
+        out.msg.encode_into(out.sig, out.buf)
+        if out.e2e is not None:
+            out.e2e.seal(out.buf)
+        if self.port.send(out.msg.frame_id, out.buf):
+            self.sent += 1
+        else:
+            self.tx_errors += 1
+
+    def _send_cmd(self):
+        s = self.o_cmd.sig
+        s["InvModeReq"] = self.inv_mode
+        s["PSetpoint"] = int(self.p_cmd) if self.inv_mode else 0  # int() truncates toward 0: never above the bound
+        s["QSetpoint"] = 0
+        self._tx(self.o_cmd)
+
+    def _send_limits(self):
+        v = self.ev_status.values.get("BatteryVoltage", 0.0)
+        ev = self.ev_limits.values
+        s = self.o_lim.sig
+        s["IacMax"] = int(self.arbiter.rating_va / (self.phases * self.v_nom) * 10) / 10.0
+        if v > 1.0 and not self.safe:
+            s["IdcChargeMax"] = min(409.5, int(ev.get("MaxChargePower", 0) / v * 10) / 10.0)
+            s["IdcDischargeMax"] = min(409.5, int(ev.get("MaxDischargePower", 0) / v * 10) / 10.0)
+        else:
+            s["IdcChargeMax"] = 0.0
+            s["IdcDischargeMax"] = 0.0
+        self._tx(self.o_lim)
+
+    def _send_relay(self, close):
+        self.o_rly.sig["RelayCloseReq"] = 1 if close else 0
+        self._tx(self.o_rly)
+
+    def _send_status(self):
+        s = self.o_status.sig
+        s["OperatingMode"] = events.SAFE if self.safe else self.mode
+        s["LimitingFactor"] = self.limiting
+        s["TimeoutMeter"] = 1 if self.timed_out[events.IN_METER] else 0
+        s["TimeoutInverter"] = 1 if self.timed_out[events.IN_INVERTER] else 0
+        s["TimeoutRelay"] = 1 if self.timed_out[events.IN_RELAY] else 0
+        s["TimeoutEv"] = 1 if self.timed_out[events.IN_EV] else 0
+        s["PTarget"] = int(self.p_cmd)
+        s["RxRefused"] = self.refused_total if self.refused_total < 65535 else 65535
+        self.status_counter = (self.status_counter + 1) & 15
+        s["AliveCounter"] = self.status_counter
+        self._tx(self.o_status)
+        if self.refused_total != self.refused_reported:
+            # at most one refusal event per status period: a corrupt node must not flood the bus
+            self.refused_reported = self.refused_total
+            r, fid = self._last_refused
+            self._event(events.FRAME_REFUSED, r, fid)
+
+    def _event(self, code, detail, value):
+        s = self.o_event.sig
+        s["EventCode"] = code
+        s["EventDetail"] = detail
+        self.event_seq = (self.event_seq + 1) & 255
+        s["EventSeq"] = self.event_seq
+        s["EventValue"] = value if value < 32768 else value - 65536
+        self._tx(self.o_event)

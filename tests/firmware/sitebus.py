@@ -1,0 +1,77 @@
+"""A scripted site for firmware tests: devices that send valid frames through the generated codec.
+
+Not a test module (no test_ prefix): helpers shared by the gateway tests, runnable
+under MicroPython. The HIL (hil/) is the full simulation; this is the minimum to
+drive the Gateway deterministically from a test.
+"""
+
+from controller import candb
+from controller.e2e import E2ESender
+from controller.ports import memory_pair
+
+
+class Device:
+    def __init__(self, port):
+        self.port = port
+        self.senders = {}
+
+    def send(self, name, **values):
+        msg = candb.BY_NAME[name]
+        d = {}
+        for s in msg.signals:
+            d[s[0]] = 0
+        d.update(values)
+        buf = bytearray(msg.length)
+        msg.encode_into(d, buf)
+        if msg.e2e_data_id:
+            if name not in self.senders:
+                self.senders[name] = E2ESender(msg)
+            self.senders[name].seal(buf)
+        self.port.send(msg.frame_id, buf)
+        return buf
+
+
+class Site:
+    """Healthy grid-connected site values; send_all() emits one round of every cyclic input."""
+
+    def __init__(self):
+        self.gw_port, port = memory_pair(256)
+        self.dev = Device(port)
+        self.port = port
+        self.grid_v = 230.0
+        self.p_grid = 1000
+        self.p_inv = 0
+        self.ev = {"MaxChargePower": 11000, "MaxDischargePower": 11000, "MinSoc": 20.0, "SessionActive": 1}
+        self.soc = 80.0
+        self.relay_state = 1
+
+    def send_all(self, meter=True, inverter=True, relay=True, ev=True):
+        d = self.dev
+        if meter:
+            d.send("MTR_Grid", GridVoltage=self.grid_v, GridFrequency=50.0)
+            d.send("MTR_Power", ActivePower=self.p_grid)
+        if inverter:
+            d.send("INV_Status", InvModeActual=1, InvState=2, PActual=self.p_inv)
+            d.send("INV_AcMeasure", AcVoltage=self.grid_v, AcFrequency=50.0)
+        if relay:
+            d.send("RLY_Feedback", ContactState=self.relay_state, UtilityVoltagePresent=1, UtilityVoltage=self.grid_v)
+        if ev:
+            d.send("EVCC_Limits", **self.ev)
+            d.send("EVCC_Status", Soc=self.soc, BatteryCapacity=94.0, BatteryVoltage=390.0)
+
+    def commands(self):
+        """Decoded frames the gateway sent since the last call: list of (name, values)."""
+        out = []
+        while True:
+            f = self.port.recv()
+            if f is None:
+                return out
+            msg = candb.MESSAGES[f[0]]
+            out.append((msg.name, msg.decode(f[2])))
+
+    def last(self, name):
+        v = None
+        for n, d in self.commands():
+            if n == name:
+                v = d
+        return v

@@ -1,0 +1,171 @@
+"""The gateway controller against a scripted site (run under MicroPython and CPython)."""
+
+from controller import config, events, limits
+from controller.gateway import Gateway
+from sitebus import Site
+
+PERIOD = 10000  # us
+
+
+def _gw(mode="v2g", setpoint_kw=-6.0, **cfg):
+    cfg.setdefault("mode", {"kind": mode, "setpoint_kw": setpoint_kw})
+    cfg.setdefault("limits", {"ramp_up_kw_per_s": None})
+    cfg.setdefault("control", {"recover_hold_ms": 0})
+    site = Site()
+    gw = Gateway(config.validate(cfg), site.gw_port)
+    return gw, site
+
+
+def _run(gw, site, t0, n, **send):
+    t = t0
+    for _ in range(n):
+        site.send_all(**send)
+        gw.poll(t)
+        gw.tick(t)
+        t += PERIOD
+    return t
+
+
+def _events(site):
+    out = []
+    for name, d in site.commands():
+        if name == "GW_Event":
+            out.append((d["EventCode"], d["EventDetail"]))
+    return out
+
+
+def test_no_power_before_inputs():
+    gw, site = _gw()
+    gw.tick(0)
+    cmd = site.last("GW_InverterCmd")
+    assert cmd["PSetpoint"] == 0
+    assert gw.safe
+
+
+def test_v2g_follows_setpoint_when_healthy():
+    gw, site = _gw()
+    _run(gw, site, 0, 5)
+    cmd = site.last("GW_InverterCmd")
+    assert not gw.safe
+    assert cmd["InvModeReq"] == 1
+    assert cmd["PSetpoint"] == -6000
+
+
+def test_ev_limit_drop_fast_path():
+    gw, site = _gw(setpoint_kw=-10.0)
+    t = _run(gw, site, 0, 5)
+    assert site.last("GW_InverterCmd")["PSetpoint"] == -10000
+    site.ev["MaxDischargePower"] = 3000
+    site.dev.send("EVCC_Limits", **site.ev)
+    gw.poll(t)  # no tick: the fast path alone must act
+    cmd = site.last("GW_InverterCmd")
+    assert cmd is not None and cmd["PSetpoint"] == -3000
+
+
+def test_meter_timeout_zero_power_and_recovery():
+    gw, site = _gw()
+    t = _run(gw, site, 0, 5)
+    site.commands()
+    t = _run(gw, site, t, 10, meter=False)  # 100 ms silent > 50 ms timeout
+    assert gw.safe
+    assert gw.p_cmd == 0.0
+    t = _run(gw, site, t, 3)
+    assert not gw.safe
+    assert site.last("GW_InverterCmd")["PSetpoint"] == -6000
+
+
+def test_timeout_and_restore_events():
+    gw, site = _gw()
+    t = _run(gw, site, 0, 5)
+    site.commands()
+    t = _run(gw, site, t, 10, meter=False)
+    ev = _events(site)
+    assert (events.INPUT_TIMEOUT, events.IN_METER) in ev
+    assert (events.SAFE_STATE, events.IN_METER) in ev
+    t = _run(gw, site, t, 3)
+    ev = _events(site)
+    assert (events.INPUT_RESTORED, events.IN_METER) in ev
+
+
+def test_corrupt_frames_counted_and_refused():
+    gw, site = _gw()
+    t = _run(gw, site, 0, 5)
+    before = gw.mtr_grid.values["GridVoltage"]
+    # bad CRC
+    buf = site.dev.send("MTR_Grid", GridVoltage=100.0, GridFrequency=50.0)
+    buf[7] ^= 0xFF
+    site.port.send(0x0A0, buf)
+    # wrong length
+    site.port.send(0x0A0, b"\x01\x02\x03")
+    # unknown identifier
+    site.port.send(0x555, b"\x00" * 8)
+    gw.poll(t)
+    assert gw.refused[events.R_CRC] >= 1
+    assert gw.refused[events.R_LENGTH] == 1
+    assert gw.refused[events.R_UNKNOWN_ID] == 1
+    # the valid first MTR_Grid frame (100 V) was accepted, the replayed one refused
+    assert gw.mtr_grid.values["GridVoltage"] == 100.0 and before == 230.0
+
+
+def test_out_of_range_refused():
+    gw, site = _gw()
+    t = _run(gw, site, 0, 3)
+    from controller import candb
+    msg = candb.BY_NAME["MTR_Grid"]
+    # encode a raw value past the DBC maximum (400 V) with a valid CRC
+    site.dev.send("MTR_Grid", GridVoltage=600.0, GridFrequency=50.0)
+    gw.poll(t)
+    assert gw.refused[events.R_RANGE] == 1
+    assert gw.mtr_grid.values["GridVoltage"] == 230.0
+    assert msg.check_range({"GridVoltage": 600.0, "GridFrequency": 50.0, "PhaseAngle": 0.0, "AliveCounter": 0, "Rocof": 0.0, "Crc": 0}) == "GridVoltage"
+
+
+def test_v2h_covers_load_without_export():
+    gw, site = _gw(mode="v2h")
+    t = 0
+    # closed loop against an ideal site: grid = load + inverter AC
+    load = 2000.0
+    for _ in range(60):
+        p_ac = limits.batt_to_ac(gw.p_cmd, 0.97)
+        site.p_inv = int(gw.p_cmd)
+        site.p_grid = int(load + p_ac)
+        t = _run(gw, site, t, 1)
+    grid = load + limits.batt_to_ac(gw.p_cmd, 0.97)
+    assert 0.0 <= grid <= 120.0, grid
+    assert gw.p_cmd < -1900.0
+
+
+def test_min_soc_stops_discharge():
+    gw, site = _gw()
+    site.soc = 19.5
+    _run(gw, site, 0, 5)
+    assert gw.p_cmd == 0.0
+    assert gw.limiting == limits.MIN_SOC
+
+
+def test_mode_request_from_ems():
+    gw, site = _gw(mode="idle", setpoint_kw=0.0)
+    t = _run(gw, site, 0, 3)
+    assert gw.p_cmd == 0.0
+    site.dev.send("EMS_ModeRequest", ModeReq=events.CHARGE, SetpointPower=4000)
+    t = _run(gw, site, t, 3)
+    assert gw.mode == events.CHARGE and gw.p_cmd == 4000.0
+
+
+def test_idle_keeps_inverter_off():
+    gw, site = _gw(mode="idle", setpoint_kw=0.0)
+    _run(gw, site, 0, 3)
+    cmd = site.last("GW_InverterCmd")
+    assert cmd["InvModeReq"] == 0 and cmd["PSetpoint"] == 0
+
+
+def test_inverter_fault_is_a_trip():
+    gw, site = _gw()
+    t = _run(gw, site, 0, 3)
+    site.commands()
+    site.dev.send("INV_Status", InvModeActual=0, InvState=3, FaultOverCurrent=1)
+    gw.poll(t)
+    gw.tick(t)
+    ev = _events(site)
+    assert (events.TRIP, events.T_INV_OVERCURRENT) in ev
+    assert gw.safe and gw.p_cmd == 0.0
