@@ -1,0 +1,26 @@
+"""Reference end-to-end protection for the simulated devices.
+
+Written independently of controller/e2e.py (bitwise, straight from the definition)
+so that the HIL devices and the firmware check each other: CRC-8 SAE J1850
+(polynomial 0x1D, initial value 0xFF, final XOR 0xFF) over the data id (low byte,
+high byte) and bytes 0..6 of the payload; the CRC goes into byte 7.
+"""
+
+
+def crc8_j1850(data: bytes) -> int:
+    crc = 0xFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1D) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc ^ 0xFF
+
+
+def e2e_crc(data_id: int, payload: bytes) -> int:
+    return crc8_j1850(bytes((data_id & 0xFF, data_id >> 8)) + bytes(payload[:7]))
+
+
+def data_id(message) -> int:
+    """E2EDataID attribute of a cantools message (0 when the message is not protected)."""
+    attrs = message.dbc.attributes if message.dbc else {}
+    return attrs["E2EDataID"].value if "E2EDataID" in attrs else 0

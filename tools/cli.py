@@ -1,0 +1,204 @@
+"""`v2xgw`: the command line of the V2X gateway (HIL runs, the controller on a bus, bus monitor)."""
+
+import argparse
+import json
+import sys
+
+EXIT_INVALID = 2
+
+
+def _fail(msg):
+    print(f"error: {msg}", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def _print_timeline(report, out=sys.stdout):
+    print(f"scenario {report['scenario']}", file=out)
+    for e in report["events"]:
+        fields = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("t_s", "kind"))
+        print(f"  {e['t_s']:9.3f} s  {e['kind']:<20} {fields}", file=out)
+    print("metrics:", file=out)
+    for k, v in report["metrics"].items():
+        print(f"  {k:<30} {v}", file=out)
+    run = report.get("run", {})
+    if "speedup" in run:
+        print(f"lockstep: {run['wall_s']} s wall time, {run['speedup']}x real time", file=out)
+
+
+def _write_report(report, rec, args):
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+    if getattr(args, "plot", None):
+        from hil.plot import plot_run
+
+        plot_run(report, rec.samples, args.plot)
+
+
+def cmd_hil_run(args):
+    from hil import scenario
+    from hil.runner import run_lockstep
+
+    try:
+        sc = scenario.load(args.scenario)
+    except scenario.ScenarioError as e:
+        return _fail(str(e))
+    report, rec = run_lockstep(sc, log_path=args.log)
+    _write_report(report, rec, args)
+    if not args.quiet:
+        _print_timeline(report)
+    return 0
+
+
+def _hostport(s):
+    host, _, port = s.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {s!r}")
+    return host.strip("[]"), int(port)
+
+
+def cmd_hil_serve(args):
+    import can
+
+    from hil import scenario
+    from hil.runner import run_realtime
+    from hil.socketcand_hub import SocketcandHub
+
+    try:
+        if args.scenario:
+            sc = scenario.load(args.scenario)
+        else:
+            sc = scenario.validate({"name": "serve-idle", "duration_s": 86400.0, "mode": {"kind": "v2h"}})
+        if args.duration is not None:
+            sc["duration_s"] = args.duration
+    except scenario.ScenarioError as e:
+        return _fail(str(e))
+    host, port = args.socketcand
+    channel = "hil-serve"
+    hub = SocketcandHub(host, port, channel=args.channel, bus=can.Bus(interface="virtual", channel=channel))
+    hub.start()
+    print(f"socketcand hub on {hub.address[0]}:{hub.address[1]} channel {args.channel}", flush=True)
+    try:
+        report, rec = run_realtime(sc, lambda: can.Bus(interface="virtual", channel=channel),
+                                   with_controller=not args.no_controller, log_path=args.log)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        hub.stop()
+    _write_report(report, rec, args)
+    if not args.quiet:
+        _print_timeline(report)
+    return 0
+
+
+def cmd_run(args):
+    from controller import config
+    from controller.clock import RealClock
+    from controller.gateway import Gateway
+    from controller.ports import open_port
+    from controller.runtime import run
+
+    try:
+        cfg = config.load(args.config) if args.config else config.defaults()
+    except config.ConfigError as e:
+        return _fail(str(e))
+    spec = {"interface": args.interface, "channel": args.channel}
+    if args.interface == "socketcand":
+        spec.update(host=args.host, port=args.port)
+    port = open_port(spec)
+    gw = Gateway(cfg, port)
+    try:
+        stats = run(gw, port, RealClock(), duration_us=int(args.duration * 1e6) if args.duration else None)
+        print(f"ticks {stats.ticks} late_max_us {stats.late_max} overruns {stats.overruns} refused {gw.refused_total}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        port.close()
+    return 0
+
+
+def cmd_monitor(args):
+    import time
+
+    import can
+
+    from hil.dbcdb import database
+
+    db = database()
+    kw = {"interface": args.interface, "channel": args.channel}
+    if args.interface == "socketcand":
+        kw.update(host=args.host, port=args.port)
+    bus = can.Bus(**kw)
+    end = time.monotonic() + args.duration if args.duration else None
+    n = 0
+    try:
+        while (end is None or time.monotonic() < end) and (args.count is None or n < args.count):
+            msg = bus.recv(timeout=0.1)
+            if msg is None:
+                continue
+            n += 1
+            try:
+                m = db.get_message_by_frame_id(msg.arbitration_id)
+                vals = m.decode(bytes(msg.data), decode_choices=True)
+                text = " ".join(f"{k}={v}" for k, v in vals.items())
+                print(f"{msg.timestamp:.6f} {msg.arbitration_id:03X} {m.name:<18} {text}", flush=True)
+            except KeyError:
+                print(f"{msg.timestamp:.6f} {msg.arbitration_id:03X} {'(unknown)':<18} {msg.data.hex()}", flush=True)
+            except Exception as e:  # a malformed frame is shown, never fatal
+                print(f"{msg.timestamp:.6f} {msg.arbitration_id:03X} {'(malformed)':<18} {msg.data.hex()} {e}", flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bus.shutdown()
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="v2xgw", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    hil = sub.add_parser("hil", help="simulated site (hardware in the loop)")
+    hsub = hil.add_subparsers(dest="hilcmd", required=True)
+    r = hsub.add_parser("run", help="run a scenario in lockstep virtual time and write the report")
+    r.add_argument("scenario")
+    r.add_argument("--report", help="write the JSON report here")
+    r.add_argument("--plot", help="write a timeline plot (PNG) here")
+    r.add_argument("--log", help="write all CAN frames here (.asc, .blf, .log, .csv: python-can formats)")
+    r.add_argument("--quiet", action="store_true", help="no timeline on stdout")
+    r.set_defaults(func=cmd_hil_run)
+    s = hsub.add_parser("serve", help="run the site (and the controller) in real time behind a socketcand server")
+    s.add_argument("scenario", nargs="?")
+    s.add_argument("--socketcand", type=_hostport, required=True, metavar="HOST:PORT")
+    s.add_argument("--channel", default="vcan0", help="socketcand channel name (default vcan0)")
+    s.add_argument("--no-controller", action="store_true", help="leave control to an external controller on the bus")
+    s.add_argument("--duration", type=float, help="stop after this many seconds (default: the scenario's)")
+    s.add_argument("--report")
+    s.add_argument("--plot")
+    s.add_argument("--log")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_hil_serve)
+
+    for name, helptext, fn in (("run", "run the controller on a CAN bus", cmd_run),
+                               ("monitor", "decode live bus traffic with the DBC files", cmd_monitor)):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("--interface", default="virtual", help="python-can interface or socketcand (default virtual)")
+        c.add_argument("--channel", default="vcan0")
+        c.add_argument("--host", default="127.0.0.1", help="socketcand host")
+        c.add_argument("--port", type=int, default=29536, help="socketcand port")
+        c.add_argument("--duration", type=float, help="stop after this many seconds")
+        if name == "run":
+            c.add_argument("--config", help="controller configuration (JSON, docs/configuration.md)")
+        else:
+            c.add_argument("--count", type=int, help="stop after this many frames")
+        c.set_defaults(func=fn)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
