@@ -3,7 +3,7 @@
 Options (no argparse on MicroPython):
   --config FILE             JSON configuration (docs/configuration.md); defaults otherwise
   --interface NAME          socketcand | machine | pyb | any python-can interface (CPython)
-  --channel NAME            bus channel (socketcand: vcan0)
+  --channel NAME            bus channel (socketcand default vcan0; machine/pyb: the CAN id)
   --host H --port P         socketcand server
   --duration S              stop after S seconds (default: run forever)
 Exit status 2 for an invalid configuration or option, naming the key.
@@ -19,7 +19,7 @@ from controller.runtime import run
 
 
 def parse(argv):
-    opts = {"config": None, "interface": "socketcand", "channel": "vcan0", "host": "127.0.0.1",
+    opts = {"config": None, "interface": "socketcand", "channel": None, "host": "127.0.0.1",
             "port": "29536", "duration": None}
     i = 0
     while i < len(argv):
@@ -35,8 +35,11 @@ def main(argv):
     try:
         opts = parse(argv)
         cfg = config.load(opts["config"]) if opts["config"] else config.defaults()
-        spec = {"interface": opts["interface"], "channel": opts["channel"]}
+        spec = {"interface": opts["interface"]}
+        if opts["channel"] is not None:
+            spec["channel"] = opts["channel"]
         if opts["interface"] == "socketcand":
+            spec.setdefault("channel", "vcan0")
             spec["host"] = opts["host"]
             try:
                 spec["port"] = int(opts["port"])

@@ -1,0 +1,217 @@
+"""CAN ports: the one small contract every CAN transport of the controller meets.
+
+A port moves classic CAN frames (11- or 29-bit id, 0..8 data bytes) and never blocks
+unless asked to (``wait``).  Frames cross the boundary as plain tuples
+``(can_id, extended, data)`` with ``data`` a ``bytes`` object.
+
+Contract (every adapter in this package keeps it):
+
+- ``send(can_id, data, extended=False) -> bool``: queue one frame without blocking.
+  True if queued; False if dropped (full queue, lost connection, controller error),
+  which also increments ``tx_dropped``.  Raises ``ValueError`` only for an invalid
+  frame (id > 0x7FF standard / > 0x1FFFFFFF extended, negative id, len(data) > 8).
+- ``recv() -> (can_id, extended, data) | None``: one received frame, never blocks.
+  Malformed input, error frames and remote frames are counted in ``rx_errors`` and
+  skipped, never raised.
+- ``wait(timeout_ms) -> bool``: block up to ``timeout_ms`` until ``recv()`` would
+  return a frame (True) or the time is up (False).  The real-time loop sleeps here.
+- ``close()``: release the transport; safe to call twice.
+- counters ``rx_count``, ``tx_count``, ``tx_dropped``, ``rx_errors``.
+
+``open_port(spec)`` builds a port from a plain dict, importing only the adapter it
+needs, so a board never imports python-can and a PC never imports ``machine``.
+"""
+
+STD_ID_MAX = 0x7FF
+EXT_ID_MAX = 0x1FFFFFFF
+
+try:  # MicroPython: wrap-safe tick arithmetic is built in
+    from time import sleep_ms, sleep_us, ticks_add, ticks_diff, ticks_ms
+except ImportError:  # CPython: emulate MicroPython's 30-bit wrapping ticks
+    import time as _time
+
+    _TICKS_MAX = 0x3FFFFFFF
+    _TICKS_HALF = 0x20000000
+
+    def ticks_ms():
+        return int(_time.monotonic() * 1000) & _TICKS_MAX
+
+    def ticks_add(t, delta):
+        return (t + delta) & _TICKS_MAX
+
+    def ticks_diff(a, b):
+        return ((a - b + _TICKS_HALF) & _TICKS_MAX) - _TICKS_HALF
+
+    def sleep_ms(ms):
+        _time.sleep(ms / 1000)
+
+    def sleep_us(us):
+        _time.sleep(us / 1000000)
+
+
+def check_frame(can_id, data, extended):
+    """Raise ValueError unless (can_id, data, extended) is a valid classic CAN frame."""
+    if can_id < 0 or can_id > (EXT_ID_MAX if extended else STD_ID_MAX):
+        raise ValueError("invalid CAN id")
+    if len(data) > 8:
+        raise ValueError("CAN data longer than 8 bytes")
+
+
+class Port:
+    """Base class: the counters and no-op defaults shared by all adapters."""
+
+    __slots__ = ("rx_count", "tx_count", "tx_dropped", "rx_errors")
+
+    def __init__(self):
+        self.rx_count = 0
+        self.tx_count = 0
+        self.tx_dropped = 0
+        self.rx_errors = 0
+
+    def send(self, can_id, data, extended=False):
+        raise NotImplementedError
+
+    def recv(self):
+        raise NotImplementedError
+
+    def wait(self, timeout_ms):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+    def _dropped(self):
+        self.tx_dropped += 1
+        return False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def counters(self):
+        """(rx_count, tx_count, tx_dropped, rx_errors) as one tuple, for reports."""
+        return (self.rx_count, self.tx_count, self.tx_dropped, self.rx_errors)
+
+
+class MemoryBus:
+    """An in-process CAN bus: a frame sent by one attached port reaches every other.
+
+    Like a real bus, a sender does not receive its own frame.  Pure Python, no
+    threads, so unit tests and lockstep simulations stay deterministic.
+    """
+
+    __slots__ = ("ports",)
+
+    def __init__(self):
+        self.ports = []
+
+    def port(self, queue_len=64):
+        p = MemoryPort(self, queue_len)
+        self.ports.append(p)
+        return p
+
+
+class MemoryPort(Port):
+    """A port on a MemoryBus with a bounded receive queue (a preallocated ring).
+
+    A full receive queue drops the new frame and counts it in the *sender's*
+    ``tx_dropped`` (like a CAN controller's overrun, the sender cannot tell which
+    receiver missed it, so one count per lost delivery).  ``wait`` never sleeps:
+    in a single-threaded run nothing can arrive while we block, so it only reports
+    whether a frame is queued.
+    """
+
+    __slots__ = ("bus", "_ring", "_head", "_n", "closed")
+
+    def __init__(self, bus, queue_len=64):
+        Port.__init__(self)
+        self.bus = bus
+        self._ring = [None] * queue_len
+        self._head = 0
+        self._n = 0
+        self.closed = False
+
+    def _push(self, frame):
+        ring = self._ring
+        if self._n == len(ring):
+            return False
+        ring[(self._head + self._n) % len(ring)] = frame
+        self._n += 1
+        return True
+
+    def send(self, can_id, data, extended=False):
+        check_frame(can_id, data, extended)
+        if self.closed:
+            return self._dropped()
+        frame = (can_id, bool(extended), bytes(data))
+        ok = True
+        for p in self.bus.ports:
+            if p is not self and not p._push(frame):
+                self.tx_dropped += 1
+                ok = False
+        self.tx_count += 1
+        return ok
+
+    def recv(self):
+        if self._n == 0:
+            return None
+        ring = self._ring
+        frame = ring[self._head]
+        ring[self._head] = None
+        self._head = (self._head + 1) % len(ring)
+        self._n -= 1
+        self.rx_count += 1
+        return frame
+
+    def pending(self):
+        """Number of frames waiting in the receive queue."""
+        return self._n
+
+    def wait(self, timeout_ms):
+        return self._n > 0
+
+    def close(self):
+        self.closed = True
+        if self in self.bus.ports:
+            self.bus.ports.remove(self)
+
+
+def memory_pair(queue_len=64):
+    """Two MemoryPorts joined by their own MemoryBus: what a sends, b receives and back."""
+    bus = MemoryBus()
+    return bus.port(queue_len), bus.port(queue_len)
+
+
+def open_port(spec):
+    """Build a port from a dict such as ``{"interface": "socketcand", "host": ...}``.
+
+    interface ``socketcand`` -> SocketcandPort(host, port, channel, timeout_ms),
+    ``machine`` -> MachineCanPort, ``pyb`` -> PybCanPort; any other value (or none)
+    goes to python-can's ``can.Bus`` through PythonCanPort with the remaining keys.
+    For ``machine`` and ``pyb`` a ``channel`` key names the controller (machine.CAN
+    ``id``, pyb.CAN ``bus``); a string of digits becomes an int.
+    """
+    kw = dict(spec)
+    iface = kw.pop("interface", None)
+    if iface == "socketcand":
+        from .socketcand import SocketcandPort
+
+        return SocketcandPort(**kw)
+    if iface in ("machine", "pyb"):
+        ch = kw.pop("channel", None)
+        if ch is not None:
+            kw["id" if iface == "machine" else "bus"] = int(ch) if str(ch).isdigit() else ch
+        if iface == "machine":
+            from .machine_can import MachineCanPort
+
+            return MachineCanPort(**kw)
+        from .pyb_can import PybCanPort
+
+        return PybCanPort(**kw)
+    from .pythoncan import PythonCanPort
+
+    if iface is not None:
+        kw["interface"] = iface
+    return PythonCanPort(**kw)
