@@ -66,7 +66,7 @@ def describe(code, detail, value):
         if code == MODE_CHANGE:
             d["mode"] = MODE_NAMES[detail] if detail < len(MODE_NAMES) else detail
         else:
-            d["cause"] = INPUT_NAMES.get(detail, detail)
+            d["cause"] = INPUT_NAMES.get(detail, "trip" if detail == 0 else detail)
     elif code == INPUT_TIMEOUT or code == INPUT_RESTORED:
         d["input"] = INPUT_NAMES.get(detail, detail)
     elif code == TRIP:

@@ -48,6 +48,7 @@ class Gateway:
         self.status_period_us = cfg["control"]["status_period_ms"] * 1000
         self.eff = cfg["inverter"]["efficiency"]
         self.v_nom = cfg["site"]["nominal_voltage_v"]
+        self.f_nom = cfg["site"]["nominal_frequency_hz"]
         self.phases = cfg["site"]["phases"]
         self.arbiter = limits.Arbiter(cfg)
         r = cfg["limits"]["ramp_up_kw_per_s"]
@@ -108,6 +109,7 @@ class Gateway:
         self.refused_reported = 0
         self._last_refused = (0, 0)
         self.sent = 0
+        self.ignored = 0
         self.tx_errors = 0
 
     # ---------------------------------------------------------------- inputs
@@ -115,7 +117,10 @@ class Gateway:
         """Take one received frame; fast path for limit and fault frames."""
         entry = self.by_id.get(can_id)
         if entry is None:
-            self._refuse(events.R_UNKNOWN_ID, can_id)
+            if can_id in candb.MESSAGES:
+                self.ignored += 1  # on the site bus, but not for the controller
+            else:
+                self._refuse(events.R_UNKNOWN_ID, can_id)
             return
         inp = entry[0]
         reason = inp.accept(data, now)
@@ -184,14 +189,16 @@ class Gateway:
         # 2. inverter-reported protection trips (rising edges)
         if not self.timed_out[events.IN_INVERTER]:
             self._inverter_faults()
-        # 3. safe state: zero power until every input was fresh for recover_hold
-        healthy = ok and self.trip_flags == 0
+        # 3. safe state: inverter off and zero power. Entered on an input timeout or a trip;
+        # left once every input is fresh, no fault is reported and the grid is within the
+        # enter-service window, all continuously for recover_hold.
+        faulted = self.trip_flags != 0
         if self.safe:
-            if self.recover.update(healthy, now):
+            if self.recover.update(ok and not faulted and self._grid_ok(), now):
                 self.safe = False
-                self.ramp.reset(0.0)
+                self.ramp.reset(0.0, now)
                 self._event(events.SAFE_STATE_CLEARED, 0, 0)
-        elif not healthy:
+        elif not ok or faulted:
             self.safe = True
             self.recover.reset()
             cause = 0
@@ -224,8 +231,20 @@ class Gateway:
             self.next_status = ticks_add(now, self.status_period_us)
             self._send_status()
 
+    def _grid_ok(self):
+        """Enter-service window at the point of connection.
+
+        EN 50549-1:2019 clause 4.10 default range for connection and start of
+        generation: 85 % <= U <= 110 % Un and 47.5 Hz <= f <= 50.1 Hz (scaled to 60 Hz
+        grids). The profile tables of the protection work will supply these per grid code.
+        """
+        v = self.mtr_grid.values
+        u = v.get("GridVoltage", 0.0) / self.v_nom
+        f = v.get("GridFrequency", 0.0) / self.f_nom * 50.0
+        return 0.85 <= u <= 1.10 and 47.5 <= f <= 50.1
+
     def _may_energize(self):
-        if self.mode == events.IDLE or self.trip_flags:
+        if self.safe or self.mode == events.IDLE:
             return False
         if self.timed_out[events.IN_RELAY] or self.timed_out[events.IN_INVERTER]:
             return False
@@ -242,7 +261,9 @@ class Gateway:
             flags |= 1 << events.T_INV_DC
         if v.get("FaultAcGrid"):
             flags |= 1 << events.T_INV_AC_GRID
-        new = flags & ~self.trip_flags
+        # a fault that appears while the controller is not yet in the safe state is a trip;
+        # the inverter is commanded off, so a flapping flag cannot produce a stream of trips
+        new = flags & ~self.trip_flags if not self.safe else 0
         for reason in (events.T_INV_OVERCURRENT, events.T_INV_OVERTEMP, events.T_INV_DC, events.T_INV_AC_GRID):
             if new & (1 << reason):
                 self._event(events.TRIP, reason, 0)

@@ -82,9 +82,10 @@ class RampLimiter:
         self.value = out
         return out
 
-    def reset(self, value=0.0):
+    def reset(self, value=0.0, now=None):
+        """Restart from `value`; with `now`, the next update ramps from this instant."""
         self.value = value
-        self._last = None
+        self._last = now
 
 
 class LowPass:

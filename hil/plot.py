@@ -22,7 +22,8 @@ def plot_run(report, samples, path):
     ax[3].plot(t, [s[7] * 100 for s in samples], label="EV state of charge")
     ax[3].set_ylabel("SoC [%]")
     ax[3].set_xlabel("plant time [s]")
-    for e in report["events"]:
+    shown = [e for e in report["events"] if e["kind"] not in ("frame_refused", "mode_change")]
+    for e in shown[:60]:  # a readable plot; the report keeps every event
         for a in ax:
             a.axvline(e["t_s"], color="tab:red", alpha=0.25, linewidth=0.8)
         detail = e.get("reason") or e.get("input") or e.get("mode") or e.get("method") or ""

@@ -1,0 +1,746 @@
+"""Generate ``controller/candb.py`` (MicroPython-clean CAN codecs) from ``dbc/*.dbc``.
+
+The DBC files are the single source of truth of the site bus; cantools parses them and
+this generator turns every message into straight-line shift/mask code::
+
+    python -m tools.gen_candb                 # regenerate controller/candb.py
+    python -m tools.gen_candb --check         # exit 1 if the committed file is stale
+
+Like cantools' own C source generator (``cantools/database/can/c_source.py``), each
+signal is split at generation time into per-byte segments (byte index, bit offset in
+the byte, width, position in the value), so the generated code touches each payload
+byte with one shift and one mask and never loops over bits at run time.  Unlike the C
+generator, the output is Python that must run under MicroPython: no 64-bit payload
+integer (it would allocate on MicroPython), one small int per payload byte instead.
+
+Exactness with cantools is the contract (tests/test_candb.py proves it):
+
+* decode: ``raw * scale + offset`` with the very same Python operands cantools uses
+  (its conversion classes decide between int and float results: an identity or an
+  integer scale/offset keeps ints, anything else gives floats);
+* encode: the same physical -> raw rounding as cantools' ``numeric_scaled_to_raw``
+  (``round()``, i.e. round half to even, after ``(value - offset) / scale``; the
+  integer conversion first tries an exact ``divmod``), and ``OverflowError`` when the
+  raw value does not fit the signal, as cantools (bitstruct) raises;
+* every signal is required on encode (``KeyError`` naming the first missing one).
+
+Refused with a clear :class:`GeneratorError`: multiplexed and container messages,
+float signals that are not 32 or 64 bits, signals outside the payload, duplicate frame
+ids or message names across files, and E2E-protected messages (``E2EDataID`` != 0)
+whose ``AliveCounter``/``Crc`` layout the E2E layer (controller/e2e.py) cannot use.
+"""
+
+import argparse
+import glob
+import hashlib
+import os
+import re
+import sys
+
+import cantools
+from cantools.database.conversion import (
+    BaseConversion,
+    IdentityConversion,
+    LinearConversion,
+    LinearIntegerConversion,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DBC_DIR = os.path.join(ROOT, "dbc")
+DEFAULT_OUT = os.path.join(ROOT, "controller", "candb.py")
+
+E2E_COUNTER = "AliveCounter"
+E2E_CRC = "Crc"
+E2E_CRC_BYTE = 7
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RESERVED = {"Message", "MESSAGES", "BY_NAME", "CHOICES", "SOURCE_SHA256", "DBC_FILES"}
+
+
+class GeneratorError(Exception):
+    """The DBC input cannot be turned into a codec module (the message says why)."""
+
+
+# ----------------------------------------------------------------------------------
+# input
+
+
+def dbc_files(dbc_dir):
+    """The ``*.dbc`` files of ``dbc_dir``, sorted by name."""
+    files = sorted(glob.glob(os.path.join(dbc_dir, "*.dbc")))
+    if not files:
+        raise GeneratorError("no *.dbc files in %s" % dbc_dir)
+    return files
+
+
+def inputs_sha256(files):
+    """sha256 over (base name, content) of every input file, in order."""
+    h = hashlib.sha256()
+    for path in files:
+        h.update(os.path.basename(path).encode("utf-8") + b"\0")
+        with open(path, "rb") as f:
+            data = f.read()
+        h.update(str(len(data)).encode("ascii") + b"\0" + data)
+    return h.hexdigest()
+
+
+def _attr(db, msg, name):
+    """Integer value of message attribute ``name``, falling back to its default, else 0."""
+    a = msg.dbc.attributes.get(name) if msg.dbc is not None else None
+    if a is not None:
+        return int(a.value)
+    defs = db.dbc.attribute_definitions if db.dbc is not None else {}
+    d = defs.get(name)
+    if d is not None and d.default_value is not None:
+        try:
+            return int(d.default_value)
+        except (TypeError, ValueError):
+            return 0
+    return 0
+
+
+def load(dbc_dir):
+    """Parse every DBC file; return a list of (file name, database, message) by frame id.
+
+    Raises GeneratorError for duplicate frame ids or message names across files.
+    """
+    entries = []
+    seen_id = {}
+    seen_name = {}
+    for path in dbc_files(dbc_dir):
+        base = os.path.basename(path)
+        try:
+            db = cantools.database.load_file(path, database_format="dbc", strict=True)
+        except Exception as e:
+            raise GeneratorError("%s: cantools cannot parse it: %s" % (base, e)) from e
+        for msg in db.messages:
+            other = seen_id.get(msg.frame_id)
+            if other is not None:
+                raise GeneratorError(
+                    "duplicate frame id 0x%X: %s in %s and %s in %s"
+                    % (msg.frame_id, other[1], other[0], msg.name, base)
+                )
+            if msg.name in seen_name:
+                raise GeneratorError(
+                    "duplicate message name %s in %s and %s" % (msg.name, seen_name[msg.name], base)
+                )
+            seen_id[msg.frame_id] = (base, msg.name)
+            seen_name[msg.name] = base
+            entries.append((base, db, msg))
+    entries.sort(key=lambda e: e[2].frame_id)
+    return entries
+
+
+# ----------------------------------------------------------------------------------
+# model
+
+
+class Sig:
+    """One signal, resolved for code generation."""
+
+    def __init__(self, msg, signal, where):
+        self.name = signal.name
+        self.length = signal.length
+        self.signed = bool(signal.is_signed)
+        self.is_float = bool(signal.conversion.is_float)
+        self.byte_order = signal.byte_order
+        self.start = signal.start
+        self.minimum = signal.minimum
+        self.maximum = signal.maximum
+        self.unit = signal.unit or ""
+        self.comment = signal.comment or ""
+        self.scale = signal.conversion.scale
+        self.offset = signal.conversion.offset
+        self.choices = {}
+        if signal.choices:
+            for k, v in signal.choices.items():
+                self.choices[int(k)] = str(v)
+        if signal.multiplexer_ids is not None or signal.is_multiplexer:
+            raise GeneratorError(
+                "%s: message %s is multiplexed (signal %s): multiplexing is not supported"
+                % (where, msg.name, signal.name)
+            )
+        if self.length < 1 or self.length > 64:
+            raise GeneratorError("%s: %s.%s: length %d not in 1..64" % (where, msg.name, self.name, self.length))
+        if self.is_float and self.length not in (32, 64):
+            raise GeneratorError(
+                "%s: %s.%s: float signal of %d bits (only IEEE float32/float64)"
+                % (where, msg.name, self.name, self.length)
+            )
+        # the conversion cantools itself uses when it does not decode choices
+        conv = BaseConversion.factory(scale=self.scale, offset=self.offset, choices=None, is_float=self.is_float)
+        if isinstance(conv, IdentityConversion):
+            self.kind = "identity"
+        elif isinstance(conv, LinearIntegerConversion):
+            self.kind = "linint"
+            self.scale = conv.scale
+            self.offset = conv.offset
+        elif isinstance(conv, LinearConversion):
+            self.kind = "linear"
+        else:
+            raise GeneratorError("%s: %s.%s: unsupported conversion %r" % (where, msg.name, self.name, conv))
+        self.positions = self._positions(msg, where)
+        self.segments = self._segments(msg, where)
+
+    def _positions(self, msg, where):
+        """(byte, bit) of value bit k = 0 (LSB) .. length-1, bit 0 = LSB of the byte."""
+        out = []
+        n = self.length
+        if self.byte_order == "little_endian":
+            for k in range(n):
+                p = self.start + k
+                out.append((p >> 3, p & 7))
+        else:
+            # Motorola: start is the MSB in sawtooth numbering; walk network order
+            msb = 8 * (self.start // 8) + (7 - self.start % 8)
+            for k in range(n):
+                p = msb + (n - 1 - k)
+                out.append((p >> 3, 7 - (p & 7)))
+        for byte, _bit in out:
+            if byte < 0 or byte >= msg.length:
+                raise GeneratorError(
+                    "%s: %s.%s: bits outside the %d-byte payload" % (where, msg.name, self.name, msg.length)
+                )
+        return out
+
+    def _segments(self, msg, where):
+        """[(byte, lo_bit, width, k0)]: value bits k0..k0+width-1 sit at bits lo.. of byte."""
+        segs = []
+        for k, (byte, bit) in enumerate(self.positions):
+            if segs:
+                b, lo, w, k0 = segs[-1]
+                if b == byte and bit == lo + w and k == k0 + w:
+                    segs[-1] = (b, lo, w + 1, k0)
+                    continue
+            segs.append((byte, bit, 1, k))
+        return segs
+
+    def layout(self):
+        order = "LE" if self.byte_order == "little_endian" else "BE"
+        t = ("float%d" % self.length) if self.is_float else ("%s%d" % ("s" if self.signed else "u", self.length))
+        return "start %d %s %s" % (self.start, order, t)
+
+
+class Msg:
+    """One message, resolved for code generation."""
+
+    def __init__(self, base, db, msg):
+        where = base
+        self.file = base
+        self.name = msg.name
+        if not _IDENT.match(self.name) or self.name in _RESERVED or self.name.startswith("_"):
+            raise GeneratorError("%s: message name %r cannot be a Python identifier here" % (where, self.name))
+        if msg.is_container:
+            raise GeneratorError("%s: %s is a container message: not supported" % (where, self.name))
+        if msg.is_multiplexed():
+            raise GeneratorError("%s: message %s is multiplexed: multiplexing is not supported" % (where, self.name))
+        self.frame_id = msg.frame_id
+        self.length = msg.length
+        self.is_extended = bool(msg.is_extended_frame)
+        self.comment = msg.comment or ""
+        self.cycle_time_ms = _attr(db, msg, "GenMsgCycleTime")
+        self.send_type = msg.send_type or ""
+        self.timeout_ms = _attr(db, msg, "RxTimeoutTime")
+        self.e2e_data_id = _attr(db, msg, "E2EDataID")
+        self.senders = tuple(s for s in msg.senders if s != "Vector__XXX")
+        rx = set()
+        for s in msg.signals:
+            rx.update(r for r in s.receivers if r != "Vector__XXX")
+        self.receivers = tuple(sorted(rx))
+        self.signals = [Sig(msg, s, where) for s in msg.signals]
+        names = [s.name for s in self.signals]
+        if len(set(names)) != len(names):
+            raise GeneratorError("%s: %s: duplicate signal names" % (where, self.name))
+        self._check_overlap(where)
+        self.counter_start, self.counter_len = -1, 0
+        cnt = self.sig(E2E_COUNTER)
+        if cnt is not None and len({b for b, _ in cnt.positions}) == 1 and not cnt.signed and not cnt.is_float:
+            b, bit = cnt.positions[0]
+            self.counter_start, self.counter_len = b * 8 + bit, cnt.length
+        self.crc_byte = -1
+        if self.e2e_data_id:
+            self._check_e2e(where, cnt)
+            self.crc_byte = E2E_CRC_BYTE
+
+    def sig(self, name):
+        for s in self.signals:
+            if s.name == name:
+                return s
+        return None
+
+    def _check_overlap(self, where):
+        used = {}
+        for s in self.signals:
+            for pos in s.positions:
+                if pos in used:
+                    raise GeneratorError(
+                        "%s: %s: signals %s and %s overlap" % (where, self.name, used[pos], s.name)
+                    )
+                used[pos] = s.name
+
+    def _check_e2e(self, where, cnt):
+        e = "%s: %s: E2EDataID %d but " % (where, self.name, self.e2e_data_id)
+        if not 0 < self.e2e_data_id <= 0xFFFF:
+            raise GeneratorError(e + "the data id must be 1..65535")
+        if self.length != 8:
+            raise GeneratorError(e + "the payload is not 8 bytes")
+        if cnt is None or cnt.length != 4 or self.counter_len != 4 or cnt.kind != "identity":
+            raise GeneratorError(e + "no unsigned 4-bit %s signal within one byte" % E2E_COUNTER)
+        if cnt.positions[0][0] == E2E_CRC_BYTE:
+            raise GeneratorError(e + "the %s shares byte %d with the CRC" % (E2E_COUNTER, E2E_CRC_BYTE))
+        crc = self.sig(E2E_CRC)
+        if (
+            crc is None
+            or crc.length != 8
+            or crc.signed
+            or crc.is_float
+            or crc.kind != "identity"
+            or crc.segments != [(E2E_CRC_BYTE, 0, 8, 0)]
+        ):
+            raise GeneratorError(e + "no unsigned 8-bit %s signal filling byte %d" % (E2E_CRC, E2E_CRC_BYTE))
+
+
+# ----------------------------------------------------------------------------------
+# code emission
+
+
+def _num(v):
+    """Python literal of an int or float, keeping its type (cantools' int/float matters)."""
+    if isinstance(v, bool):
+        v = int(v)
+    if isinstance(v, int):
+        return str(v)
+    r = repr(float(v))
+    if r in ("inf", "-inf", "nan"):
+        raise GeneratorError("non-finite number %s in the DBC" % r)
+    return r
+
+
+def _hex(v):
+    return "0x%X" % v
+
+
+def _raw_expr(sig):
+    """Expression of the unsigned raw bit field, one term per payload byte."""
+    terms = []
+    for byte, lo, w, k0 in sig.segments:
+        t = "data[%d]" % byte
+        if lo:
+            t = "%s >> %d" % (t, lo)
+        if lo + w < 8:
+            t = "%s & %s" % (t, _hex((1 << w) - 1))
+        if k0:
+            t = "(%s) << %d" % (t, k0) if (lo or lo + w < 8) else "%s << %d" % (t, k0)
+        terms.append(t)
+    if len(terms) == 1:
+        return terms[0]
+    return " | ".join(("(%s)" % t) if (" " in t and not t.startswith("(")) else t for t in terms)
+
+
+def _decode_expr(sig):
+    raw = _raw_expr(sig)
+    if sig.is_float:
+        value = "_f%d(%s)" % (sig.length, raw)
+    elif sig.signed:
+        sign = 1 << (sig.length - 1)
+        value = "(%s ^ %s) - %s" % (("(%s)" % raw) if " " in raw else raw, _hex(sign), _hex(sign))
+    else:
+        value = raw
+    if sig.kind == "identity":
+        return value
+    # raw * scale + offset, the operands as cantools has them
+    expr = "(%s)" % value if (" " in value and not value.startswith("_f")) else value
+    if not (sig.kind == "linint" and sig.scale == 1):
+        expr = "%s * %s" % (expr, _num(sig.scale))
+    zero_ok = sig.kind == "linint" or (not sig.is_float and sig.scale > 0)
+    if sig.offset != 0 or not zero_ok:
+        off = _num(sig.offset)
+        if off.startswith("-"):
+            expr = "%s - %s" % (expr, off[1:])
+        else:
+            expr = "%s + %s" % (expr, off)
+    return expr
+
+
+def _encode_raw_expr(sig, v):
+    """Physical value -> raw, exactly as cantools' numeric_scaled_to_raw."""
+    if sig.kind == "identity":
+        return v if sig.is_float else "round(%s)" % v
+    if sig.kind == "linint":
+        if sig.scale == 1:
+            if sig.offset < 0:
+                return "round(%s + %s)" % (v, _num(-sig.offset))
+            return "round(%s - %s)" % (v, _num(sig.offset))
+        return "_lin_int(%s, %s, %s)" % (v, _num(sig.scale), _num(sig.offset))
+    # LinearConversion
+    if sig.offset == 0:
+        num = v
+    elif sig.offset < 0:  # v - (-c) is v + c exactly, in IEEE arithmetic as for ints
+        num = "(%s + %s)" % (v, _num(-sig.offset))
+    else:
+        num = "(%s - %s)" % (v, _num(sig.offset))
+    e = "%s / %s" % (num, _num(sig.scale))
+    return e if sig.is_float else "round(%s)" % e
+
+
+def _encode_lines(m):
+    lines = []
+    for i, s in enumerate(m.signals):
+        r = "r%d" % i
+        lines.append("%s = %s" % (r, _encode_raw_expr(s, "d[%r]" % s.name)))
+        if s.is_float:
+            lines.append("%s = _f%d_bits(%s)" % (r, s.length, r))
+            continue
+        if s.signed:
+            lo, hi = -(1 << (s.length - 1)), (1 << (s.length - 1)) - 1
+            lines.append("if %s < %s or %s > %s:" % (r, _num(lo), r, _hex(hi)))
+            lines.append("    _overflow(self, %r, %s)" % (s.name, r))
+            lines.append("if %s < 0:" % r)
+            lines.append("    %s += %s" % (r, _hex(1 << s.length)))
+        else:
+            lines.append("if %s < 0 or %s > %s:" % (r, r, _hex((1 << s.length) - 1)))
+            lines.append("    _overflow(self, %r, %s)" % (s.name, r))
+    per_byte = [[] for _ in range(m.length)]
+    for i, s in enumerate(m.signals):
+        r = "r%d" % i
+        for byte, lo, w, k0 in s.segments:
+            t = r
+            if k0:
+                t = "%s >> %d" % (t, k0)
+            if k0 + w < s.length:  # higher value bits follow: mask them off
+                t = "%s & %s" % (t, _hex((1 << w) - 1))
+            if lo:
+                t = "(%s) << %d" % (t, lo) if t != r else "%s << %d" % (t, lo)
+            per_byte[byte].append(t)
+    for byte, terms in enumerate(per_byte):
+        if not terms:
+            lines.append("buf[%d] = 0" % byte)
+        elif len(terms) == 1:
+            lines.append("buf[%d] = %s" % (byte, terms[0]))
+        else:
+            lines.append(
+                "buf[%d] = %s"
+                % (byte, " | ".join(("(%s)" % t) if (" " in t and not t.startswith("(")) else t for t in terms))
+            )
+    return lines
+
+
+def _range_lines(m):
+    lines = []
+    for s in m.signals:
+        if s.minimum is None and s.maximum is None:
+            continue
+        integer = s.kind in ("identity", "linint") and not s.is_float
+        eps = abs(s.scale) * 1e-6
+        conds = []
+        if s.minimum is not None:
+            lo = s.minimum if integer and float(s.minimum).is_integer() else s.minimum - eps
+            if integer and isinstance(lo, float) and lo.is_integer():
+                lo = int(lo)
+            conds.append("v < %s" % _num(lo))
+        if s.maximum is not None:
+            hi = s.maximum if integer and float(s.maximum).is_integer() else s.maximum + eps
+            if integer and isinstance(hi, float) and hi.is_integer():
+                hi = int(hi)
+            conds.append("v > %s" % _num(hi))
+        # cantools accepts a raw value listed in the value table even out of range
+        exempt = []
+        for raw in sorted(s.choices):
+            phys = raw * s.scale + s.offset
+            if (s.minimum is not None and phys < s.minimum) or (s.maximum is not None and phys > s.maximum):
+                exempt.append("v != %s" % _num(phys))
+        lines.append("v = d[%r]" % s.name)
+        cond = " or ".join(conds)
+        if exempt:
+            cond = "(%s) and %s" % (cond, " and ".join(exempt))
+        lines.append("if %s:" % cond)
+        lines.append("    return %r" % s.name)
+    lines.append("return None")
+    return lines
+
+
+def _pyrepr(v):
+    """repr() for the simple literals we emit (tuples, dicts, str, numbers, None)."""
+    if v is None or isinstance(v, str):
+        return repr(v)
+    if isinstance(v, (int, float)):
+        return _num(v)
+    if isinstance(v, tuple):
+        inner = ", ".join(_pyrepr(x) for x in v)
+        return "(%s,)" % inner if len(v) == 1 else "(%s)" % inner
+    if isinstance(v, dict):
+        return "{%s}" % ", ".join("%s: %s" % (_pyrepr(k), _pyrepr(x)) for k, x in v.items())
+    raise TypeError(type(v))
+
+
+_PRELUDE = '''
+class Message:
+    """One CAN message of the site bus: metadata plus a generated codec.
+
+    decode(data) -> dict / decode_into(data, out) -> out: physical values (cantools'
+    signal names; ints where cantools gives ints, floats where it gives floats;
+    enumerations as raw ints).  No CRC or alive-counter check here (controller/e2e.py).
+    Raises ValueError if data is shorter than ``length`` (extra bytes are ignored).
+
+    encode(d) -> bytes / encode_into(d, buf) -> buf: every signal is required
+    (KeyError names the first missing one); values are rounded to the raw grid like
+    cantools; OverflowError names a signal whose raw value does not fit its bits.
+
+    check_range(decoded) -> None or the name of the first signal outside its DBC
+    [minimum, maximum] (tolerance |scale| * 1e-6, as cantools' strict encode).
+    """
+
+    __slots__ = (
+        "name", "frame_id", "length", "is_extended", "cycle_time_ms", "send_type",
+        "timeout_ms", "e2e_data_id", "counter_start", "counter_len", "crc_byte",
+        "senders", "receivers", "signals", "choices", "units",
+    )
+
+    def __init__(self, name, frame_id, length, is_extended, cycle_time_ms, send_type,
+                 timeout_ms, e2e_data_id, counter_start, counter_len, crc_byte,
+                 senders, receivers, signals, choices, units):
+        self.name = name
+        self.frame_id = frame_id
+        self.length = length
+        self.is_extended = is_extended
+        self.cycle_time_ms = cycle_time_ms
+        self.send_type = send_type
+        self.timeout_ms = timeout_ms
+        self.e2e_data_id = e2e_data_id
+        self.counter_start = counter_start
+        self.counter_len = counter_len
+        self.crc_byte = crc_byte
+        self.senders = senders
+        self.receivers = receivers
+        self.signals = signals
+        self.choices = choices
+        self.units = units
+
+    def decode(self, data):
+        return self.decode_into(data, {})
+
+    def encode(self, d):
+        buf = bytearray(self.length)
+        self.encode_into(d, buf)
+        return bytes(buf)
+
+    def decode_into(self, data, out):
+        raise NotImplementedError
+
+    def encode_into(self, d, buf):
+        raise NotImplementedError
+
+    def check_range(self, d):
+        return None
+
+    def __repr__(self):
+        return "<Message %s 0x%X>" % (self.name, self.frame_id)
+
+
+def _short(msg, data):
+    raise ValueError("%s: %d data bytes, need %d" % (msg.name, len(data), msg.length))
+
+
+def _overflow(msg, name, raw):
+    raise OverflowError("%s.%s: raw value %s out of range" % (msg.name, name, raw))
+
+
+def _lin_int(v, scale, offset):
+    # cantools LinearIntegerConversion.numeric_scaled_to_raw, operation for operation
+    raw = v - offset
+    q, r = divmod(raw, scale)
+    if r == 0:
+        return round(q)
+    return round(raw / scale)
+'''
+
+_FLOAT_HELPERS = '''
+
+def _f32(raw):
+    return struct.unpack("<f", raw.to_bytes(4, "little"))[0]
+
+
+def _f64(raw):
+    return struct.unpack("<d", raw.to_bytes(8, "little"))[0]
+
+
+def _f32_bits(x):
+    return int.from_bytes(struct.pack("<f", x), "little")
+
+
+def _f64_bits(x):
+    return int.from_bytes(struct.pack("<d", x), "little")
+'''
+
+
+def _comment(text, indent=""):
+    out = []
+    for line in text.replace("\r", "").split("\n"):
+        line = line.strip()
+        if line:
+            out.append("%s# %s" % (indent, line))
+    return out
+
+
+def generate(dbc_dir=DEFAULT_DBC_DIR):
+    """Return the text of the generated module for the DBC files in ``dbc_dir``."""
+    files = dbc_files(dbc_dir)
+    digest = inputs_sha256(files)
+    msgs = [Msg(base, db, m) for base, db, m in load(dbc_dir)]
+    src = os.path.basename(os.path.normpath(dbc_dir))
+    has_float = any(s.is_float for m in msgs for s in m.signals)
+
+    L = []
+    L.append("# GENERATED by tools/gen_candb.py from %s/*.dbc \u2014 do not edit" % src)
+    L.append("# inputs sha256 %s (%s)" % (digest, ", ".join(os.path.basename(f) for f in files)))
+    L.append("# regenerate: python -m tools.gen_candb   (check: python -m tools.gen_candb --check)")
+    L.append('"""CAN codecs of the site bus, generated from the DBC files (MicroPython-clean).')
+    L.append("")
+    L.append("MESSAGES: frame id -> Message; BY_NAME: name -> Message; ID_<name>: frame ids;")
+    L.append("CHOICES: (message, signal) -> {raw: label}.  See class Message for the codec API.")
+    L.append('"""')
+    L.append("")
+    if has_float:
+        L.append("import struct")
+        L.append("")
+    L.append('SOURCE_SHA256 = "%s"' % digest)
+    L.append("DBC_FILES = %s" % _pyrepr(tuple(os.path.basename(f) for f in files)))
+    L.append("")
+    L.extend(_PRELUDE.rstrip("\n").split("\n"))
+    if has_float:
+        L.extend(_FLOAT_HELPERS.rstrip("\n").split("\n"))
+
+    for m in msgs:
+        L.append("")
+        L.append("")
+        L.append("# %s 0x%X (%s), %d bytes, from %s" % (m.name, m.frame_id, m.file, m.length, ", ".join(m.senders) or "-"))
+        L.extend(_comment(m.comment))
+        for s in m.signals:
+            desc = "%s: %s, scale %s offset %s, [%s|%s] %s" % (
+                s.name, s.layout(), _num(s.scale), _num(s.offset), s.minimum, s.maximum, s.unit)
+            L.append("#   " + desc.rstrip())
+        L.append("class _%s(Message):" % m.name)
+        L.append("    __slots__ = ()")
+        L.append("")
+        L.append("    def decode_into(self, data, out):")
+        L.append("        if len(data) < %d:" % m.length)
+        L.append("            _short(self, data)")
+        for s in m.signals:
+            L.append("        out[%r] = %s" % (s.name, _decode_expr(s)))
+        L.append("        return out")
+        L.append("")
+        L.append("    def encode_into(self, d, buf):")
+        for line in _encode_lines(m):
+            L.append("        " + line)
+        L.append("        return buf")
+        L.append("")
+        L.append("    def check_range(self, d):")
+        for line in _range_lines(m):
+            L.append("        " + line)
+        L.append("")
+        L.append("")
+        L.append("ID_%s = %s" % (m.name, _hex(m.frame_id)))
+        L.append("%s = _%s(" % (m.name, m.name))
+        fields = [
+            ("name", m.name),
+            ("frame_id", None),
+            ("length", m.length),
+            ("is_extended", None),
+            ("cycle_time_ms", m.cycle_time_ms),
+            ("send_type", m.send_type),
+            ("timeout_ms", m.timeout_ms),
+            ("e2e_data_id", m.e2e_data_id),
+            ("counter_start", m.counter_start),
+            ("counter_len", m.counter_len),
+            ("crc_byte", m.crc_byte),
+            ("senders", m.senders),
+            ("receivers", m.receivers),
+            ("signals", tuple((s.name, s.minimum, s.maximum) for s in m.signals)),
+            ("choices", {s.name: dict(sorted(s.choices.items())) for s in m.signals if s.choices}),
+            ("units", {s.name: s.unit for s in m.signals if s.unit}),
+        ]
+        for key, val in fields:
+            if key == "frame_id":
+                text = "ID_%s" % m.name
+            elif key == "is_extended":
+                text = "True" if m.is_extended else "False"
+            elif key == "e2e_data_id" and val:
+                text = _hex(val)
+            else:
+                text = _pyrepr(val)
+            L.append("    %s=%s," % (key, text))
+        L.append(")")
+
+    L.append("")
+    L.append("MESSAGES = {")
+    for m in msgs:
+        L.append("    ID_%s: %s," % (m.name, m.name))
+    L.append("}")
+    L.append("")
+    L.append("BY_NAME = {")
+    for m in msgs:
+        L.append("    %r: %s," % (m.name, m.name))
+    L.append("}")
+    L.append("")
+    L.append("CHOICES = {")
+    for m in msgs:
+        for s in m.signals:
+            if s.choices:
+                L.append("    (%r, %r): %s.choices[%r]," % (m.name, s.name, m.name, s.name))
+    L.append("}")
+    text = "\n".join(L) + "\n"
+    compile(text, "candb.py", "exec")  # a generator bug must not produce a broken file
+    return text
+
+
+def write(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT):
+    """Generate and write ``out``; return True if its content changed."""
+    text = generate(dbc_dir)
+    old = None
+    if os.path.exists(out):
+        with open(out, encoding="utf-8", newline="") as f:
+            old = f.read()
+    if old == text:
+        return False
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+    os.replace(tmp, out)
+    return True
+
+
+def check(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT):
+    """(True, message) if ``out`` is what the generator makes now, else (False, message)."""
+    text = generate(dbc_dir)
+    try:
+        with open(out, encoding="utf-8", newline="") as f:
+            old = f.read()
+    except OSError:
+        return False, "%s is missing: run python -m tools.gen_candb" % out
+    if old != text:
+        return False, "%s is stale (differs from %s/*.dbc): run python -m tools.gen_candb" % (
+            out, os.path.basename(os.path.normpath(dbc_dir)))
+    return True, "%s is up to date" % out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tools.gen_candb", description=__doc__.split("\n")[0])
+    ap.add_argument("--dbc-dir", default=DEFAULT_DBC_DIR, help="directory of *.dbc files (default: dbc/)")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="generated module (default: controller/candb.py)")
+    ap.add_argument("--check", action="store_true", help="exit 1 if --out differs from what would be generated")
+    args = ap.parse_args(argv)
+    try:
+        if args.check:
+            ok, msg = check(args.dbc_dir, args.out)
+            print(msg, file=sys.stdout if ok else sys.stderr)
+            return 0 if ok else 1
+        changed = write(args.dbc_dir, args.out)
+    except GeneratorError as e:
+        print("gen_candb: error: %s" % e, file=sys.stderr)
+        return 2
+    print("%s %s" % ("wrote" if changed else "unchanged:", args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
