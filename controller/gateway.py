@@ -80,7 +80,9 @@ class Gateway:
                        (events.IN_INVERTER, (self.inv_status, self.inv_ac)),
                        (events.IN_RELAY, (self.rly,)),
                        (events.IN_EV, (self.ev_limits, self.ev_status)))
-        self.timed_out = {events.IN_METER: False, events.IN_INVERTER: False,
+        self.timed_out = {events.IN_METER: True, events.IN_INVERTER: True,
+                          events.IN_RELAY: True, events.IN_EV: True}
+        self.announced = {events.IN_METER: False, events.IN_INVERTER: False,
                           events.IN_RELAY: False, events.IN_EV: False}
         # the messages the gateway sends, passed through from candb (the DBC is the source of truth)
         self.o_cmd = _Out(M["GW_InverterCmd"])
@@ -181,8 +183,10 @@ class Gateway:
                         inp.restart()
                 # only a loss after a first reception is an event; start-up is silent
                 if stale and inps[0].seen:
+                    self.announced[grp] = True
                     self._event(events.INPUT_TIMEOUT, grp, 0)
-                elif not stale:
+                elif not stale and self.announced[grp]:
+                    self.announced[grp] = False
                     self._event(events.INPUT_RESTORED, grp, 0)
             if stale:
                 ok = False

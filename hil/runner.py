@@ -114,13 +114,16 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000):
             idx = _apply_events(sc_events, idx, t_us, site, nodes)
             if k:
                 site.step(step_us / 1e6)
+            sent = nodes.frames_sent
             nodes.transmit(t_us)
             now = t_us & 0x3FFFFFFF
-            gw.poll(now)
+            gw_sent = gw.sent
+            if nodes.frames_sent != sent:  # the virtual bus delivers at once: nothing new, nothing to poll
+                gw.poll(now)
             if t_us >= next_tick:
                 gw.tick(now)
                 next_tick += period_us
-            nodes.receive(t_us)
+            nodes.receive(t_us, poll=gw.sent != gw_sent)
             metrics.update(t_us / 1e6, step_us / 1e6, site.truth())
             rec.sample(t_us, site)
     finally:
@@ -135,11 +138,25 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000):
     return _report(sc, metrics, rec, extra), rec
 
 
-def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=5000, log_path=None, stop=None):
+def _wait_for_controller(bus, timeout_s, stop):
+    """Block until a frame from the gateway (GW_*) appears on the bus; False on timeout."""
+    gw_ids = {m.frame_id for m in database().messages if "GW" in m.senders}
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end and not stop.is_set():
+        msg = bus.recv(timeout=0.05)
+        if msg is not None and msg.arbitration_id in gw_ids:
+            return True
+    return False
+
+
+def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=5000, log_path=None, stop=None,
+                 wait_controller_s=None):
     """Run a scenario against the wall clock on buses from bus_factory() (one per participant).
 
-    with_controller=False leaves control to an external controller on the same bus.
-    Returns (report, recorder).
+    with_controller=False leaves control to an external controller on the same bus;
+    with wait_controller_s, plant time starts only when that controller's first frame
+    is seen (the devices are silent until then), so a late-starting controller sees
+    the whole scenario. Returns (report, recorder).
     """
     cfg = controller_config(sc)
     period_us = cfg["control"]["period_ms"] * 1000
@@ -166,6 +183,9 @@ def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=
         ctl_thread.start()
     sc_events = sc["events"]
     idx = 0
+    if wait_controller_s is not None and not _wait_for_controller(plant_bus, wait_controller_s, stop):
+        plant_bus.shutdown()
+        raise TimeoutError("no controller frame on the bus within %.1f s" % wait_controller_s)
     t0 = time.perf_counter()
     last_us = 0
     late_max = 0

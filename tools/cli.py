@@ -74,18 +74,29 @@ def cmd_hil_serve(args):
             sc["duration_s"] = args.duration
     except scenario.ScenarioError as e:
         return _fail(str(e))
+    if args.write_config:
+        from hil.scenario import controller_config
+
+        with open(args.write_config, "w") as f:
+            json.dump(controller_config(sc), f, indent=2)
     host, port = args.socketcand
     channel = "hil-serve"
-    hub = SocketcandHub(host, port, channel=args.channel, bus=can.Bus(interface="virtual", channel=channel))
+    bridge = can.Bus(interface="virtual", channel=channel)
+    hub = SocketcandHub(host, port, channel=args.channel, bus=bridge)
     hub.start()
     print(f"socketcand hub on {hub.address[0]}:{hub.address[1]} channel {args.channel}", flush=True)
     try:
+        wait = args.wait_controller if args.no_controller else None
         report, rec = run_realtime(sc, lambda: can.Bus(interface="virtual", channel=channel),
-                                   with_controller=not args.no_controller, log_path=args.log)
+                                   with_controller=not args.no_controller, log_path=args.log, wait_controller_s=wait)
     except KeyboardInterrupt:
         return 0
+    except TimeoutError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     finally:
         hub.stop()
+        bridge.shutdown()
     _write_report(report, rec, args)
     if not args.quiet:
         _print_timeline(report)
@@ -172,7 +183,10 @@ def build_parser():
     s.add_argument("--socketcand", type=_hostport, required=True, metavar="HOST:PORT")
     s.add_argument("--channel", default="vcan0", help="socketcand channel name (default vcan0)")
     s.add_argument("--no-controller", action="store_true", help="leave control to an external controller on the bus")
+    s.add_argument("--write-config", metavar="FILE", help="write the controller configuration this scenario implies (for an external controller)")
     s.add_argument("--duration", type=float, help="stop after this many seconds (default: the scenario's)")
+    s.add_argument("--wait-controller", type=float, default=60.0, metavar="S",
+                   help="with --no-controller: start plant time when the controller's first frame appears (default: wait up to 60 s)")
     s.add_argument("--report")
     s.add_argument("--plot")
     s.add_argument("--log")
