@@ -84,11 +84,11 @@ def crc8_sae_j1850(data, n=-1):
 
 def crc8_j1850(data_id, data, n=7):
     """E2E CRC: CRC-8 SAE J1850 over [data_id & 0xFF, data_id >> 8, data[0], ..., data[n-1]]."""
-    t = _TABLE
-    crc = t[0xFF ^ (data_id & 0xFF)]
-    crc = t[crc ^ ((data_id >> 8) & 0xFF)]
+    # few locals on purpose: MicroPython takes a frame above 11 words from the heap
+    crc = _TABLE[0xFF ^ (data_id & 0xFF)]
+    crc = _TABLE[crc ^ ((data_id >> 8) & 0xFF)]
     for i in range(n):
-        crc = t[crc ^ data[i]]
+        crc = _TABLE[crc ^ data[i]]
     return crc ^ 0xFF
 
 

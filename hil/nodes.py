@@ -208,7 +208,7 @@ class SiteNodes:
     def _meter_values(self, name):
         mv = self.site.meter_values()
         if name == "MTR_Grid":
-            return {"GridVoltage": _clip(mv["voltage_v"], 0, 400), "GridFrequency": _clip(mv["frequency_hz"], 0, 70),
+            return {"GridVoltage": _clip(mv["voltage_v"], 0, 400), "GridFrequency": _clip(mv["frequency_hz"], 0, 65),
                     "PhaseAngle": _clip(mv["phase_deg"], -180, 179.9), "Rocof": _clip(mv["rocof_hz_s"], -5, 5)}
         if name == "MTR_Power":
             return {"ActivePower": int(_clip(mv["p_w"], -200000, 200000)), "ReactivePower": int(_clip(mv["q_var"], -200000, 200000)),
@@ -224,14 +224,17 @@ class SiteNodes:
                     "FaultCmdTimeout": int(iv["fault_cmd_timeout"]), "FaultE2E": 1 if self.rx_cmd.refused else 0,
                     "PActual": int(_clip(iv["p_w"], -32000, 32000)), "QActual": int(_clip(iv["q_var"], -32000, 32000)), "ClearFaults": 0}
         if name == "INV_AcMeasure":
-            return {"AcVoltage": _clip(iv["v_ac"], 0, 400), "AcFrequency": _clip(iv["f_ac"], 0, 70), "AcCurrent": _clip(iv["i_ac"], 0, 400)}
+            return {"AcVoltage": _clip(iv["v_ac"], 0, 400), "AcFrequency": _clip(iv["f_ac"], 0, 65), "AcCurrent": _clip(iv["i_ac"], 0, 400)}
         return {"DcVoltage": _clip(iv["v_dc"], 0, 1000), "DcCurrent": _clip(iv["i_dc"], -1000, 1000), "HeatsinkTemp": _clip(iv["temp_c"], -40, 150)}
 
     # ------------------------------------------------------------ receive
-    def receive(self, now_us):
-        """Take the controller's frames from the bus and act on them like the real devices."""
+    def receive(self, now_us, poll=True):
+        """Take the controller's frames from the bus and act on them like the real devices.
+
+        poll=False skips reading the bus (the caller knows nothing was sent) and only
+        runs the devices' command supervision."""
         site = self.site
-        while True:
+        while poll:
             msg = self.bus.recv(timeout=0)
             if msg is None:
                 break

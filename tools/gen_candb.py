@@ -384,44 +384,41 @@ def _encode_raw_expr(sig, v):
 
 
 def _encode_lines(m):
+    """Straight-line encode with one local ``r``: signal by signal, physical -> raw ->
+    range check -> its bits into the bytes it touches (``=`` for the first writer of a
+    byte, ``|=`` after).  Few locals matter on MicroPython: a function whose arguments,
+    locals and value stack exceed 11 machine words gets its frame from the heap on
+    every call (VM_MAX_STATE_ON_STACK in py/objfun.c)."""
     lines = []
-    for i, s in enumerate(m.signals):
-        r = "r%d" % i
-        lines.append("%s = %s" % (r, _encode_raw_expr(s, "d[%r]" % s.name)))
+    written = set()
+    covered = set(b for s in m.signals for b, _, _, _ in s.segments)
+    for byte in range(m.length):
+        if byte not in covered:
+            lines.append("buf[%d] = 0" % byte)
+    for s in m.signals:
+        lines.append("r = %s" % _encode_raw_expr(s, "d[%r]" % s.name))
         if s.is_float:
-            lines.append("%s = _f%d_bits(%s)" % (r, s.length, r))
-            continue
-        if s.signed:
+            lines.append("r = _f%d_bits(r)" % s.length)
+        elif s.signed:
             lo, hi = -(1 << (s.length - 1)), (1 << (s.length - 1)) - 1
-            lines.append("if %s < %s or %s > %s:" % (r, _num(lo), r, _hex(hi)))
-            lines.append("    _overflow(self, %r, %s)" % (s.name, r))
-            lines.append("if %s < 0:" % r)
-            lines.append("    %s += %s" % (r, _hex(1 << s.length)))
+            lines.append("if r < %s or r > %s:" % (_num(lo), _hex(hi)))
+            lines.append("    _overflow(self, %r, r)" % s.name)
+            lines.append("if r < 0:")
+            lines.append("    r += %s" % _hex(1 << s.length))
         else:
-            lines.append("if %s < 0 or %s > %s:" % (r, r, _hex((1 << s.length) - 1)))
-            lines.append("    _overflow(self, %r, %s)" % (s.name, r))
-    per_byte = [[] for _ in range(m.length)]
-    for i, s in enumerate(m.signals):
-        r = "r%d" % i
+            lines.append("if r < 0 or r > %s:" % _hex((1 << s.length) - 1))
+            lines.append("    _overflow(self, %r, r)" % s.name)
         for byte, lo, w, k0 in s.segments:
-            t = r
+            t = "r"
             if k0:
-                t = "%s >> %d" % (t, k0)
+                t = "r >> %d" % k0
             if k0 + w < s.length:  # higher value bits follow: mask them off
                 t = "%s & %s" % (t, _hex((1 << w) - 1))
             if lo:
-                t = "(%s) << %d" % (t, lo) if t != r else "%s << %d" % (t, lo)
-            per_byte[byte].append(t)
-    for byte, terms in enumerate(per_byte):
-        if not terms:
-            lines.append("buf[%d] = 0" % byte)
-        elif len(terms) == 1:
-            lines.append("buf[%d] = %s" % (byte, terms[0]))
-        else:
-            lines.append(
-                "buf[%d] = %s"
-                % (byte, " | ".join(("(%s)" % t) if (" " in t and not t.startswith("(")) else t for t in terms))
-            )
+                t = "(%s) << %d" % (t, lo) if t != "r" else "r << %d" % lo
+            op = "|=" if byte in written else "="
+            written.add(byte)
+            lines.append("buf[%d] %s %s" % (byte, op, t))
     return lines
 
 
@@ -546,12 +543,13 @@ def _overflow(msg, name, raw):
 
 
 def _lin_int(v, scale, offset):
-    # cantools LinearIntegerConversion.numeric_scaled_to_raw, operation for operation
-    raw = v - offset
-    q, r = divmod(raw, scale)
-    if r == 0:
-        return round(q)
-    return round(raw / scale)
+    # cantools LinearIntegerConversion.numeric_scaled_to_raw: (q, r) = divmod(v - offset,
+    # scale); round(q) if r == 0 else round((v - offset) / scale).  // and % are divmod's
+    # two halves, without the tuple divmod would allocate.
+    v = v - offset
+    if v % scale == 0:
+        return round(v // scale)
+    return round(v / scale)
 '''
 
 _FLOAT_HELPERS = '''
