@@ -1,0 +1,184 @@
+"""Run metrics of the HIL report (docs/scenarios.md, "Metric definitions").
+
+Metrics(scenario, control_period_s) is fed
+- once per plant step with update(t_s, dt_s, truth), where truth is Site.truth()
+  (attribute access; see hil/plant.py TRUTH_FIELDS), and
+- with every controller event through on_event(t_s, kind, **fields).
+result() returns the "metrics" object of the report.
+
+Plant-side facts (breaker, relay contact, voltages, currents, limits in force) come
+only from the plant's truth; controller-side facts (island_detected, trip, ...) only
+from the controller's events. Each truth sample stands for the interval
+(previous truth.t_s, truth.t_s]: the plant applies scenario events and commands at
+the start of a step, so a change first seen in the sample at t happened at
+t - dt. Intervals are taken from truth.t_s, so a repeated update() for the same plant
+time counts nothing twice.
+"""
+
+V_INTERRUPTION_PU = 0.7     # home bus below this counts as interrupted (README)
+V_DEAD_LINE_PU = 0.5        # utility side above this with the breaker open: dead line energized (README)
+GRID_OK_V_PU = (0.9, 1.1)   # "grid came back and stayed within limits" (docs/plant.md)
+GRID_OK_DF_HZ = 0.2
+
+RESULT_KEYS = (
+    "island_detection_s", "trip_count", "home_interruption_ms", "dead_line_energized_ms",
+    "max_over_limit_a", "reconnect_delay_s", "reconnect_phase_error_deg",
+    "reconnect_frequency_error_hz", "reconnect_voltage_error_pu", "ev_soc_end",
+    "energy_to_home_kwh", "energy_to_grid_kwh", "energy_from_grid_kwh",
+)
+
+
+def _sig(x, digits=6):
+    """x rounded to `digits` significant digits (None stays None)."""
+    if x is None:
+        return None
+    if isinstance(x, int):
+        return x
+    return float("%.*g" % (digits, x))
+
+
+class Metrics:
+    __slots__ = (
+        "control_period_s", "f_n", "ok_v_lo", "ok_v_hi", "ok_df",
+        "_t_last", "_t_disconnect", "_detect_times", "trip_count", "events",
+        "_interrupt_s", "_dead_s", "_max_over", "_e_home_j", "_e_to_grid_j", "_e_from_grid_j",
+        "_ok_since", "_outage_seen", "_prev_relay_closed", "_reconnect", "reconnects",
+        "_soc", "_bms_s",
+    )
+
+    def __init__(self, scenario, control_period_s=0.01, grid_ok_v_pu=GRID_OK_V_PU, grid_ok_df_hz=GRID_OK_DF_HZ):
+        self.control_period_s = float(control_period_s)
+        self.f_n = float(scenario["site"]["nominal_frequency_hz"])
+        self.ok_v_lo, self.ok_v_hi = grid_ok_v_pu
+        self.ok_df = grid_ok_df_hz
+        self._t_last = None
+        self._t_disconnect = None
+        self._detect_times = []
+        self.trip_count = 0
+        self.events = []
+        self._interrupt_s = 0.0
+        self._dead_s = 0.0
+        self._max_over = 0.0
+        self._e_home_j = 0.0
+        self._e_to_grid_j = 0.0
+        self._e_from_grid_j = 0.0
+        self._ok_since = None
+        self._outage_seen = False
+        self._prev_relay_closed = None
+        self._reconnect = None
+        self.reconnects = []  # every reclosure after an outage: (t_s, delay_s, dphi_deg, df_hz, dv_pu)
+        self._soc = float(scenario["ev"]["soc"])
+        self._bms_s = 0.0
+
+    # ---------------------------------------------------------------- controller events
+    def on_event(self, t_s, kind, **fields):
+        """A controller event (island_detected, trip, relay_open_command, ...)."""
+        self.events.append((t_s, kind))
+        if kind == "island_detected":
+            self._detect_times.append(t_s)
+        elif kind == "trip":
+            self.trip_count += 1
+
+    # ---------------------------------------------------------------- plant samples
+    def update(self, t_s, dt_s, tr):
+        """One plant sample (Site.truth() after the step that ended at t_s)."""
+        t = getattr(tr, "t_s", t_s)
+        if self._t_last is None:
+            # first sample: an interval only if the plant has already advanced
+            dt = dt_s if t > 0.0 else 0.0
+        else:
+            dt = t - self._t_last
+        if dt <= 0.0:
+            return
+        self._t_last = t
+        t_start = t - dt
+
+        if tr.home_v_pu < V_INTERRUPTION_PU:
+            self._interrupt_s += dt
+        breaker = tr.breaker_closed
+        if not breaker:
+            if tr.utility_side_v_pu > V_DEAD_LINE_PU:
+                self._dead_s += dt
+            if self._t_disconnect is None:
+                self._t_disconnect = t_start
+            self._outage_seen = True
+
+        # currents over the limit in force, once that limit has stood one control period
+        cp = self.control_period_s
+        over = self._max_over
+        if t - tr.i_dc_limit_changed_s > cp:
+            x = abs(tr.i_dc_a) - tr.i_dc_limit_a
+            if x > over:
+                over = x
+        if t - tr.i_ac_limit_changed_s > cp:
+            x = tr.i_ac_a - tr.i_ac_limit_a
+            if x > over:
+                over = x
+        lim = tr.i_export_limit_a
+        if lim is not None and t - tr.i_export_limit_changed_s > cp:
+            x = tr.i_export_a - lim
+            if x > over:
+                over = x
+        lim = tr.i_fuse_limit_a
+        if lim is not None:
+            x = tr.i_grid_a - lim
+            if x > over:
+                over = x
+        self._max_over = over
+
+        # energies
+        pac = tr.p_ac_w
+        if pac < 0.0:
+            pl = tr.p_load_w
+            self._e_home_j += (pl if pl < -pac else -pac) * dt if pl > 0.0 else 0.0
+        pg = tr.p_grid_w
+        if pg > 0.0:
+            self._e_from_grid_j += pg * dt
+        else:
+            self._e_to_grid_j -= pg * dt
+        if tr.bms_blocked:
+            self._bms_s += dt
+        self._soc = tr.soc
+
+        # reconnection onto the grid after an outage
+        ok = breaker and self.ok_v_lo <= tr.grid_v_pu <= self.ok_v_hi and abs(tr.grid_f_hz - self.f_n) <= self.ok_df
+        if ok:
+            if self._ok_since is None:
+                self._ok_since = t_start
+        else:
+            self._ok_since = None
+        rc = tr.relay_closed
+        if rc and self._prev_relay_closed is False and breaker and self._outage_seen:
+            delay = t_start - self._ok_since if self._ok_since is not None else 0.0
+            rec = (t_start, delay, abs(tr.sync_dphi_deg), abs(tr.sync_df_hz), abs(tr.sync_dv_pu))
+            self.reconnects.append(rec)
+            if self._reconnect is None:
+                self._reconnect = rec
+            self._outage_seen = False
+        self._prev_relay_closed = rc
+
+    # ---------------------------------------------------------------- result
+    def result(self):
+        """The report's metrics object (README definitions, 6 significant digits)."""
+        detect = None
+        if self._t_disconnect is not None:
+            after = [t for t in self._detect_times if t >= self._t_disconnect - 1e-9]
+            if after:
+                detect = max(0.0, after[0] - self._t_disconnect)
+        rc = self._reconnect
+        return {
+            "island_detection_s": _sig(detect),
+            "trip_count": self.trip_count,
+            "home_interruption_ms": _sig(self._interrupt_s * 1000.0),
+            "dead_line_energized_ms": _sig(self._dead_s * 1000.0),
+            "max_over_limit_a": _sig(self._max_over),
+            "reconnect_delay_s": _sig(rc[1]) if rc else None,
+            "reconnect_phase_error_deg": _sig(rc[2]) if rc else None,
+            "reconnect_frequency_error_hz": _sig(rc[3]) if rc else None,
+            "reconnect_voltage_error_pu": _sig(rc[4]) if rc else None,
+            "ev_soc_end": _sig(self._soc),
+            "energy_to_home_kwh": _sig(self._e_home_j / 3.6e6),
+            "energy_to_grid_kwh": _sig(self._e_to_grid_j / 3.6e6),
+            "energy_from_grid_kwh": _sig(self._e_from_grid_j / 3.6e6),
+            "ev_bms_backstop_ms": _sig(self._bms_s * 1000.0),
+        }

@@ -1,0 +1,957 @@
+"""Phasor model of the home site the HIL plays against the controller.
+
+Utility source and breaker, the site's grid relay, the home bus with its load, the
+bidirectional inverter on the EV battery, and the grid meter at the point of
+connection. RMS phasors, quasi-static within a step of dt (0.1..1 ms), balanced
+phases. The equations, parameters and their sources are in docs/plant.md; the
+constants below carry the same names.
+
+Sign conventions: power and current seen from the EV battery, positive = charging
+the EV (`p_batt_w`, `p_ac_w`, `i_dc_a`); the inverter's reactive power `q_inv` is
+positive when the inverter supplies reactive power (over-excited, as QSetpoint in
+the DBC); the meter's power is positive when the site imports from the grid.
+
+The node layer (hil/nodes.py) calls the command methods between steps and reads the
+measurement snapshots; the runner calls step(dt) and truth() once per step. Nothing
+here is random: same inputs, same outputs.
+"""
+
+import math
+
+_PI = math.pi
+_TWO_PI = 2.0 * math.pi
+_sqrt = math.sqrt
+_exp = math.exp
+_sin = math.sin
+_cos = math.cos
+_atan2 = math.atan2
+_DEG = 180.0 / math.pi
+
+# ----------------------------------------------------------------- parameters
+# (docs/plant.md explains each one)
+EFF = 0.97                  # inverter efficiency, both directions
+SLEW_FULL_SCALE_S = 0.005   # slew limit 2 * S_rated per 10 ms: 0 -> rated in 5 ms
+V_BATT_0 = 350.0            # battery voltage at soc 0 [V]
+V_BATT_SOC = 50.0           # + this per unit of soc [V]
+AC_WIN_LO_PU = 0.5          # grid-following AC window of the power stage
+AC_WIN_HI_PU = 1.2
+AC_WIN_F_HZ = 5.0           # |f_pll - f_n| beyond this: PLL lost
+AC_WIN_TRIP_S = 0.002       # out of the window this long -> stop (FaultAcGrid)
+AC_RESTART_S = 0.020        # back in the window this long -> grid-following resumes
+AC_LOSS_PU = 0.5            # fast AC-loss detector threshold
+AC_LOSS_CONFIRM_S = 0.0005  # below it for this long -> one INV_AcLossEvent
+AC_LOSS_REARM_PU = 0.85     # voltage must come back above this to arm it again
+OC_FACTOR = 1.2             # over-current trip: i_ac > 1.2 * rated ...
+OC_TRIP_S = 0.010           # ... for this long (latched)
+CP_BREAK_PU = 0.7           # constant-power load turns constant-impedance below this
+C_BUS_F = 20e-6             # home bus capacitance per phase (inverter filter + appliances)
+U_MAX = 1.5 * 1.5           # island voltage clip (squared pu)
+PLL_BW_HZ = 20.0            # PLL -3 dB bandwidth
+PLL_ZETA = 0.707
+F_DRIFT_HZ_S_PER_RAD = 50.0  # frequency drift of a GFL island without L/C (per rad of pf-angle mismatch)
+ISLAND_F_MIN = 0.8          # island frequency clip, fraction of nominal
+ISLAND_F_MAX = 1.2
+DROOP_P = 0.01              # grid-forming P-f droop: 1 % frequency per 100 % rated P
+DROOP_Q = 0.05              # grid-forming Q-V droop: 5 % voltage per 100 % rated Q
+TAU_DROOP_S = 0.020         # power measurement filter of the droop loops
+TAU_V_GFM_S = 0.001         # grid-forming voltage build-up time constant
+X_COUPLING_PU = 0.15        # inverter output reactance (filter + transformer), rating base
+T_AMB_C = 25.0              # heatsink model
+R_TH_K_PER_W = 0.08
+TAU_TH_S = 120.0
+OT_TRIP_C = 90.0
+OT_CLEAR_C = 80.0
+V_PRESENT_PU = 0.2          # below this a voltage has no frequency or phase
+RELAY_PRESENT_PU = 0.5      # RLY_Feedback.UtilityVoltagePresent threshold
+FREQ_WINDOW_CYCLES = 2      # meter frequency: phase advance over 2 nominal cycles
+ROCOF_WINDOW_S = 0.100      # meter ROCOF: frequency change over 100 ms
+
+MODE_OFF, MODE_GFL, MODE_GFM = 0, 1, 2
+ST_INIT, ST_STANDBY, ST_RUNNING, ST_FAULT = 0, 1, 2, 3
+RELAY_OPEN, RELAY_CLOSED, RELAY_MOVING = 0, 1, 2
+LOSS_UNDERVOLTAGE = 1
+
+
+def _wrap(a):
+    """Angle to [-pi, pi)."""
+    return (a + _PI) % _TWO_PI - _PI
+
+
+TRUTH_FIELDS = (
+    "t_s",
+    "home_v_pu", "home_f_hz", "utility_side_v_pu", "grid_v_pu", "grid_f_hz",
+    "breaker_closed", "relay_closed", "relay_state",
+    "inverter_mode", "inverter_state",
+    "p_batt_w", "p_ac_w", "q_inv_var", "i_ac_a", "i_dc_a",
+    "p_load_w", "q_load_var", "p_grid_w", "q_grid_var", "i_grid_a", "i_export_a",
+    "soc", "v_batt", "bms_blocked",
+    "i_dc_limit_a", "i_dc_limit_changed_s", "i_ac_limit_a", "i_ac_limit_changed_s",
+    "i_export_limit_a", "i_export_limit_changed_s", "i_fuse_limit_a",
+    "sync_dphi_deg", "sync_df_hz", "sync_dv_pu",
+)
+
+
+class Truth:
+    """Plant state the metrics need, refreshed in place at every step.
+
+    Attribute access (tr.home_v_pu) or mapping access (tr["home_v_pu"]). The object
+    is reused: copy it with as_dict() to keep a snapshot.
+    """
+
+    __slots__ = TRUTH_FIELDS
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+    def get(self, key, default=None):
+        return getattr(self, key, default)
+
+    def keys(self):
+        return TRUTH_FIELDS
+
+    def as_dict(self):
+        return {k: getattr(self, k) for k in TRUTH_FIELDS}
+
+
+class Site:
+    """The simulated site. See the module docstring and docs/plant.md."""
+
+    __slots__ = (
+        # constants of the site
+        "v_n", "f_n", "w_n", "n_ph", "s_rated", "i_rated", "slew", "relay_open_s", "relay_close_s",
+        "cap_j", "limiter", "export_limit_w", "main_fuse_a", "seed",
+        # time
+        "t_s", "_t0", "_n", "_dt",
+        # utility source and breaker
+        "uv", "uv_target", "uv_rate", "uf", "uf_target", "uf_rate", "uth", "breaker",
+        # relay
+        "rl_cmd", "rl_conn", "rl_moving", "rl_timer",
+        # home bus and utility side of the relay
+        "bv", "bf", "bth", "usv", "usf", "usth",
+        # load
+        "ld_rlc", "ld_p", "ld_q", "ld_s", "ld_qf", "ld_qc", "_w0", "p_load", "q_load",
+        # EV battery
+        "soc", "v_batt", "max_charge_w", "max_discharge_w", "min_soc", "_dir", "_dc_lim_changed", "_bms",
+        # inverter commands
+        "cmd_mode", "p_set", "q_set", "iac_max", "idc_ch_max", "idc_dis_max", "i_lim",
+        "v_set_pu", "w_set", "droop",
+        # inverter state
+        "mode", "state", "f_oc", "f_ot", "f_acgrid", "f_timeout",
+        "p_batt", "p_ac", "q_inv", "i_ac", "temp",
+        "pll_th", "pll_dw", "_kp", "_ki",
+        "gfm_th", "gfm_pf", "gfm_qf",
+        "_win_since", "_restart_left", "_loss_since", "_loss_armed", "_loss_pending", "_oc_since",
+        # step-size dependent factors
+        "_e_pll", "_e_vgfm", "_a_droop", "_a_th",
+        # grid-side flows
+        "p_grid", "q_grid", "i_grid", "e_import_wh", "e_export_wh",
+        # measurement windows (ring buffers)
+        "_L", "_nc", "_nf", "_nr", "_k", "_live",
+        "_b_v2", "_b_th", "_b_p", "_b_q", "_b_i2", "_b_bv2",
+        # sync values across the open relay, as they stood before the contact moved
+        "sync_dphi", "sync_df", "sync_dv",
+        "_truth",
+    )
+
+    def __init__(self, scenario, export_limit_kw=None, main_fuse_a=None, relay_closed=True,
+                 current_limiter=True, dt_s=0.0005):
+        site = scenario["site"]
+        self.v_n = float(site["nominal_voltage_v"])
+        self.f_n = float(site["nominal_frequency_hz"])
+        self.w_n = _TWO_PI * self.f_n
+        self.n_ph = int(site["phases"])
+        self.relay_open_s = site["relay_open_ms"] / 1000.0
+        self.relay_close_s = site["relay_close_ms"] / 1000.0
+        self.s_rated = float(scenario["inverter"]["rating_kva"]) * 1000.0
+        self.i_rated = self.s_rated / (self.n_ph * self.v_n)
+        self.slew = self.s_rated / SLEW_FULL_SCALE_S
+        self.limiter = bool(current_limiter)
+        self.export_limit_w = None if export_limit_kw is None else float(export_limit_kw) * 1000.0
+        self.main_fuse_a = None if main_fuse_a is None else float(main_fuse_a)
+        self.seed = scenario.get("seed", 0)  # no noise in this model; kept for a future noise option
+
+        ev = scenario["ev"]
+        self.soc = float(ev["soc"])
+        self.cap_j = float(ev["capacity_kwh"]) * 3.6e6
+        self.max_charge_w = float(ev["max_charge_kw"]) * 1000.0
+        self.max_discharge_w = float(ev["max_discharge_kw"]) * 1000.0
+        self.min_soc = float(ev["min_soc"])
+        self.v_batt = V_BATT_0 + V_BATT_SOC * self.soc
+        self._dir = 1
+        self._dc_lim_changed = 0.0
+        self._bms = False
+
+        self._set_load(scenario["load"])
+
+        self.t_s = 0.0
+        self._t0 = 0.0
+        self._n = 0
+        self._dt = None
+
+        self.uv = self.uv_target = 1.0
+        self.uv_rate = 0.0
+        self.uf = self.uf_target = self.f_n
+        self.uf_rate = 0.0
+        self.uth = 0.0
+        self.breaker = True
+
+        closed = bool(relay_closed)
+        self.rl_cmd = self.rl_conn = closed
+        self.rl_moving = False
+        self.rl_timer = 0.0
+
+        self.bv = 1.0 if closed else 0.0
+        self.bf = self.f_n
+        self.bth = 0.0
+        self.usv, self.usf, self.usth = 1.0, self.f_n, 0.0
+
+        # inverter: off, limits at the rating until the gateway sends its own
+        self.cmd_mode = MODE_OFF
+        self.p_set = self.q_set = 0.0
+        self.iac_max = self.i_rated
+        self.idc_ch_max = self.idc_dis_max = 1e9
+        self.i_lim = self.i_rated
+        self.v_set_pu = 1.0
+        self.w_set = self.w_n
+        self.droop = True
+        self.mode = MODE_OFF
+        self.state = ST_STANDBY
+        self.f_oc = self.f_ot = self.f_acgrid = self.f_timeout = False
+        self.p_batt = self.p_ac = self.q_inv = self.i_ac = 0.0
+        self.temp = T_AMB_C
+        self.pll_th = 0.0
+        self.pll_dw = 0.0
+        w_pll = _TWO_PI * PLL_BW_HZ / 2.06  # -3 dB bandwidth of a zeta=0.707 loop is 2.06 * w_n
+        self._kp = 2.0 * PLL_ZETA * w_pll
+        self._ki = w_pll * w_pll
+        self.gfm_th = 0.0
+        self.gfm_pf = self.gfm_qf = 0.0
+        self._win_since = -1.0
+        self._restart_left = 0.0
+        self._loss_since = -1.0
+        self._loss_armed = closed
+        self._loss_pending = None
+        self._oc_since = -1.0
+
+        self.sync_dphi = self.sync_df = self.sync_dv = 0.0
+        if closed:
+            self.p_load, self.q_load = self._load_pq(1.0, 1.0)
+            self.p_grid, self.q_grid = self.p_load, self.q_load
+        else:
+            self.p_load = self.q_load = self.p_grid = self.q_grid = 0.0
+        self.i_grid = _sqrt(self.p_grid ** 2 + self.q_grid ** 2) / (self.n_ph * self.v_n)
+        self.e_import_wh = self.e_export_wh = 0.0
+        self._truth = Truth()
+        self._set_dt(dt_s)
+        self._publish()
+
+    # ================================================================ load
+    def _set_load(self, load):
+        if "rlc" in load:
+            r = load["rlc"]
+            p = float(r["p_kw"]) * 1000.0
+            qf = float(r.get("q_factor", 1.0))
+            qc = qf + float(r.get("reactive_mismatch_pct", 0.0)) / 100.0
+            self.ld_rlc = True
+            self.ld_p, self.ld_q, self.ld_s = p, 0.0, p
+            self.ld_qf, self.ld_qc = qf, qc
+            w_tank = (abs(qf) + abs(qc)) * p / (2.0 * self.w_n)  # mean energy in L and C at nominal V
+        else:
+            p = float(load["p_kw"]) * 1000.0
+            q = float(load.get("q_kvar", 0.0)) * 1000.0
+            self.ld_rlc = False
+            self.ld_p, self.ld_q, self.ld_s = p, q, _sqrt(p * p + q * q)
+            self.ld_qf = self.ld_qc = 0.0
+            w_tank = 0.0
+        w_bus = 0.5 * self.n_ph * C_BUS_F * self.v_n * self.v_n
+        self._w0 = w_bus + w_tank
+
+    def _load_pq(self, u, x):
+        """Load P, Q [W, var] at squared voltage u (pu^2) and frequency ratio x = f/f_n."""
+        p = self.ld_p
+        if self.ld_rlc:
+            return p * u, p * u * (self.ld_qf / x - self.ld_qc * x)
+        if u >= CP_BREAK_PU * CP_BREAK_PU:
+            return p, self.ld_q
+        k = u / (CP_BREAK_PU * CP_BREAK_PU)
+        return p * k, self.ld_q * k
+
+    # ================================================================ step size
+    def _set_dt(self, dt):
+        self._dt = dt
+        self._t0 = self.t_s
+        self._n = 0
+        self._e_pll = _exp(-dt * _TWO_PI * PLL_BW_HZ)
+        self._e_vgfm = _exp(-dt / TAU_V_GFM_S)
+        self._a_droop = 1.0 - _exp(-dt / TAU_DROOP_S)
+        self._a_th = 1.0 - _exp(-dt / TAU_TH_S)
+        per = 1.0 / (self.f_n * dt)
+        self._nc = max(1, int(round(per)))
+        self._nf = max(1, int(round(FREQ_WINDOW_CYCLES * per)))
+        self._nr = max(1, int(round(ROCOF_WINDOW_S / dt)))
+        L = self._nr + self._nf + 2
+        self._L = L
+        self._k = 0
+        # history as if the present state had lasted for ever (phase advanced backwards)
+        us2 = self.usv * self.usv
+        dth = (self.usf - self.f_n) * _TWO_PI * dt if self.usv > V_PRESENT_PU else 0.0
+        self._b_th = [_wrap(self.usth - dth * (L - j)) for j in range(1, L + 1)]
+        self._b_v2 = [us2] * L
+        self._b_p = [self.p_grid] * L
+        self._b_q = [self.q_grid] * L
+        self._b_i2 = [self.i_grid * self.i_grid] * L
+        self._b_bv2 = [self.bv * self.bv] * L
+        self._live = L if self.usv > V_PRESENT_PU else 0
+
+    # ================================================================ events
+    def apply_event(self, ev):
+        """Apply a scenario event now; False for kinds the plant does not handle."""
+        kind = ev.get("kind")
+        if kind == "grid_disconnect":
+            self.breaker = False
+        elif kind == "grid_reconnect":
+            self.breaker = True
+        elif kind == "grid_voltage":
+            pu = float(ev["pu"])
+            ramp = ev.get("ramp_s")
+            self.uv_target = pu
+            if ramp:
+                self.uv_rate = abs(pu - self.uv) / float(ramp)
+            else:
+                self.uv = pu
+                self.uv_rate = 0.0
+        elif kind == "grid_frequency":
+            hz = float(ev["hz"])
+            rate = ev.get("ramp_hz_per_s")
+            self.uf_target = hz
+            if rate:
+                self.uf_rate = abs(float(rate))
+            else:
+                self.uf = hz
+                self.uf_rate = 0.0
+        elif kind == "grid_phase_jump":
+            self.uth = _wrap(self.uth + float(ev["deg"]) / _DEG)
+        elif kind == "load_step":
+            self._set_load(ev)
+        elif kind == "ev_limits":
+            if "max_charge_kw" in ev:
+                self.max_charge_w = float(ev["max_charge_kw"]) * 1000.0
+            if "max_discharge_kw" in ev:
+                self.max_discharge_w = float(ev["max_discharge_kw"]) * 1000.0
+            if "min_soc" in ev:
+                self.min_soc = float(ev["min_soc"])
+            self._dc_lim_changed = self.t_s
+            self._truth.i_dc_limit_changed_s = self.t_s
+        else:
+            return False
+        return True
+
+    # ================================================================ commands (node layer)
+    def relay_command(self, close):
+        """RelayCloseReq. The contact changes relay_close_ms / relay_open_ms later."""
+        close = bool(close)
+        if close == self.rl_cmd:
+            return
+        self.rl_cmd = close
+        if close == self.rl_conn:
+            # reversed before the contact moved: the armature falls back, nothing changes
+            self.rl_moving = False
+            self.rl_timer = 0.0
+        else:
+            self.rl_moving = True
+            self.rl_timer = self.relay_close_s if close else self.relay_open_s
+
+    def inverter_command(self, mode, p_set_w, q_set_var):
+        """GW_InverterCmd: mode 0 off, 1 grid-following, 2 grid-forming; P at the battery."""
+        mode = int(mode)
+        if mode < MODE_OFF or mode > MODE_GFM:
+            mode = MODE_OFF
+        self.cmd_mode = mode
+        self.p_set = float(p_set_w)
+        self.q_set = float(q_set_var)
+        self.f_timeout = False
+        if mode != MODE_GFL:
+            self.f_acgrid = False
+            self._win_since = -1.0
+            self._restart_left = 0.0
+
+    def inverter_limits(self, iac_max_a, idc_charge_max_a, idc_discharge_max_a):
+        """GW_InverterLimits: the power stage's own current limits."""
+        self.iac_max = max(0.0, float(iac_max_a))
+        self.idc_ch_max = max(0.0, float(idc_charge_max_a))
+        self.idc_dis_max = max(0.0, float(idc_discharge_max_a))
+        self.i_lim = min(self.iac_max, self.i_rated)
+
+    def inverter_forming(self, v_set_v, f_set_hz, droop):
+        """GW_InverterForming: voltage and frequency references for grid-forming."""
+        self.v_set_pu = max(0.0, float(v_set_v)) / self.v_n
+        self.w_set = _TWO_PI * float(f_set_hz)
+        self.droop = bool(droop)
+
+    def inverter_command_timeout(self):
+        """The command frame went missing: the inverter drops to Off and flags it."""
+        self.f_timeout = True
+        self.cmd_mode = MODE_OFF
+        self.f_acgrid = False
+        self._win_since = -1.0
+        self._restart_left = 0.0
+
+    def clear_faults(self):
+        """ClearFaults rising edge: clears the latched over-current fault."""
+        self.f_oc = False
+        self._oc_since = -1.0
+
+    # ================================================================ the step
+    def step(self, dt):
+        """Advance the plant by dt seconds."""
+        if dt != self._dt:
+            self._set_dt(dt)
+        t0 = self.t_s
+        self._n += 1
+        t = self._t0 + self._n * dt
+        f_n = self.f_n
+
+        # ---- utility source
+        uv = self.uv
+        if uv != self.uv_target:
+            d = self.uv_target - uv
+            r = self.uv_rate * dt
+            if r <= 0.0 or -r <= d <= r:
+                uv = self.uv_target
+            else:
+                uv += r if d > 0.0 else -r
+            self.uv = uv
+        uf = self.uf
+        if uf != self.uf_target:
+            d = self.uf_target - uf
+            r = self.uf_rate * dt
+            if r <= 0.0 or -r <= d <= r:
+                uf = self.uf_target
+            else:
+                uf += r if d > 0.0 else -r
+            self.uf = uf
+        uth = (self.uth + (uf - f_n) * _TWO_PI * dt + _PI) % _TWO_PI - _PI
+        self.uth = uth
+        breaker = self.breaker
+
+        # ---- site relay: what stands across the open contact, then the contact moves
+        if not self.rl_conn:
+            if breaker:
+                self.sync_dphi = (uth - self.bth + _PI) % _TWO_PI - _PI
+                self.sync_df = uf - self.bf
+                self.sync_dv = uv - self.bv
+            else:
+                self.sync_dphi = 0.0
+                self.sync_df = 0.0
+                self.sync_dv = -self.bv
+        else:
+            self.sync_dphi = self.sync_df = self.sync_dv = 0.0
+        if self.rl_moving:
+            if self.rl_timer <= 1e-9:
+                self.rl_moving = False
+                self.rl_conn = self.rl_cmd
+            else:
+                self.rl_timer -= dt
+        conn = self.rl_conn
+
+        # ---- inverter operating mode from commands and faults
+        cm = self.cmd_mode
+        if self.f_oc or self.f_ot:
+            mode, state = MODE_OFF, ST_FAULT
+        elif cm == MODE_OFF:
+            mode, state = MODE_OFF, ST_STANDBY
+        elif cm == MODE_GFL:
+            if self.f_acgrid or self._restart_left > 0.0:
+                mode, state = MODE_OFF, ST_STANDBY
+            else:
+                mode, state = MODE_GFL, ST_RUNNING
+        else:
+            mode, state = MODE_GFM, ST_RUNNING
+        if mode != self.mode:
+            if mode == MODE_GFM:
+                # bumpless start: the forming angle picks up the bus (or the PLL's memory of it)
+                self.gfm_th = self.bth if self.bv > V_PRESENT_PU else self.pll_th
+                self.gfm_pf = -self.p_ac
+                self.gfm_qf = self.q_inv
+            elif mode == MODE_OFF:
+                self.p_batt = self.p_ac = self.q_inv = self.i_ac = 0.0
+            self.mode = mode
+        self.state = state
+
+        # ---- solve the home bus
+        if conn and breaker:
+            # stiff grid
+            v = uv
+            self.bv, self.bf, self.bth = uv, uf, uth
+            if mode == MODE_GFM:
+                self._gfm_grid(dt, uv, uth)
+            else:
+                self._gfl(dt, uv, mode == MODE_GFL)
+            pl, ql = self._load_pq(uv * uv, uf / f_n)
+            self.p_load, self.q_load = pl, ql
+            p_grid = pl + self.p_ac
+            q_grid = ql - self.q_inv
+            i_grid = _sqrt(p_grid * p_grid + q_grid * q_grid) / (self.n_ph * self.v_n * uv) if uv > 0.01 else 0.0
+        else:
+            if mode == MODE_GFM:
+                self._gfm_island(dt)
+            else:
+                self._gfl_island(dt, mode == MODE_GFL)
+            v = self.bv
+            p_grid = q_grid = i_grid = 0.0
+        self.p_grid, self.q_grid, self.i_grid = p_grid, q_grid, i_grid
+
+        # ---- utility side of the relay (the meter's and the relay's sensing point)
+        if conn:
+            usv, self.usf, usth = v, self.bf, self.bth
+        elif breaker:
+            usv, self.usf, usth = uv, uf, uth
+        else:
+            usv, self.usf, usth = 0.0, uf, self.usth
+        self.usv, self.usth = usv, usth
+
+        # ---- PLL of the inverter (tracks the bus while it has a voltage)
+        if v > V_PRESENT_PU:
+            e = (self.bth - self.pll_th + _PI) % _TWO_PI - _PI
+            dw = self.pll_dw + self._ki * e * dt
+            if dw > 100.0:
+                dw = 100.0
+            elif dw < -100.0:
+                dw = -100.0
+            self.pll_dw = dw
+            self.pll_th = (self.pll_th + (dw + self._kp * e) * dt + _PI) % _TWO_PI - _PI
+        else:
+            self.pll_th = (self.pll_th + self.pll_dw * dt + _PI) % _TWO_PI - _PI
+
+        # ---- inverter protections
+        if cm == MODE_GFL and not self.f_timeout:
+            f_pll = f_n + self.pll_dw / _TWO_PI
+            if v < AC_WIN_LO_PU or v > AC_WIN_HI_PU or f_pll - f_n > AC_WIN_F_HZ or f_n - f_pll > AC_WIN_F_HZ:
+                if self._win_since < 0.0:
+                    self._win_since = t
+                if t - self._win_since >= AC_WIN_TRIP_S - 1e-9:
+                    self.f_acgrid = True
+                    self._restart_left = 0.0
+            else:
+                self._win_since = -1.0
+                if self.f_acgrid:
+                    self.f_acgrid = False
+                    self._restart_left = AC_RESTART_S
+                elif self._restart_left > 0.0:
+                    self._restart_left -= dt
+                    if self._restart_left < 1e-9:
+                        self._restart_left = 0.0
+        if v < AC_LOSS_PU and mode != MODE_GFM:
+            if self._loss_since < 0.0:
+                self._loss_since = t
+            if self._loss_armed and t - self._loss_since >= AC_LOSS_CONFIRM_S - 1e-9:
+                self._loss_armed = False
+                self._loss_pending = {"reason": LOSS_UNDERVOLTAGE, "voltage_v": v * self.v_n}
+        else:
+            self._loss_since = -1.0
+            if v >= AC_LOSS_REARM_PU:
+                self._loss_armed = True
+        if self.i_ac > OC_FACTOR * self.i_rated:
+            if self._oc_since < 0.0:
+                self._oc_since = t
+            if t - self._oc_since >= OC_TRIP_S - 1e-9:
+                self.f_oc = True
+        else:
+            self._oc_since = -1.0
+        pb = self.p_batt
+        loss = (1.0 - EFF) * (pb if pb > 0.0 else -pb)
+        temp = self.temp + (T_AMB_C + R_TH_K_PER_W * loss - self.temp) * self._a_th
+        self.temp = temp
+        if temp > OT_TRIP_C:
+            self.f_ot = True
+        elif temp < OT_CLEAR_C:
+            self.f_ot = False
+
+        # ---- EV battery
+        soc = self.soc + pb * dt / self.cap_j
+        if soc < 0.0:
+            soc = 0.0
+        elif soc > 1.0:
+            soc = 1.0
+        self.soc = soc
+        self.v_batt = V_BATT_0 + V_BATT_SOC * soc
+        if pb > 1e-3:
+            d = 1
+        elif pb < -1e-3:
+            d = -1
+        else:
+            d = self._dir
+        if d != self._dir:
+            self._dir = d
+            self._dc_lim_changed = t0
+
+        # ---- meter windows and registers
+        k = self._k
+        self._b_v2[k] = usv * usv
+        self._b_th[k] = usth
+        self._b_p[k] = p_grid
+        self._b_q[k] = q_grid
+        self._b_i2[k] = i_grid * i_grid
+        self._b_bv2[k] = v * v
+        k += 1
+        self._k = 0 if k == self._L else k
+        if usv > V_PRESENT_PU:
+            self._live += 1
+        else:
+            self._live = 0
+        if p_grid > 0.0:
+            self.e_import_wh += p_grid * dt / 3600.0
+        else:
+            self.e_export_wh -= p_grid * dt / 3600.0
+
+        self.t_s = t
+        self._publish()
+
+    # ---------------------------------------------------------------- power stage
+    def _gfl(self, dt, v, running):
+        """Grid-following output at terminal voltage v (pu): slew, DC and AC limits."""
+        if not running:
+            self.p_batt = self.p_ac = self.q_inv = self.i_ac = 0.0
+            self._bms = False
+            return
+        vb = self.v_batt
+        pt = self.p_set
+        hi = self.idc_ch_max * vb
+        lo = -self.idc_dis_max * vb
+        if pt > hi:
+            pt = hi
+        elif pt < lo:
+            pt = lo
+        bms = False
+        if pt < 0.0 and self.soc <= self.min_soc:
+            pt = 0.0
+            bms = True
+        elif pt > 0.0 and self.soc >= 1.0:
+            pt = 0.0
+        self._bms = bms
+        st = self.slew * dt
+        p = self.p_batt
+        d = pt - p
+        if d > st:
+            p += st
+        elif d < -st:
+            p -= st
+        else:
+            p = pt
+        if bms and p < 0.0:
+            p = 0.0  # the EV's discharge contactor acts at once
+        q = self.q_inv
+        d = self.q_set - q
+        if d > st:
+            q += st
+        elif d < -st:
+            q -= st
+        else:
+            q = self.q_set
+        pac = p / EFF if p > 0.0 else p * EFF
+        vv = v * self.v_n * self.n_ph
+        s = _sqrt(pac * pac + q * q)
+        if self.limiter:
+            cap = self.i_lim * vv
+            if s > cap:
+                kk = cap / s
+                pac *= kk
+                q *= kk
+                p = pac * EFF if pac > 0.0 else pac / EFF
+                s = cap
+        self.p_batt, self.p_ac, self.q_inv = p, pac, q
+        self.i_ac = s / vv if vv > 1.0 else 0.0
+
+    def _gfm_refs(self):
+        if self.droop:
+            w = self.w_set - DROOP_P * self.w_n * self.gfm_pf / self.s_rated
+            e = self.v_set_pu - DROOP_Q * self.gfm_qf / self.s_rated
+            return w, (e if e > 0.0 else 0.0)
+        return self.w_set, self.v_set_pu
+
+    def _gfm_caps(self):
+        """AC power the stage can deliver / absorb within its DC limits and the BMS."""
+        vb = self.v_batt
+        pdis = 0.0 if self.soc <= self.min_soc else self.idc_dis_max * vb * EFF
+        pch = 0.0 if self.soc >= 1.0 else self.idc_ch_max * vb / EFF
+        return pdis, pch
+
+    def _set_from_delivered(self, pd, q, i):
+        pac = -pd
+        self.p_ac = pac
+        self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
+        self.q_inv = q
+        self.i_ac = i
+
+    def _gfm_island(self, dt):
+        """Grid-forming source alone on the bus: droop, current and power limits."""
+        w, e = self._gfm_refs()
+        f = w / _TWO_PI
+        x = f / self.f_n
+        pdis, pch = self._gfm_caps()
+        vt = e
+        p0 = self.ld_p
+        nvn = self.n_ph * self.v_n
+        if self.ld_rlc:
+            if p0 > pdis:
+                vt = min(vt, _sqrt(pdis / p0))
+            if self.limiter:
+                b = self.ld_qf / x - self.ld_qc * x
+                vil = nvn * self.i_lim / (p0 * _sqrt(1.0 + b * b))
+                if vil < vt:
+                    vt = vil
+        else:
+            s0 = self.ld_s
+            if p0 > pdis:
+                vt = min(vt, CP_BREAK_PU * _sqrt(pdis / p0))
+            if self.limiter and s0 > 0.0:
+                if vt >= CP_BREAK_PU:
+                    i_at = s0 / (nvn * vt)
+                else:
+                    i_at = vt * s0 / (CP_BREAK_PU * CP_BREAK_PU * nvn)
+                if i_at > self.i_lim:
+                    vt = self.i_lim * CP_BREAK_PU * CP_BREAK_PU * nvn / s0
+        v = self.bv
+        # the current loop pulls the voltage down at once; voltage build-up takes TAU_V_GFM_S
+        v = vt if vt <= v else vt + (v - vt) * self._e_vgfm
+        u = v * v
+        pl, ql = self._load_pq(u, x)
+        pd = pl
+        self._bms = p0 > 0.0 and self.soc <= self.min_soc  # the load wants power the BMS refuses
+        if pd < -pch:
+            pd = -pch  # a generating 'load' beyond what the battery may absorb: surplus not modelled
+        i = _sqrt(pd * pd + ql * ql) / (nvn * v) if v > 0.01 else 0.0
+        self._set_from_delivered(pd, ql, i)
+        a = self._a_droop
+        self.gfm_pf += (pd - self.gfm_pf) * a
+        self.gfm_qf += (ql - self.gfm_qf) * a
+        th = (self.gfm_th + (w - self.w_n) * dt + _PI) % _TWO_PI - _PI
+        self.gfm_th = th
+        self.bv, self.bf, self.bth = v, f, th
+        self.p_load, self.q_load = pl, ql
+
+    def _gfm_grid(self, dt, v, th_grid):
+        """Grid-forming source behind X_COUPLING_PU, in parallel with the stiff grid."""
+        w, e = self._gfm_refs()
+        dl = (self.gfm_th - th_grid + _PI) % _TWO_PI - _PI
+        cd = _cos(dl)
+        sd = _sin(dl)
+        S = self.s_rated
+        pd = e * v * sd / X_COUPLING_PU * S
+        q = (e * v * cd - v * v) / X_COUPLING_PU * S
+        ipu2 = e * e + v * v - 2.0 * e * v * cd
+        i = _sqrt(ipu2 if ipu2 > 0.0 else 0.0) / X_COUPLING_PU * self.i_rated
+        if self.limiter and i > self.i_lim:
+            kk = self.i_lim / i
+            pd *= kk
+            q *= kk
+            i = self.i_lim
+        pdis, pch = self._gfm_caps()
+        self._bms = pd > 0.0 and self.soc <= self.min_soc
+        if pd > pdis:
+            pd = pdis
+        elif pd < -pch:
+            pd = -pch
+        self._set_from_delivered(pd, q, i)
+        a = self._a_droop
+        self.gfm_pf += (pd - self.gfm_pf) * a
+        self.gfm_qf += (q - self.gfm_qf) * a
+        self.gfm_th = (self.gfm_th + (w - self.w_n) * dt + _PI) % _TWO_PI - _PI
+
+    def _gfl_island(self, dt, running):
+        """Bus without a voltage source: the inverter (GFL or off) and the load share
+        the bus's stored energy; the frequency follows the reactive balance."""
+        v = self.bv
+        self._gfl(dt, v, running)
+        pd = -self.p_ac
+        qd = self.q_inv
+        u = v * v
+        f = self.bf
+        f_n = self.f_n
+        x = f / f_n
+        p0 = self.ld_p
+        if self.ld_rlc:
+            pl = p0 * u
+            ql = pl * (self.ld_qf / x - self.ld_qc * x)
+            g, pc = p0, 0.0
+        elif u >= CP_BREAK_PU * CP_BREAK_PU:
+            pl, ql = p0, self.ld_q
+            g, pc = 0.0, p0
+        else:
+            kk = u / (CP_BREAK_PU * CP_BREAK_PU)
+            pl, ql = p0 * kk, self.ld_q * kk
+            g, pc = p0 / (CP_BREAK_PU * CP_BREAK_PU), 0.0
+        w0 = self._w0
+        if g > 0.0:
+            uinf = (pd - pc) / g
+            un = uinf + (u - uinf) * _exp(-g * dt / w0)
+        else:
+            un = u + (pd - pc) * dt / w0
+        if un < 1e-12:
+            un = 0.0  # below a microvolt-per-volt: gone
+        elif un > U_MAX:
+            un = U_MAX
+            if pd > pl:
+                # surplus the bus cannot take: the stage's DC link curtails it
+                vv = v * self.v_n * self.n_ph
+                self._set_from_delivered(pl, qd, _sqrt(pl * pl + qd * qd) / vv if vv > 1.0 else 0.0)
+                pd = pl
+        vn = _sqrt(un)
+        if un > V_PRESENT_PU * V_PRESENT_PU:
+            if self.ld_rlc and (self.ld_qc > 1e-12 or self.ld_qf > 1e-12):
+                qc = self.ld_qc
+                qf = self.ld_qf
+                a = qd / (un * p0)
+                if qc > 1e-12:
+                    xs = (-a + _sqrt(a * a + 4.0 * qc * qf)) / (2.0 * qc) if a * a + 4.0 * qc * qf > 0.0 else ISLAND_F_MIN
+                elif a > 1e-12:
+                    xs = qf / a
+                else:
+                    xs = ISLAND_F_MAX
+                if xs < ISLAND_F_MIN:
+                    xs = ISLAND_F_MIN
+                elif xs > ISLAND_F_MAX:
+                    xs = ISLAND_F_MAX
+                fs = xs * f_n
+                f = fs + (f - fs) * self._e_pll
+            elif pd > 1.0 and pl > 1.0:
+                f += F_DRIFT_HZ_S_PER_RAD * (_atan2(ql, pl) - _atan2(qd, pd)) * dt
+                if f < ISLAND_F_MIN * f_n:
+                    f = ISLAND_F_MIN * f_n
+                elif f > ISLAND_F_MAX * f_n:
+                    f = ISLAND_F_MAX * f_n
+        self.bth = (self.bth + (f - f_n) * _TWO_PI * dt + _PI) % _TWO_PI - _PI
+        self.bv, self.bf = vn, f
+        self.p_load, self.q_load = pl, ql
+
+    # ---------------------------------------------------------------- truth
+    def _publish(self):
+        tr = self._truth
+        vb = self.v_batt
+        tr.t_s = self.t_s
+        tr.home_v_pu = self.bv
+        tr.home_f_hz = self.bf
+        tr.utility_side_v_pu = self.usv
+        tr.grid_v_pu = self.uv
+        tr.grid_f_hz = self.uf
+        tr.breaker_closed = self.breaker
+        tr.relay_closed = self.rl_conn
+        tr.relay_state = RELAY_MOVING if self.rl_moving else (RELAY_CLOSED if self.rl_conn else RELAY_OPEN)
+        tr.inverter_mode = self.mode
+        tr.inverter_state = self.state
+        tr.p_batt_w = self.p_batt
+        tr.p_ac_w = self.p_ac
+        tr.q_inv_var = self.q_inv
+        tr.i_ac_a = self.i_ac
+        tr.i_dc_a = self.p_batt / vb
+        tr.p_load_w = self.p_load
+        tr.q_load_var = self.q_load
+        pg = self.p_grid
+        tr.p_grid_w = pg
+        tr.q_grid_var = self.q_grid
+        tr.i_grid_a = self.i_grid
+        usv = self.usv
+        tr.i_export_a = -pg / (self.n_ph * self.v_n * usv) if pg < 0.0 and usv > 0.01 else 0.0
+        tr.soc = self.soc
+        tr.v_batt = vb
+        tr.bms_blocked = self._bms
+        tr.i_dc_limit_a = (self.max_charge_w if self._dir > 0 else self.max_discharge_w) / vb
+        tr.i_dc_limit_changed_s = self._dc_lim_changed
+        tr.i_ac_limit_a = self.i_rated
+        tr.i_ac_limit_changed_s = 0.0
+        tr.i_export_limit_a = None if self.export_limit_w is None else self.export_limit_w / (self.n_ph * self.v_n)
+        tr.i_export_limit_changed_s = 0.0
+        tr.i_fuse_limit_a = self.main_fuse_a
+        tr.sync_dphi_deg = self.sync_dphi * _DEG
+        tr.sync_df_hz = self.sync_df
+        tr.sync_dv_pu = self.sync_dv
+
+    def truth(self):
+        """The plant's true state after the last step (a Truth, refreshed in place)."""
+        return self._truth
+
+    # ================================================================ measurements
+    def _mean(self, buf, n):
+        k = self._k
+        if k >= n:
+            return sum(buf[k - n:k]) / n
+        return (sum(buf[k - n:]) + sum(buf[:k])) / n
+
+    def _freq_at(self, j):
+        """Meter frequency from the phase advance over the window ending at index j."""
+        b = self._b_th
+        nf = self._nf
+        d = (b[j] - b[j - nf] + _PI) % _TWO_PI - _PI  # negative indices wrap in the ring
+        return self.f_n + d / (_TWO_PI * nf * self._dt)
+
+    def meter_values(self):
+        """Grid meter at the point of connection (utility side of the site relay)."""
+        v_rms = _sqrt(self._mean(self._b_v2, self._nc))
+        live = self._live
+        j = self._k - 1
+        if j < 0:
+            j += self._L
+        nf, nr = self._nf, self._nr
+        if live > nf and v_rms > V_PRESENT_PU:
+            f = self._freq_at(j)
+            if live > nf + nr:
+                jo = j - nr
+                if jo < 0:
+                    jo += self._L
+                rocof = (f - self._freq_at(jo)) / (nr * self._dt)
+            else:
+                rocof = 0.0
+        else:
+            f = rocof = 0.0
+        if live > 0:
+            ph = self._b_th[j] * _DEG
+            if ph >= 180.0:
+                ph -= 360.0
+        else:
+            ph = 0.0
+        if v_rms > V_PRESENT_PU:
+            nc = self._nc
+            p = self._mean(self._b_p, nc)
+            q = self._mean(self._b_q, nc)
+            i = _sqrt(self._mean(self._b_i2, nc))
+        else:
+            p = q = i = 0.0
+        return {"voltage_v": v_rms * self.v_n, "frequency_hz": f, "phase_deg": ph, "rocof_hz_s": rocof,
+                "p_w": p, "q_var": q, "i_max_a": i,
+                "e_import_wh": self.e_import_wh, "e_export_wh": self.e_export_wh}
+
+    def inverter_values(self):
+        """INV_Status / INV_AcMeasure / INV_DcMeasure contents."""
+        v_ac = _sqrt(self._mean(self._b_bv2, self._nc)) * self.v_n
+        vb = self.v_batt
+        return {"mode": self.mode, "state": self.state,
+                "fault_overcurrent": self.f_oc, "fault_overtemp": self.f_ot, "fault_dc": False,
+                "fault_ac_grid": self.f_acgrid, "fault_cmd_timeout": self.f_timeout,
+                "p_w": self.p_batt, "q_var": self.q_inv,
+                "v_ac": v_ac, "f_ac": self.f_n + self.pll_dw / _TWO_PI if self.bv > V_PRESENT_PU else 0.0,
+                "i_ac": self.i_ac, "v_dc": vb, "i_dc": self.p_batt / vb, "temp_c": self.temp}
+
+    def take_ac_loss(self):
+        """The pending AC-loss event (dict(reason, voltage_v)) once, else None."""
+        e = self._loss_pending
+        self._loss_pending = None
+        return e
+
+    def relay_values(self):
+        """RLY_Feedback contents: contact state, utility-side voltage, synchro-check angle."""
+        us_rms = _sqrt(self._mean(self._b_v2, self._nc))
+        if self.rl_conn or self.usv <= V_PRESENT_PU or self.bv <= V_PRESENT_PU:
+            dphi = 0.0
+        else:
+            dphi = ((self.usth - self.bth + _PI) % _TWO_PI - _PI) * _DEG
+            if dphi >= 180.0:
+                dphi -= 360.0
+        return {"state": RELAY_MOVING if self.rl_moving else (RELAY_CLOSED if self.rl_conn else RELAY_OPEN),
+                "utility_present": us_rms > RELAY_PRESENT_PU, "utility_v": us_rms * self.v_n,
+                "phase_diff_deg": dphi}
+
+    def ev_values(self):
+        """EVCC_Limits / EVCC_Status contents (soc and min_soc as fractions 0..1)."""
+        return {"soc": self.soc, "capacity_kwh": self.cap_j / 3.6e6, "v_batt": self.v_batt,
+                "max_charge_w": self.max_charge_w, "max_discharge_w": self.max_discharge_w,
+                "min_soc": self.min_soc, "session_active": True}
