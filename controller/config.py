@@ -42,6 +42,7 @@ SCHEMA = {
     },
     "meter": {
         "period_ms": ("int", 10, 1, 10000),
+        "window_ms": ("int", 20, 1, 10000),
         "timeout_ms": ("intornull", None, 1, 60000),
     },
     "relay": {

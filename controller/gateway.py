@@ -20,7 +20,7 @@ from controller.clock import ticks_diff, ticks_add
 from controller.config import timeout_ms
 from controller.e2e import E2ESender
 from controller.inputs import Input
-from controller.timing import RampLimiter, ConditionalDelay
+from controller.timing import RampLimiter, ConditionalDelay, MovingAverage
 
 INV_OFF, INV_GFL, INV_GFM = 0, 1, 2
 RELAY_OPEN, RELAY_CLOSED = 0, 1
@@ -55,6 +55,10 @@ class Gateway:
         self.ramp = RampLimiter(None if r is None else r * 1000.0)
         self.recover = ConditionalDelay(cfg["control"]["recover_hold_ms"] * 1000)
         self.bias_w = cfg["limits"]["v2h_import_bias_w"]
+        # the meter reports power averaged over its window: average the inverter's power
+        # over the same span, so that grid minus inverter is the load and not a timing artefact
+        n = cfg["meter"]["window_ms"] // cfg["inverter"]["period_ms"]
+        self.p_ac_avg = MovingAverage(n if n > 0 else 1)
         self.gain = cfg["limits"]["v2h_gain"]
 
         M = candb.BY_NAME
@@ -129,7 +133,9 @@ class Gateway:
         if reason:
             self._refuse(reason, can_id)
             return
-        if inp is self.ev_limits:
+        if inp is self.inv_status:
+            self.p_ac_avg.update(limits.batt_to_ac(inp.values["PActual"], self.eff))
+        elif inp is self.ev_limits:
             # fast path: a tighter EV limit must not wait for the next period
             if not self.safe:
                 self._arbitrate()
@@ -273,12 +279,9 @@ class Gateway:
                 self._event(events.TRIP, reason, 0)
         self.trip_flags = flags
 
-    def _p_ac_meas(self):
-        return limits.batt_to_ac(self.inv_status.values.get("PActual", 0), self.eff)
-
     def _load_w(self):
         """Home load estimate: grid import minus inverter AC power (point of connection balance)."""
-        return self.mtr_power.values.get("ActivePower", 0) - self._p_ac_meas()
+        return self.mtr_power.values.get("ActivePower", 0) - self.p_ac_avg.value
 
     def _arbitrate(self):
         ev = self.ev_limits.values

@@ -16,6 +16,10 @@ Limits in force:
 - input supervision: without fresh inputs both bounds are 0.
 """
 
+# The load estimate (grid minus inverter) rests on two measurements sent in 1 W steps;
+# the point-of-connection bounds keep that much margin so rounding cannot cross them.
+RESOLUTION_W = 2.0
+
 NONE, EV_CHARGE, EV_DISCHARGE, INV_RATING, EXPORT, FUSE, MIN_SOC, RAMP, INPUT_TIMEOUT = 0, 1, 2, 3, 4, 5, 6, 7, 8
 
 
@@ -77,7 +81,7 @@ class Arbiter:
             lo_by = INV_RATING
         # point of connection: grid = load + inverter AC, within the fuse and export limit
         v = v_meas if v_meas > 0 else 0.0
-        p_fuse = self.phases * v * self.fuse_a
+        p_fuse = self.phases * v * self.fuse_a - RESOLUTION_W
         b = ac_to_batt(p_fuse - p_load_w, eff)
         if b < hi:
             hi = b
@@ -87,7 +91,7 @@ class Arbiter:
             lo = b
             lo_by = FUSE
         if self.export_w is not None:
-            b = ac_to_batt(-self.export_w - p_load_w, eff)
+            b = ac_to_batt(-self.export_w + RESOLUTION_W - p_load_w, eff)
             if b > lo:
                 lo = b
                 lo_by = EXPORT

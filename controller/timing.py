@@ -107,3 +107,30 @@ class LowPass:
                 self.value += (x - self.value) * dt / (self.tau_us + dt)
         self._last = now
         return self.value
+
+
+class MovingAverage:
+    """Mean of the last n samples (a fixed ring: no allocation after construction)."""
+
+    __slots__ = ("_buf", "_i", "_n", "_sum")
+
+    def __init__(self, n):
+        self._buf = [0.0] * (n if n > 0 else 1)
+        self._i = 0
+        self._n = 0
+        self._sum = 0.0
+
+    def update(self, x):
+        buf = self._buf
+        if self._n == len(buf):
+            self._sum -= buf[self._i]
+        else:
+            self._n += 1
+        buf[self._i] = x
+        self._sum += x
+        self._i = (self._i + 1) % len(buf)
+        return self._sum / self._n
+
+    @property
+    def value(self):
+        return self._sum / self._n if self._n else 0.0

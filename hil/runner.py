@@ -74,6 +74,11 @@ class Recorder:
                                  t["p_grid_w"], t["p_batt_w"], t["p_load_w"], t["soc"]))
 
 
+def _site(sc, cfg):
+    """The plant, with the site limits the controller is configured for (they count in max_over_limit_a)."""
+    return Site(sc, export_limit_kw=cfg["site"]["export_limit_kw"], main_fuse_a=cfg["site"]["main_fuse_a"])
+
+
 def _report(sc, metrics, rec, extra):
     return {"scenario": sc["name"], "events": rec.events, "metrics": metrics.result(), **extra}
 
@@ -95,7 +100,7 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000):
     plant_bus = can.Bus(interface="virtual", channel=channel, receive_own_messages=False)
     port = PythonCanPort(interface="virtual", channel=channel)
     writer = can.Logger(log_path) if log_path else None
-    site = Site(sc)
+    site = _site(sc, cfg)
     nodes = SiteNodes(site, plant_bus, sc, seed=sc["seed"])
     gw = Gateway(cfg, port)
     metrics = Metrics(sc, period_us / 1e6)
@@ -161,7 +166,7 @@ def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=
     cfg = controller_config(sc)
     period_us = cfg["control"]["period_ms"] * 1000
     plant_bus = bus_factory()
-    site = Site(sc)
+    site = _site(sc, cfg)
     nodes = SiteNodes(site, plant_bus, sc, seed=sc["seed"])
     metrics = Metrics(sc, period_us / 1e6)
     writer = can.Logger(log_path) if log_path else None

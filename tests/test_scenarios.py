@@ -219,3 +219,12 @@ def test_cli_report_plot_log(tmp_path):
     assert rep["metrics"]["max_over_limit_a"] == 0.0
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "r.asc").stat().st_size > 10000
+
+
+def test_export_limit_holds():
+    sc = {"name": "export-limit", "duration_s": 2.0, "load": {"p_kw": 1.0, "q_kvar": 0.0},
+          "mode": {"kind": "v2g", "setpoint_kw": -10.0}, "controller": {"site": {"export_limit_kw": 4.0}}}
+    report, rec = _run(sc)
+    assert report["metrics"]["max_over_limit_a"] == 0.0
+    grid = [s[4] for s in rec.samples if s[0] >= 1.0]
+    assert min(grid) >= -4000.0 - 1e-6 and min(grid) < -3900.0

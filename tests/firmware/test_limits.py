@@ -53,7 +53,7 @@ def test_main_fuse_bounds_charging():
     # 3 * 230 V * 16 A = 11040 W at the connection point, of which the load takes 5000
     a.update(True, 22000.0, 22000.0, 50.0, 20.0, 230.0, 5000.0)
     assert a.hi_by == limits.FUSE
-    assert abs(a.hi_w - (11040.0 - 5000.0) * 0.97) < 1e-6
+    assert abs(a.hi_w - (11040.0 - limits.RESOLUTION_W - 5000.0) * 0.97) < 1e-6
 
 
 def test_export_limit():
@@ -61,7 +61,7 @@ def test_export_limit():
     a.update(True, 11000.0, 11000.0, 50.0, 20.0, 230.0, 1000.0)
     # export <= 2 kW: inverter AC >= -(2000 + 1000) -> battery >= -3000 / 0.97
     assert a.lo_by == limits.EXPORT
-    assert abs(a.lo_w + 3000.0 / 0.97) < 1e-6
+    assert abs(a.lo_w + (3000.0 - limits.RESOLUTION_W) / 0.97) < 1e-6
 
 
 def test_no_inputs_no_power():
