@@ -7,12 +7,24 @@ high byte) and bytes 0..6 of the payload; the CRC goes into byte 7.
 """
 
 
-def crc8_j1850(data: bytes) -> int:
+def _crc8_bitwise(data: bytes) -> int:
     crc = 0xFF
     for b in data:
         crc ^= b
         for _ in range(8):
             crc = ((crc << 1) ^ 0x1D) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc ^ 0xFF
+
+
+# the same register, one byte at a time: _TABLE[i] = eight shifts of i (built from the definition above)
+_TABLE = bytes((_crc8_bitwise(bytes((i ^ 0xFF,))) ^ 0xFF) for i in range(256))
+
+
+def crc8_j1850(data: bytes) -> int:
+    crc = 0xFF
+    t = _TABLE
+    for b in data:
+        crc = t[crc ^ b]
     return crc ^ 0xFF
 
 

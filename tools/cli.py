@@ -152,7 +152,7 @@ def cmd_monitor(args):
             try:
                 m = db.get_message_by_frame_id(msg.arbitration_id)
                 vals = m.decode(bytes(msg.data), decode_choices=True)
-                text = " ".join(f"{k}={v}" for k, v in vals.items())
+                text = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in vals.items())
                 print(f"{msg.timestamp:.6f} {msg.arbitration_id:03X} {m.name:<18} {text}", flush=True)
             except KeyError:
                 print(f"{msg.timestamp:.6f} {msg.arbitration_id:03X} {'(unknown)':<18} {msg.data.hex()}", flush=True)
