@@ -18,6 +18,7 @@ GRID_FOLLOWING = 11
 SAFE_STATE = 12
 SAFE_STATE_CLEARED = 13
 FRAME_REFUSED = 14
+LIMIT_CHANGE = 15
 
 KIND = {
     MODE_CHANGE: "mode_change",
@@ -34,6 +35,7 @@ KIND = {
     SAFE_STATE: "safe_state",
     SAFE_STATE_CLEARED: "safe_state_cleared",
     FRAME_REFUSED: "frame_refused",
+    LIMIT_CHANGE: "limit_change",
 }
 
 # Operating modes (GW_Status.OperatingMode, EMS_ModeRequest.ModeReq for the first four)
@@ -58,6 +60,11 @@ TRIP_NAMES = {
 }
 
 
+# What binds the power command (EventDetail of LIMIT_CHANGE; GW_Status.LimitingFactor)
+LIMIT_NAMES = ("none", "ev_charge", "ev_discharge", "inverter_rating", "export_limit", "main_fuse", "min_soc",
+               "ramp", "input_timeout")
+
+
 def describe(code, detail, value):
     """Report form of one event: a dict with 'kind' and the decoded detail."""
     kind = KIND.get(code, "unknown_%d" % code)
@@ -71,6 +78,9 @@ def describe(code, detail, value):
         d["input"] = INPUT_NAMES.get(detail, detail)
     elif code == TRIP:
         d["reason"] = TRIP_NAMES.get(detail, detail)
+    elif code == LIMIT_CHANGE:
+        d["by"] = LIMIT_NAMES[detail] if detail < len(LIMIT_NAMES) else detail
+        d["p_w"] = value
     elif code == FRAME_REFUSED:
         d["reason"] = REFUSE_NAMES.get(detail, detail)
         d["frame_id"] = value & 0xFFFF

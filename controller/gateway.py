@@ -108,6 +108,8 @@ class Gateway:
         self.p_cmd = 0.0
         self.p_target = 0.0
         self.limiting = limits.INPUT_TIMEOUT
+        self.limit_reported = None  # the safe state says enough; reported again after it
+        self.limit_event_at = None
         self.v2h_ac = 0.0
         self.trip_flags = 0
         self.refused = [0, 0, 0, 0, 0, 0]  # by events.R_* reason
@@ -211,6 +213,7 @@ class Gateway:
         elif not ok or faulted:
             self.safe = True
             self.recover.reset()
+            self.limit_reported = None
             cause = 0
             for grp, _ in self.groups:
                 if self.timed_out[grp]:
@@ -237,6 +240,12 @@ class Gateway:
         if reported != self.reported_mode:
             self.reported_mode = reported
             self._event(events.MODE_CHANGE, reported, 0)
+        if (not self.safe and self.limiting != self.limit_reported
+                and (self.limit_event_at is None or ticks_diff(now, self.limit_event_at) >= self.status_period_us)):
+            # at most one per status period: a command hovering at a bound must not flood the bus
+            self.limit_reported = self.limiting
+            self.limit_event_at = now
+            self._event(events.LIMIT_CHANGE, self.limiting, int(self.p_cmd))
         if self.next_status is None or ticks_diff(now, self.next_status) >= 0:
             self.next_status = ticks_add(now, self.status_period_us)
             self._send_status()
