@@ -1,0 +1,94 @@
+"""Property: no command the gateway sends ever exceeds a limit in force.
+
+Hypothesis drives the real Gateway with arbitrary sequences of site inputs (EV limits,
+state of charge, grid voltage, grid and inverter power, mode requests, silences) and
+checks every GW_InverterCmd against the bounds recomputed independently here from the
+newest inputs the gateway accepted.
+"""
+
+import sys
+import pathlib
+
+from hypothesis import given, settings, strategies as st
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "firmware"))
+
+from controller import config, events, limits  # noqa: E402
+from controller.gateway import Gateway  # noqa: E402
+from sitebus import Site  # noqa: E402
+
+EFF = 0.97
+RATING = 11000.0
+FUSE = 25.0
+EXPORT = 5000.0
+
+step = st.fixed_dictionaries({
+    "ev_charge": st.integers(0, 20000).map(lambda w: w // 10 * 10),
+    "ev_discharge": st.integers(0, 20000).map(lambda w: w // 10 * 10),
+    "soc": st.integers(0, 1000).map(lambda x: x / 10.0),
+    "min_soc": st.integers(0, 200).map(lambda x: x / 2.0),
+    "grid_v": st.integers(0, 26000).map(lambda x: x / 100.0),
+    "p_grid": st.integers(-20000, 30000),
+    "p_inv": st.integers(-15000, 15000),
+    "mode": st.sampled_from([events.IDLE, events.CHARGE, events.V2H, events.V2G]),
+    "setpoint": st.integers(-30000, 30000),
+    "silent": st.sampled_from([None, "meter", "ev", "inverter"]),
+    "ticks": st.integers(1, 4),
+})
+
+
+def _bounds(v, ev, soc_min_ok, load):
+    """Independent recomputation of the battery-power bounds from the module docstring."""
+    hi = min(ev["MaxChargePower"], RATING * min(1.0, v / 230.0) * EFF)
+    lo = max(-ev["MaxDischargePower"], -RATING * min(1.0, v / 230.0) / EFF)
+    if not soc_min_ok:
+        lo = max(lo, 0.0)
+    p_fuse = 3 * v * FUSE
+    hi = min(hi, limits.ac_to_batt(p_fuse - load, EFF))
+    lo = max(lo, limits.ac_to_batt(-p_fuse - load, EFF), limits.ac_to_batt(-EXPORT - load, EFF))
+    return min(lo, 0.0), max(hi, 0.0)
+
+
+def _drive(steps):
+    """Play the steps; assert every inverter command; return how many non-safe commands were checked."""
+    cfg = config.validate({"site": {"main_fuse_a": FUSE, "export_limit_kw": EXPORT / 1000},
+                           "control": {"recover_hold_ms": 0}, "limits": {"ramp_up_kw_per_s": 50.0}})
+    site = Site()
+    gw = Gateway(cfg, site.gw_port)
+    t = 0
+    checked = 0
+    for s in steps:
+        site.ev = {"MaxChargePower": s["ev_charge"], "MaxDischargePower": s["ev_discharge"],
+                   "MinSoc": s["min_soc"], "SessionActive": 1}
+        site.soc, site.grid_v, site.p_grid, site.p_inv = s["soc"], s["grid_v"], s["p_grid"], s["p_inv"]
+        site.dev.send("EMS_ModeRequest", ModeReq=s["mode"], SetpointPower=s["setpoint"])
+        for _ in range(s["ticks"]):
+            site.send_all(meter=s["silent"] != "meter", ev=s["silent"] != "ev", inverter=s["silent"] != "inverter")
+            gw.poll(t)
+            gw.tick(t)
+            t += 10000
+            for name, d in site.commands():
+                if name != "GW_InverterCmd":
+                    continue
+                p = d["PSetpoint"]
+                if gw.safe or not gw.inputs_ok:
+                    assert p == 0
+                    continue
+                ev = gw.ev_limits.values
+                soc_ok = gw.ev_status.values["Soc"] > ev["MinSoc"]
+                lo, hi = _bounds(gw.mtr_grid.values["GridVoltage"], ev, soc_ok, gw._load_w())
+                assert lo - 1e-6 <= p <= hi + 1e-6, (p, lo, hi)
+                checked += 1
+    return checked
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(step, min_size=1, max_size=25))
+def test_no_command_exceeds_a_limit(steps):
+    _drive(steps)
+
+
+def test_the_property_sees_real_commands():
+    healthy = {"ev_charge": 11000, "ev_discharge": 3000, "soc": 60.0, "min_soc": 20.0, "grid_v": 230.0,
+               "p_grid": 500, "p_inv": 0, "mode": events.V2G, "setpoint": -9000, "silent": None, "ticks": 4}
+    assert _drive([healthy] * 5) >= 10
