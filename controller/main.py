@@ -52,7 +52,7 @@ def main(argv):
             except ValueError:
                 raise config.ConfigError("--duration", "must be a number of seconds")
     except config.ConfigError as e:
-        print("error:", e)
+        print("error:", e, file=sys.stderr)
         return 2
     port = open_port(spec)
     gw = Gateway(cfg, port)

