@@ -591,3 +591,141 @@ def test_readme_documents_every_message():
         text = f.read()
     for db, m in SITE:
         assert "### 0x%03X %s (" % (m.frame_id, m.name) in text, m.name
+
+
+# ---------------------------------------------------------------------------------
+# dbc/README.md: generated sections
+
+
+def _fmt(v):
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _copy_site(tmp_path):
+    import shutil
+
+    d = tmp_path / "dbc"
+    d.mkdir()
+    for name in os.listdir(DBC_DIR):
+        if name.endswith(".dbc") or name == "README.md":
+            shutil.copy(os.path.join(DBC_DIR, name), str(d / name))
+    return str(d), str(d / "README.md"), str(tmp_path / "candb.py")
+
+
+def test_committed_readme_is_current():
+    ok, msg = gen_candb.check_readme(gen_candb.DEFAULT_DBC_DIR, gen_candb.DEFAULT_README)
+    assert ok, msg
+    assert gen_candb.main(["--check"]) == 0  # the defaults check both files
+
+
+def test_readme_rows_follow_cantools():
+    """Independently of the generator: every signal row shows cantools' range and scale."""
+    with open(gen_candb.DEFAULT_README, encoding="utf-8") as f:
+        text = f.read()
+    for db, m in SITE:
+        head = "### 0x%03X %s (" % (m.frame_id, m.name)
+        section = text.split(head, 1)[1].split("\n### ", 1)[0].split("<!-- END GENERATED -->", 1)[0]
+        for s in m.signals:
+            row = [r for r in section.splitlines() if r.startswith("| %s |" % s.name)]
+            assert len(row) == 1, (m.name, s.name)
+            cells = [c.strip() for c in row[0].split(" | ")]
+            assert cells[2] == _fmt(s.conversion.scale) and cells[3] == _fmt(s.conversion.offset), row
+            assert cells[5] == "%s .. %s" % (_fmt(s.minimum), _fmt(s.maximum)), row
+            assert cells[1].startswith("%d\\|%d " % (s.start, s.length)), row
+
+
+def test_readme_generation_is_deterministic():
+    a = gen_candb.generate_readme(gen_candb.DEFAULT_DBC_DIR, gen_candb.DEFAULT_README)
+    assert a == gen_candb.generate_readme(gen_candb.DEFAULT_DBC_DIR, gen_candb.DEFAULT_README)
+    ids = [int(line.split()[1], 16) for line in a.splitlines() if line.startswith("### 0x")]
+    assert ids == sorted(ids) and len(ids) == len(SITE)
+
+
+def test_readme_modified_row_is_stale(tmp_path, capsys):
+    dbc_dir, readme, out = _copy_site(tmp_path)
+    assert gen_candb.main(["--dbc-dir", dbc_dir, "--out", out]) == 0
+    assert gen_candb.main(["--dbc-dir", dbc_dir, "--out", out, "--check"]) == 0
+    with open(readme, encoding="utf-8") as f:
+        good = f.read()
+    row = next(r for r in good.splitlines() if r.startswith("| GridFrequency |"))
+    assert "| 0 .. 65 |" in row
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(good.replace(row, row.replace("| 0 .. 65 |", "| 0 .. 70 |")))
+    capsys.readouterr()
+    assert gen_candb.main(["--dbc-dir", dbc_dir, "--out", out, "--check"]) == 1
+    assert "README.md is stale" in capsys.readouterr().err
+    ok, msg = gen_candb.check(dbc_dir, out, readme)
+    assert not ok and readme in msg
+    assert gen_candb.check(dbc_dir, out)[0]  # the module alone is still current
+    # regenerating repairs exactly that row and leaves the prose alone
+    assert gen_candb.main(["--dbc-dir", dbc_dir, "--out", out]) == 0
+    with open(readme, encoding="utf-8") as f:
+        assert f.read() == good
+
+
+def test_readme_prose_outside_markers_is_kept(tmp_path):
+    dbc_dir, readme, out = _copy_site(tmp_path)
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    edited = text.replace("## Nodes\n", "## Nodes\n\nA hand-written note.\n", 1)
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(edited)
+    assert gen_candb.check_readme(dbc_dir, readme)[0]
+    assert gen_candb.generate_readme(dbc_dir, readme) == edited
+
+
+def test_readme_follows_dbc_change(tmp_path):
+    dbc_dir, readme, out = _copy_site(tmp_path)
+    meter = os.path.join(dbc_dir, "meter.dbc")
+    with open(meter, encoding="utf-8") as f:
+        text = f.read()
+    with open(meter, "w", encoding="utf-8") as f:
+        f.write(text.replace('BA_ "GenMsgCycleTime" BO_ 928 1000;', 'BA_ "GenMsgCycleTime" BO_ 928 100;'))
+    assert not gen_candb.check_readme(dbc_dir, readme)[0]
+    new = gen_candb.generate_readme(dbc_dir, readme)
+    assert "| 0x3A0 | MTR | GW | Cyclic | 100 ms |" in new
+    assert "| total | | **951** |" in new  # 942 - 1 + 10
+
+
+@pytest.mark.parametrize("marker", [gen_candb.README_BEGIN_MESSAGES, gen_candb.README_BEGIN_BUS_LOAD,
+                                    gen_candb.README_END])
+def test_readme_markers_required(tmp_path, capsys, marker):
+    dbc_dir, readme, out = _copy_site(tmp_path)
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    assert marker in text
+    if marker == gen_candb.README_END:  # drop the last end marker (the Messages one)
+        i = text.rindex(marker)
+        broken = text[:i] + text[i + len(marker):]
+    else:
+        broken = text.replace(marker + "\n", "")
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(broken)
+    with pytest.raises(gen_candb.GeneratorError) as e:
+        gen_candb.check_readme(dbc_dir, readme)
+    assert "README.md" in str(e.value) and marker in str(e.value)
+    capsys.readouterr()
+    assert gen_candb.main(["--dbc-dir", dbc_dir, "--out", out]) == 2
+    assert "gen_candb: error" in capsys.readouterr().err
+    assert not os.path.exists(out)  # nothing written when the README cannot be made
+    with open(readme, encoding="utf-8") as f:
+        assert f.read() == broken
+    assert gen_candb.main(["--dbc-dir", dbc_dir, "--out", out, "--check"]) == 2
+
+
+def test_readme_repeated_marker_refused():
+    text = "\n".join([gen_candb.README_BEGIN_MESSAGES, gen_candb.README_END] * 2)
+    with pytest.raises(gen_candb.GeneratorError) as e:
+        gen_candb.render_readme(text, {gen_candb.README_BEGIN_MESSAGES: ["x"]})
+    assert "repeats" in str(e.value)
+
+
+def test_frame_bits():
+    class M:
+        length, is_extended = 8, False
+
+    assert gen_candb.frame_bits(M) == (111, 135)
+    M.is_extended = True
+    assert gen_candb.frame_bits(M) == (131, 160)
+    M.length, M.is_extended = 0, False
+    assert gen_candb.frame_bits(M) == (47, 55)

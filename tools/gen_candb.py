@@ -3,8 +3,15 @@
 The DBC files are the single source of truth of the site bus; cantools parses them and
 this generator turns every message into straight-line shift/mask code::
 
-    python -m tools.gen_candb                 # regenerate controller/candb.py
-    python -m tools.gen_candb --check         # exit 1 if the committed file is stale
+    python -m tools.gen_candb                 # regenerate controller/candb.py and dbc/README.md
+    python -m tools.gen_candb --check         # exit 1 if a committed file is stale
+
+The generator also writes the generated parts of ``dbc/README.md`` (the ``--readme``
+file; default ``<dbc-dir>/README.md`` when it exists): the per-message tables between
+``<!-- BEGIN GENERATED: python -m tools.gen_candb -->`` and ``<!-- END GENERATED -->``
+and the cyclic bus-load table between ``<!-- BEGIN GENERATED: python -m tools.gen_candb
+(bus load) -->`` and ``<!-- END GENERATED -->``.  Both marker pairs are required; the
+prose around them is never touched.
 
 Like cantools' own C source generator (``cantools/database/can/c_source.py``), each
 signal is split at generation time into per-byte segments (byte index, bit offset in
@@ -48,6 +55,7 @@ from cantools.database.conversion import (
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DBC_DIR = os.path.join(ROOT, "dbc")
 DEFAULT_OUT = os.path.join(ROOT, "controller", "candb.py")
+DEFAULT_README = os.path.join(DEFAULT_DBC_DIR, "README.md")
 
 E2E_COUNTER = "AliveCounter"
 E2E_CRC = "Crc"
@@ -691,33 +699,287 @@ def generate(dbc_dir=DEFAULT_DBC_DIR):
     return text
 
 
-def write(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT):
-    """Generate and write ``out``; return True if its content changed."""
-    text = generate(dbc_dir)
-    old = None
-    if os.path.exists(out):
-        with open(out, encoding="utf-8", newline="") as f:
-            old = f.read()
-    if old == text:
-        return False
-    tmp = out + ".tmp"
+# ----------------------------------------------------------------------------------
+# dbc/README.md: the generated sections
+
+README_BEGIN_MESSAGES = "<!-- BEGIN GENERATED: python -m tools.gen_candb -->"
+README_BEGIN_BUS_LOAD = "<!-- BEGIN GENERATED: python -m tools.gen_candb (bus load) -->"
+README_END = "<!-- END GENERATED -->"
+
+_SIGNAL_HEADER = [
+    "| signal | bits: start\\|length, order, sign (bytes) | scale | offset | unit | range | meaning |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+]
+_MESSAGE_HEADER = [
+    "| id | sender | receivers | send type | cycle | RxTimeoutTime | E2EDataID | DLC |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+]
+
+
+def default_readme(dbc_dir=DEFAULT_DBC_DIR):
+    """``<dbc_dir>/README.md`` if it exists, else None (then only the module is made)."""
+    path = os.path.join(dbc_dir, "README.md")
+    return path if os.path.exists(path) else None
+
+
+def _dnum(v):
+    """A number as the README shows it: 0.1, 409.5, 10, -40 (no trailing .0)."""
+    if isinstance(v, bool):
+        v = int(v)
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return _num(v)
+
+
+def _cell(text):
+    """Free text for one Markdown table cell: one line, ``|`` escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _ms(v):
+    return "%d ms" % v if v else "-"
+
+
+def _frame_id(m):
+    return "0x%03X" % m.frame_id + (" (extended)" if m.is_extended else "")
+
+
+def _signal_row(s):
+    order = "LE" if s.byte_order == "little_endian" else "BE"
+    sign = "float" if s.is_float else ("signed" if s.signed else "unsigned")
+    nbytes = sorted({b for b, _ in s.positions})
+    where = "byte %d" % nbytes[0] if len(nbytes) == 1 else "bytes %d..%d" % (nbytes[0], nbytes[-1])
+    bits = "%d\\|%d %s %s (%s)" % (s.start, s.length, order, sign, where)
+    if s.minimum is None and s.maximum is None:
+        rng = "-"
+    else:
+        rng = "%s .. %s" % ("" if s.minimum is None else _dnum(s.minimum),
+                            "" if s.maximum is None else _dnum(s.maximum))
+    meaning = " ".join(s.comment.split())
+    if s.choices:
+        table = ", ".join("%d = %s" % (k, s.choices[k]) for k in sorted(s.choices))
+        meaning = (meaning + " " + table) if meaning else table
+    cells = [s.name, bits, _dnum(s.scale), _dnum(s.offset), _cell(s.unit), rng, _cell(meaning)]
+    return "| %s |" % " | ".join(cells)
+
+
+def readme_messages(msgs):
+    """Lines of the Messages section: one ``### 0x<id> <name> (<file>)`` per message."""
+    L = []
+    for m in msgs:
+        if L:
+            L.append("")
+        L.append("### 0x%03X %s (%s)" % (m.frame_id, m.name, m.file))
+        L.append("")
+        if m.comment.strip():
+            L.append(" ".join(m.comment.split()))
+            L.append("")
+        L.extend(_MESSAGE_HEADER)
+        L.append("| %s |" % " | ".join([
+            _frame_id(m),
+            _cell(", ".join(m.senders) or "-"),
+            _cell(", ".join(m.receivers) or "-"),
+            _cell(m.send_type or "-"),
+            _ms(m.cycle_time_ms),
+            _ms(m.timeout_ms),
+            "0x%04X" % m.e2e_data_id if m.e2e_data_id else "-",
+            str(m.length),
+        ]))
+        L.append("")
+        L.extend(_SIGNAL_HEADER)
+        L.extend(_signal_row(s) for s in m.signals)
+    return L
+
+
+def frame_bits(m):
+    """(bits without stuffing, bits with worst-case stuffing) of one classic CAN data
+    frame of ``m``, interframe space (3 bits) included.
+
+    11-bit id: 44 bits of overhead, stuff bits possible in the 34 + 8 * DLC bits from
+    start of frame to the end of the CRC; 29-bit id: 64 and 54 + 8 * DLC.  At most
+    one stuff bit per 4 bits after the first: floor((n - 1) / 4).
+    """
+    overhead, head = (64, 54) if m.is_extended else (44, 34)
+    data = 8 * m.length
+    nominal = overhead + data + 3
+    return nominal, nominal + (head + data - 1) // 4
+
+
+def _bitrate(entries):
+    rates = {}
+    for base, db, _ in entries:
+        a = db.dbc.attributes.get("Baudrate") if db.dbc is not None else None
+        if a is not None:
+            rates.setdefault(int(a.value), base)
+    if len(rates) != 1:
+        raise GeneratorError(
+            "the bus load needs one Baudrate attribute for all DBC files, found %s"
+            % (", ".join("%d (%s)" % kv for kv in sorted(rates.items())) or "none"))
+    return next(iter(rates))
+
+
+def _rate(x):
+    return _dnum(x) if float(x).is_integer() else "%.1f" % x
+
+
+def readme_bus_load(msgs, bitrate):
+    """Lines of the cyclic bus-load table and the load it gives at ``bitrate``."""
+    cyclic = [m for m in msgs if m.cycle_time_ms > 0 and m.send_type != "Event"]
+    L = ["| cycle | messages | frames/s |", "| --- | --- | --- |"]
+    total = nominal = worst = 0.0
+    for cycle in sorted({m.cycle_time_ms for m in cyclic}):
+        group = [m for m in cyclic if m.cycle_time_ms == cycle]
+        per_s = 1000.0 / cycle
+        total += len(group) * per_s
+        for m in group:
+            n, w = frame_bits(m)
+            nominal += n * per_s
+            worst += w * per_s
+        L.append("| %d ms | %s | %d x %s = %s |" % (
+            cycle, ", ".join("`%s`" % m.name for m in group), len(group), _rate(per_s), _rate(len(group) * per_s)))
+    L.append("| total | | **%s** |" % _rate(total))
+    L.append("")
+    kbit = "%s kbit/s" % _dnum(bitrate / 1000)
+    sizes = {frame_bits(m) for m in cyclic}
+    if len(sizes) == 1:
+        n, w = next(iter(sizes))
+        L.append("%s frames/s x %d bits = %.1f kbit/s = **%d %%** of %s; with worst-case stuffing "
+                 "%s x %d = %.1f kbit/s = **%d %%**." % (
+                     _rate(total), n, nominal / 1000, round(100 * nominal / bitrate), kbit,
+                     _rate(total), w, worst / 1000, round(100 * worst / bitrate)))
+    else:
+        L.append("%s frames/s: %.1f kbit/s = **%d %%** of %s; with worst-case stuffing "
+                 "%.1f kbit/s = **%d %%**." % (
+                     _rate(total), nominal / 1000, round(100 * nominal / bitrate), kbit,
+                     worst / 1000, round(100 * worst / bitrate)))
+    return L
+
+
+def readme_sections(dbc_dir=DEFAULT_DBC_DIR):
+    """{begin marker: generated lines} for the README, from the DBC files in ``dbc_dir``."""
+    entries = load(dbc_dir)
+    msgs = [Msg(base, db, m) for base, db, m in entries]
+    return {
+        README_BEGIN_MESSAGES: readme_messages(msgs),
+        README_BEGIN_BUS_LOAD: readme_bus_load(msgs, _bitrate(entries)),
+    }
+
+
+def render_readme(text, sections, name="README.md"):
+    """``text`` with the lines between each begin marker and the next end marker replaced
+    by its generated section (one blank line either side); everything else as it was.
+
+    Raises GeneratorError if a begin marker is missing or repeated, or has no end marker.
+    """
+    lines = text.split("\n")
+    for begin, body in sections.items():
+        where = [i for i, line in enumerate(lines) if line.strip() == begin]
+        if len(where) != 1:
+            raise GeneratorError(
+                "%s: %s the marker line %r: put it (and %r after the generated part) "
+                "where the generated section belongs" % (
+                    name, "has no" if not where else "repeats", begin, README_END))
+        start = where[0]
+        end = None
+        for i in range(start + 1, len(lines)):
+            stripped = lines[i].strip()
+            if stripped == README_END:
+                end = i
+                break
+            if stripped.startswith("<!-- BEGIN GENERATED"):
+                break
+        if end is None:
+            raise GeneratorError("%s: no %r line after %r" % (name, README_END, begin))
+        lines[start + 1:end] = [""] + list(body) + [""]
+    return "\n".join(lines)
+
+
+def _read(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        return f.read()
+
+
+def _replace(path, text):
+    tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
-    os.replace(tmp, out)
+    os.replace(tmp, path)
+
+
+def generate_readme(dbc_dir=DEFAULT_DBC_DIR, readme=None):
+    """The text ``readme`` (default ``<dbc_dir>/README.md``) should have now."""
+    readme = readme or os.path.join(dbc_dir, "README.md")
+    try:
+        text = _read(readme)
+    except OSError as e:
+        raise GeneratorError("cannot read %s: %s" % (readme, e)) from e
+    return render_readme(text, readme_sections(dbc_dir), os.path.basename(readme))
+
+
+def write_readme(dbc_dir=DEFAULT_DBC_DIR, readme=None):
+    """Regenerate the generated sections of ``readme``; return True if it changed."""
+    readme = readme or os.path.join(dbc_dir, "README.md")
+    text = generate_readme(dbc_dir, readme)
+    if text == _read(readme):
+        return False
+    _replace(readme, text)
     return True
 
 
-def check(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT):
-    """(True, message) if ``out`` is what the generator makes now, else (False, message)."""
+def check_readme(dbc_dir=DEFAULT_DBC_DIR, readme=None):
+    """(True, message) if the generated sections of ``readme`` are current, else (False, message).
+
+    Raises GeneratorError if the markers are missing (see render_readme)."""
+    readme = readme or os.path.join(dbc_dir, "README.md")
+    text = generate_readme(dbc_dir, readme)
+    if _read(readme) != text:
+        return False, "%s is stale (its generated sections differ from %s/*.dbc): run python -m tools.gen_candb" % (
+            readme, os.path.basename(os.path.normpath(dbc_dir)))
+    return True, "%s is up to date" % readme
+
+
+# ----------------------------------------------------------------------------------
+# files and command line
+
+
+def write_all(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None):
+    """Generate ``out`` (and the generated sections of ``readme`` if given), write the
+    files whose content changed and return their paths.  Both texts are made before
+    anything is written, so an error leaves every file as it was."""
+    texts = [(out, generate(dbc_dir))]
+    if readme:
+        texts.append((readme, generate_readme(dbc_dir, readme)))
+    changed = []
+    for path, text in texts:
+        if not os.path.exists(path) or _read(path) != text:
+            _replace(path, text)
+            changed.append(path)
+    return changed
+
+
+def write(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None):
+    """Generate and write ``out`` (and the generated sections of ``readme`` if given);
+    return True if a file changed."""
+    return bool(write_all(dbc_dir, out, readme))
+
+
+def check(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None):
+    """(True, message) if ``out`` (and ``readme``'s generated sections, if given) are
+    what the generator makes now, else (False, message naming the stale file)."""
     text = generate(dbc_dir)
+    readme_ok = check_readme(dbc_dir, readme) if readme else None  # marker errors first
     try:
-        with open(out, encoding="utf-8", newline="") as f:
-            old = f.read()
+        old = _read(out)
     except OSError:
         return False, "%s is missing: run python -m tools.gen_candb" % out
     if old != text:
         return False, "%s is stale (differs from %s/*.dbc): run python -m tools.gen_candb" % (
             out, os.path.basename(os.path.normpath(dbc_dir)))
+    if readme:
+        ok, msg = readme_ok
+        if not ok:
+            return ok, msg
+        return True, "%s and %s are up to date" % (out, readme)
     return True, "%s is up to date" % out
 
 
@@ -725,18 +987,23 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.gen_candb", description=__doc__.split("\n")[0])
     ap.add_argument("--dbc-dir", default=DEFAULT_DBC_DIR, help="directory of *.dbc files (default: dbc/)")
     ap.add_argument("--out", default=DEFAULT_OUT, help="generated module (default: controller/candb.py)")
-    ap.add_argument("--check", action="store_true", help="exit 1 if --out differs from what would be generated")
+    ap.add_argument("--readme", default=None,
+                    help="Markdown file with generated sections (default: <dbc-dir>/README.md if it exists)")
+    ap.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a file differs from what would be generated")
     args = ap.parse_args(argv)
+    readme = None if args.no_readme else (args.readme or default_readme(args.dbc_dir))
     try:
         if args.check:
-            ok, msg = check(args.dbc_dir, args.out)
+            ok, msg = check(args.dbc_dir, args.out, readme)
             print(msg, file=sys.stdout if ok else sys.stderr)
             return 0 if ok else 1
-        changed = write(args.dbc_dir, args.out)
-    except GeneratorError as e:
+        changed = write_all(args.dbc_dir, args.out, readme)
+    except (GeneratorError, OSError) as e:
         print("gen_candb: error: %s" % e, file=sys.stderr)
         return 2
-    print("%s %s" % ("wrote" if changed else "unchanged:", args.out))
+    for path in [args.out] + ([readme] if readme else []):
+        print("%s %s" % ("wrote" if path in changed else "unchanged:", path))
     return 0
 
 
