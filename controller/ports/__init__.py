@@ -178,6 +178,45 @@ class MemoryPort(Port):
             self.bus.ports.remove(self)
 
 
+class PolledPort(Port):
+    """Base of the board adapters: a controller polled through `_take()` (one frame or None).
+
+    Subclasses own `self.can` (with `deinit()`) and implement `_take()`; recv, wait and
+    close come from here. wait() polls every `poll_us` and keeps the frame it found for
+    the next recv().
+    """
+
+    __slots__ = ("poll_us", "_pending")
+
+    def __init__(self, poll_us=200):
+        Port.__init__(self)
+        self.poll_us = poll_us
+        self._pending = None
+
+    def recv(self):
+        f = self._pending
+        if f is not None:
+            self._pending = None
+            return f
+        return self._take()
+
+    def wait(self, timeout_ms):
+        if self._pending is not None:
+            return True
+        t0 = ticks_ms()
+        while True:
+            self._pending = self._take()
+            if self._pending is not None:
+                return True
+            if ticks_diff(ticks_ms(), t0) >= timeout_ms:
+                return False
+            sleep_us(self.poll_us)
+
+    def close(self):
+        self._pending = None
+        self.can.deinit()
+
+
 def memory_pair(queue_len=64):
     """Two MemoryPorts joined by their own MemoryBus: what a sends, b receives and back."""
     bus = MemoryBus()

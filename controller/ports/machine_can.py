@@ -12,17 +12,17 @@ and receive overruns (``RECV_ERR_OVERRUN``: frames lost in the controller) count
 ``rx_errors``.  ``wait`` polls every ``poll_us`` microseconds, which bounds the extra
 reaction latency it adds.
 """
-from . import Port, check_frame, sleep_us, ticks_diff, ticks_ms
+from . import PolledPort, check_frame
 
 
-class MachineCanPort(Port):
+class MachineCanPort(PolledPort):
     """CAN port on a ``machine.CAN`` object (given, or built from id/bitrate/init args)."""
 
-    __slots__ = ("can", "unordered", "poll_us", "_ext", "_rtr", "_overrun", "_rx", "_pending")
+    __slots__ = ("can", "unordered", "_ext", "_rtr", "_overrun", "_rx")
 
     def __init__(self, can=None, id=1, bitrate=500000, filters=None, unordered=False,
                  poll_us=200, **init_kwargs):
-        Port.__init__(self)
+        PolledPort.__init__(self, poll_us)
         if can is None:
             from machine import CAN
 
@@ -35,11 +35,9 @@ class MachineCanPort(Port):
         self._overrun = can.RECV_ERR_OVERRUN
         # same-id frames may leave in any order only if the caller says so
         self.unordered = can.FLAG_UNORDERED if unordered else 0
-        self.poll_us = poll_us
         # recv(arg): a list of 4 whose item 1 is a memoryview on a buffer that can
         # hold any frame (64 bytes covers CAN FD controllers too)
         self._rx = [0, memoryview(bytearray(64)), 0, 0]
-        self._pending = None
 
     def send(self, can_id, data, extended=False):
         check_frame(can_id, data, extended)
@@ -67,26 +65,3 @@ class MachineCanPort(Port):
                 continue
             self.rx_count += 1
             return (res[0], bool(flags & self._ext), bytes(data))
-
-    def recv(self):
-        f = self._pending
-        if f is not None:
-            self._pending = None
-            return f
-        return self._take()
-
-    def wait(self, timeout_ms):
-        if self._pending is not None:
-            return True
-        t0 = ticks_ms()
-        while True:
-            self._pending = self._take()
-            if self._pending is not None:
-                return True
-            if ticks_diff(ticks_ms(), t0) >= timeout_ms:
-                return False
-            sleep_us(self.poll_us)
-
-    def close(self):
-        self._pending = None
-        self.can.deinit()

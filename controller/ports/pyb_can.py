@@ -13,17 +13,17 @@ pass every standard and extended frame into FIFO 0 (classic bxCAN: one MASK16 ba
 with zero masks; FDCAN: a zero MASK filter per id type).  Remote frames count in
 ``rx_errors``.  ``wait`` polls every ``poll_us`` microseconds.
 """
-from . import Port, check_frame, sleep_us, ticks_diff, ticks_ms
+from . import PolledPort, check_frame
 
 
-class PybCanPort(Port):
+class PybCanPort(PolledPort):
     """CAN port on a ``pyb.CAN`` object (given, or built from bus/baudrate/init args)."""
 
-    __slots__ = ("can", "fifos", "poll_us", "_rx", "_pending")
+    __slots__ = ("can", "fifos", "_rx")
 
     def __init__(self, can=None, bus=1, baudrate=500000, mode=None, accept_all=True,
                  fifos=(0,), poll_us=200, **init_kwargs):
-        Port.__init__(self)
+        PolledPort.__init__(self, poll_us)
         if can is None:
             from pyb import CAN
 
@@ -36,10 +36,8 @@ class PybCanPort(Port):
                 can.setfilter(0, can.MASK, 0, (0, 0))
                 can.setfilter(0, can.MASK, 0, (0, 0), extframe=True)
         self.fifos = fifos
-        self.poll_us = poll_us
         # recv(fifo, list): a list of 5 whose item 4 is a memoryview on >= 8 bytes
         self._rx = [0, False, False, 0, memoryview(bytearray(64))]
-        self._pending = None
 
     def send(self, can_id, data, extended=False):
         check_frame(can_id, data, extended)
@@ -66,26 +64,3 @@ class PybCanPort(Port):
                 self.rx_count += 1
                 return (res[0], bool(res[1]), bytes(data))
         return None
-
-    def recv(self):
-        f = self._pending
-        if f is not None:
-            self._pending = None
-            return f
-        return self._take()
-
-    def wait(self, timeout_ms):
-        if self._pending is not None:
-            return True
-        t0 = ticks_ms()
-        while True:
-            self._pending = self._take()
-            if self._pending is not None:
-                return True
-            if ticks_diff(ticks_ms(), t0) >= timeout_ms:
-                return False
-            sleep_us(self.poll_us)
-
-    def close(self):
-        self._pending = None
-        self.can.deinit()
