@@ -211,8 +211,8 @@ def validate(sc):
         "load": _load("load", sc.get("load", LOAD_DEFAULT)),
         "mode": _mode("mode", sc.get("mode", MODE_DEFAULT)),
     }
-    if out["ev"]["min_soc"] > 1.0:
-        raise ScenarioError("ev.min_soc", "must be <= 1")
+    if out["site"]["phases"] not in (1, 3):
+        raise ScenarioError("site.phases", "must be 1 or 3")
     ctl = sc.get("controller", {})
     try:
         ctl_config.validate(ctl)
