@@ -19,6 +19,9 @@ SAFE_STATE = 12
 SAFE_STATE_CLEARED = 13
 FRAME_REFUSED = 14
 LIMIT_CHANGE = 15
+BACKUP_OVERLOAD = 16
+BACKUP_END = 17
+RELAY_FAULT = 18
 
 KIND = {
     MODE_CHANGE: "mode_change",
@@ -36,7 +39,14 @@ KIND = {
     SAFE_STATE_CLEARED: "safe_state_cleared",
     FRAME_REFUSED: "frame_refused",
     LIMIT_CHANGE: "limit_change",
+    BACKUP_OVERLOAD: "backup_overload",
+    BACKUP_END: "backup_end",
+    RELAY_FAULT: "relay_fault",
 }
+
+# Why backup ended or could not start (EventDetail of BACKUP_END)
+B_UNAVAILABLE, B_EV_LIMIT = 1, 2
+BACKUP_END_NAMES = {B_UNAVAILABLE: "ev_unavailable", B_EV_LIMIT: "ev_limit_or_min_soc"}
 
 # Operating modes (GW_Status.OperatingMode, EMS_ModeRequest.ModeReq for the first four)
 IDLE, CHARGE, V2H, V2G, BACKUP, SAFE = 0, 1, 2, 3, 4, 5
