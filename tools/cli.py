@@ -103,6 +103,19 @@ def cmd_hil_serve(args):
     return 0
 
 
+def cmd_hil_matrix(args):
+    from controller import config
+    from hil import matrix
+
+    if args.grid_code not in config.GRID_CODES:
+        return _fail(f"--grid-code: unknown grid code {args.grid_code!r}; known: {', '.join(config.GRID_CODES)}")
+    rows = matrix.run_matrix(args.grid_code, args.frequency, workers=args.workers)
+    matrix.write(rows, args.out, args.grid_code, args.frequency)
+    print(matrix.table_md(rows, args.grid_code, args.frequency), end="")
+    print(f"written: {args.out}/matrix.md, matrix.json, matrix.png")
+    return 0
+
+
 def cmd_run(args):
     from controller import config
     from controller.clock import RealClock
@@ -192,6 +205,13 @@ def build_parser():
     s.add_argument("--log")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_hil_serve)
+
+    mx = hsub.add_parser("matrix", help="run the unintentional-islanding test matrix (IEC 62116 / IEEE 1547.1 style)")
+    mx.add_argument("--grid-code", default="EN50549-1")
+    mx.add_argument("--frequency", type=float, default=50.0, choices=(50.0, 60.0), help="nominal frequency (Hz)")
+    mx.add_argument("--out", default="matrix-out", help="folder for matrix.md, matrix.json, matrix.png")
+    mx.add_argument("--workers", type=int, help="parallel runs (default: one per core)")
+    mx.set_defaults(func=cmd_hil_matrix)
 
     for name, helptext, fn in (("run", "run the controller on a CAN bus", cmd_run),
                                ("monitor", "decode live bus traffic with the DBC files", cmd_monitor)):
