@@ -10,21 +10,28 @@ fraction; the gateway commands the inverter by P and Q over CAN, so it applies t
 same feedback through the reactive power setpoint (a load with L and C settles where
 it absorbs the inverter's Q, so supplying Q lowers the island's frequency):
 
-    Q = -gain * (f - f_nom), clamped to +-q_max
+    Q = q_0 - gain * (f - f_nom), clamped to +-q_max
+
+q_0 plays the part of SFS's initial chopping fraction cf0: at the instant of islanding
+a resonant load sits exactly at nominal frequency, where the feedback term is zero;
+the small constant push moves the island off that point so the feedback can take hold.
 
 Loop gain in an island with a resonant RLC load of quality factor Qf absorbing P:
 gain * f_nom / (2 * Qf * P). With the defaults (gain = S_rated per Hz, q_max = 30 % of
 S_rated) it exceeds 30 for a 11 kVA inverter at full power into Qf = 1, the
 IEEE 1547.1 / IEC 62116 test load, and the clamp allows a shift of several Hz.
 Guarantee: |Q| <= q_max; off (method "off") gives Q = 0.
+The defaults (q_0 = 2 % of S_rated, 220 var for 11 kVA) are a design choice of this
+project, not a standard's value.
 """
 
 
 class SandiaFrequencyShift:
-    __slots__ = ("gain", "q_max", "f_nom", "enabled", "q")
+    __slots__ = ("gain", "q_max", "q_0", "f_nom", "enabled", "q")
 
-    def __init__(self, s_rated_va, f_nom, enabled=True, gain_pu_per_hz=1.0, q_max_pu=0.3):
+    def __init__(self, s_rated_va, f_nom, enabled=True, gain_pu_per_hz=1.0, q_max_pu=0.3, q_0_pu=0.02):
         self.gain = gain_pu_per_hz * s_rated_va
+        self.q_0 = q_0_pu * s_rated_va
         self.q_max = q_max_pu * s_rated_va
         self.f_nom = f_nom
         self.enabled = enabled
@@ -35,7 +42,7 @@ class SandiaFrequencyShift:
         if not self.enabled or f_hz <= 0.0:  # 0 Hz = no voltage: nothing to push against
             self.q = 0.0
             return 0.0
-        q = -self.gain * (f_hz - self.f_nom)
+        q = self.q_0 - self.gain * (f_hz - self.f_nom)
         if q > self.q_max:
             q = self.q_max
         elif q < -self.q_max:
@@ -45,3 +52,53 @@ class SandiaFrequencyShift:
 
     def reset(self):
         self.q = 0.0
+
+
+class FrequencyDrift:
+    """Loss-of-mains criterion: the frequency runs away from nominal, steadily and fast.
+
+    An island's frequency, pushed by SFS (or by a real reactive mismatch), diverges
+    monotonically; a grid disturbance that must be ridden through does not look like
+    that: a ROCOF event of the grid stays at or below the profile's ROCOF immunity, and
+    a phase jump or a frequency step makes the PLL frequency spike and come back.
+    Trip when, for `samples` consecutive frequency samples, |f - f_nom| >= df_min_hz and
+    the frequency moved further from nominal at more than rocof_hz_s (set to twice the
+    profile's ROCOF immunity, so the criterion is blind to every ride-through ROCOF).
+    Guarantee: a frequency ramp at or below rocof_hz_s, and any excursion that turns
+    back toward nominal within `samples` samples, never trips it.
+    """
+
+    __slots__ = ("f_nom", "df_min", "rocof", "samples", "_n", "_last_f", "_last_t")
+
+    def __init__(self, f_nom, rocof_hz_s, df_min_hz=0.2, samples=4):
+        self.f_nom = f_nom
+        self.rocof = rocof_hz_s
+        self.df_min = df_min_hz
+        self.samples = samples
+        self.reset()
+
+    def reset(self):
+        self._n = 0
+        self._last_f = None
+        self._last_t = 0
+
+    def update(self, f_hz, now):
+        from controller.clock import ticks_diff
+
+        last = self._last_f
+        last_t = self._last_t
+        self._last_f = f_hz
+        self._last_t = now
+        if f_hz <= 0.0 or last is None or last <= 0.0:
+            self._n = 0
+            return False
+        dt = ticks_diff(now, last_t)
+        if dt <= 0:
+            return self._n >= self.samples
+        dev = f_hz - self.f_nom
+        away = (dev - (last - self.f_nom)) if dev >= 0 else ((last - self.f_nom) - dev)
+        if abs(dev) >= self.df_min and away * 1000000.0 >= self.rocof * dt:
+            self._n += 1
+        else:
+            self._n = 0
+        return self._n >= self.samples

@@ -39,6 +39,8 @@ INV_OFF, INV_GFL, INV_GFM = 0, 1, 2
 CONTACT_OPEN, CONTACT_CLOSED = 0, 1
 
 SYNC_CONFIRM = 3  # consecutive synchro-check samples before closing (30 ms at 10 ms)
+STEER_GAIN = 0.3  # integral gain per control period of the island's frequency and voltage trim
+STEER_RANGE_HZ = 1.0  # the island's frequency setpoint stays within f_nom +- this while steering
 
 
 class Backup:
@@ -172,14 +174,22 @@ class Backup:
                 self.v_set = self.v_nom
                 self.observe.reset()
                 return
-            # steer: run the island slightly faster when it lags the grid (utility ahead)
+            # steer: run the island slightly faster when it lags the grid (utility ahead).
+            # The droop makes the island run below its setpoint under load, so the setpoint
+            # is corrected by the measured island frequency (integral action), not set open-loop.
             slip = phase_diff_deg * self.steer_hz_per_deg
             if slip > self.steer_max_hz:
                 slip = self.steer_max_hz
             elif slip < -self.steer_max_hz:
                 slip = -self.steer_max_hz
-            self.f_set = f_grid + slip
-            self.v_set = util_v
+            if f_island > 0.0:
+                f = self.f_set + STEER_GAIN * (f_grid + slip - f_island)
+                lo = self.f_nom - STEER_RANGE_HZ
+                hi = self.f_nom + STEER_RANGE_HZ
+                self.f_set = lo if f < lo else hi if f > hi else f
+            # likewise the voltage: the island's voltage is trimmed onto the utility's
+            if home_v > 0.0:
+                self.v_set += STEER_GAIN * (util_v - home_v)
             ok = (-self.sync_phase_deg <= phase_diff_deg <= self.sync_phase_deg
                   and -self.sync_slip_hz <= f_grid - f_island <= self.sync_slip_hz
                   and abs(util_v - home_v) <= self.sync_voltage_pu * self.v_nom)

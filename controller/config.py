@@ -56,6 +56,9 @@ SCHEMA = {
         "v2h_import_bias_w": ("num", 50.0, 0.0, 10000.0),
         "v2h_gain": ("num", 0.5, 0.01, 1.0),
     },
+    "backup": {
+        "enabled": ("bool", True, None, None),
+    },
     "anti_islanding": {
         "active_method": ("str", "sfs", ("off", "sfs"), None),
     },
@@ -70,6 +73,10 @@ def _leaf(path, spec, value):
     kind, _default, a, b = spec
     if kind in ("numornull", "intornull") and value is None:
         return None
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(path, "must be true or false")
+        return value
     if kind == "str":
         if not isinstance(value, str):
             raise ConfigError(path, "must be a string")

@@ -61,13 +61,25 @@ R_LENGTH, R_CRC, R_COUNTER, R_RANGE, R_UNKNOWN_ID = 1, 2, 3, 4, 5
 REFUSE_NAMES = {R_LENGTH: "length", R_CRC: "crc", R_COUNTER: "alive_counter", R_RANGE: "range", R_UNKNOWN_ID: "unknown_id"}
 
 # Trip reasons (EventDetail of TRIP). Inverter-reported faults; protection stages join later.
-T_INV_OVERCURRENT, T_INV_OVERTEMP, T_INV_DC, T_INV_AC_GRID = 1, 2, 3, 4
+# Codes 16..63 are the interface protection's (controller/interface_protection.py REASON_NAMES).
+T_INV_OVERCURRENT, T_INV_OVERTEMP, T_INV_DC, T_INV_AC_GRID, T_AC_LOSS, T_FREQ_DRIFT = 1, 2, 3, 4, 5, 6
 TRIP_NAMES = {
     T_INV_OVERCURRENT: "inverter_overcurrent",
     T_INV_OVERTEMP: "inverter_overtemperature",
     T_INV_DC: "inverter_dc_fault",
     T_INV_AC_GRID: "inverter_ac_grid_fault",
+    T_AC_LOSS: "ac_voltage_loss",
+    T_FREQ_DRIFT: "frequency_drift",
 }
+
+
+def trip_name(code):
+    """Name of a trip reason or islanding method code (inverter, AC loss or protection stage)."""
+    if code in TRIP_NAMES:
+        return TRIP_NAMES[code]
+    from controller.interface_protection import REASON_NAMES  # late: keeps this table module light
+
+    return REASON_NAMES.get(code, code)
 
 
 # What binds the power command (EventDetail of LIMIT_CHANGE; GW_Status.LimitingFactor)
@@ -87,7 +99,13 @@ def describe(code, detail, value):
     elif code == INPUT_TIMEOUT or code == INPUT_RESTORED:
         d["input"] = INPUT_NAMES.get(detail, detail)
     elif code == TRIP:
-        d["reason"] = TRIP_NAMES.get(detail, detail)
+        d["reason"] = trip_name(detail)
+    elif code == ISLAND_DETECTED:
+        d["method"] = trip_name(detail)
+    elif code == BACKUP_END:
+        d["reason"] = BACKUP_END_NAMES.get(detail, detail)
+    elif code == RELAY_FAULT:
+        d["operation"] = "close" if detail else "open"
     elif code == LIMIT_CHANGE:
         d["by"] = LIMIT_NAMES[detail] if detail < len(LIMIT_NAMES) else detail
         d["p_w"] = value

@@ -15,15 +15,21 @@ Guarantees:
   only after all inputs were fresh for control.recover_hold_ms.
 """
 
-from controller import candb, events, limits
+from controller import candb, events, grid_codes, limits
+from controller.anti_islanding import FrequencyDrift, SandiaFrequencyShift
+from controller.backup import Backup, GRID as BK_GRID
 from controller.clock import ticks_diff, ticks_add
 from controller.config import timeout_ms
 from controller.e2e import E2ESender
 from controller.inputs import Input
+from controller.interface_protection import InterfaceProtection, EnterService
 from controller.timing import RampLimiter, ConditionalDelay, MovingAverage
 
 INV_OFF, INV_GFL, INV_GFM = 0, 1, 2
+# inverter faults of the power stage itself: no backup possible, safe state until cleared
+_INTERNAL_FAULTS = (1 << events.T_INV_OVERCURRENT) | (1 << events.T_INV_OVERTEMP) | (1 << events.T_INV_DC)
 RELAY_OPEN, RELAY_CLOSED = 0, 1
+OVERLOAD_CONFIRM_US = 200000  # an overload must last 200 ms: the forming transient is not one
 
 
 class _Out:
@@ -60,6 +66,19 @@ class Gateway:
         n = cfg["meter"]["window_ms"] // cfg["inverter"]["period_ms"]
         self.p_ac_avg = MovingAverage(n if n > 0 else 1)
         self.gain = cfg["limits"]["v2h_gain"]
+        # grid protection, islanding and backup (issue #3): the profile named by site.grid_code
+        prof = grid_codes.profile(cfg["site"]["grid_code"], self.f_nom)
+        self.prot = InterfaceProtection(prof, cfg["meter"]["period_ms"] / 1000.0)
+        self.enter = EnterService(prof)
+        self.backup = Backup(self.v_nom, self.f_nom, grid_codes.value(prof["enter_service"]["delay_s"]), self._event)
+        self.backup_enabled = cfg["backup"]["enabled"]
+        self.sfs = SandiaFrequencyShift(self.arbiter.rating_va, self.f_nom,
+                                        enabled=cfg["anti_islanding"]["active_method"] == "sfs")
+        immunity = grid_codes.value(prof["rocof_ride_through"]["hz_s"]) or 2.0
+        self.drift = FrequencyDrift(self.f_nom, 2.0 * immunity)
+        self.overload = ConditionalDelay(OVERLOAD_CONFIRM_US)
+        self.q_cmd = 0.0
+        self.separated_by = 0
 
         M = candb.BY_NAME
         tm, ti, tr, te = (timeout_ms(cfg, "meter"), timeout_ms(cfg, "inverter"),
@@ -92,6 +111,7 @@ class Gateway:
         self.o_cmd = _Out(M["GW_InverterCmd"])
         self.o_lim = _Out(M["GW_InverterLimits"])
         self.o_rly = _Out(M["GW_RelayCmd"])
+        self.o_form = _Out(M["GW_InverterForming"])
         self.o_status = _Out(M["GW_Status"])
         self.o_event = _Out(M["GW_Event"])
         self.status_counter = 0
@@ -135,11 +155,25 @@ class Gateway:
         if reason:
             self._refuse(reason, can_id)
             return
-        if inp is self.inv_status:
+        if inp is self.mtr_grid:
+            self._protect(now)
+        elif inp is self.inv_loss:
+            # the inverter lost its AC voltage (hard outage): separate at once
+            if self.backup.state == BK_GRID:
+                self._separate(events.T_AC_LOSS, now)
+        elif inp is self.rly:
+            if self.backup.contact(inp.values["ContactState"], now, self._can_backup()):
+                self._command_now()
+        elif inp is self.inv_ac:
+            # the island's frequency as the inverter's PLL sees it, every inverter period
+            if self.drift.update(inp.values["AcFrequency"], now) and self.backup.state == BK_GRID \
+                    and not self.separated_by and self.inv_mode == INV_GFL:
+                self._separate(events.T_FREQ_DRIFT, now)
+        elif inp is self.inv_status:
             self.p_ac_avg.update(limits.batt_to_ac(inp.values["PActual"], self.eff))
         elif inp is self.ev_limits:
             # fast path: a tighter EV limit must not wait for the next period
-            if not self.safe:
+            if not self.safe and self.backup.state == BK_GRID:
                 self._arbitrate()
                 p, by = self.arbiter.clamp(self.p_cmd)
                 if p != self.p_cmd:
@@ -153,6 +187,45 @@ class Gateway:
             if m <= events.V2G:
                 self.mode = m
                 self.setpoint_w = float(v["SetpointPower"])
+
+    # ------------------------------------------------------- protection and backup
+    def _protect(self, now):
+        """Interface protection on every accepted grid sample (fast path)."""
+        v = self.mtr_grid.values
+        reason = self.prot.update(v["GridVoltage"] / self.v_nom, v["GridFrequency"], v["Rocof"], v["PhaseAngle"], now)
+        if reason and self.backup.state == BK_GRID and not self.separated_by:
+            self._separate(reason, now)
+
+    def _separate(self, reason, now):
+        """Loss of mains or protection trip while connected: island detected, relay opens, backup follows."""
+        self.separated_by = reason
+        self._event(events.ISLAND_DETECTED, reason, 0)
+        self._event(events.TRIP, reason, 0)
+        if self.backup.trip(reason, now):
+            self.sfs.reset()
+            self.q_cmd = 0.0
+            self.p_cmd = 0.0
+            self.ramp.reset(0.0, now)
+            self._command_now()
+
+    def _command_now(self):
+        """Send relay and inverter commands for the present backup state without waiting for the tick."""
+        self.inv_mode = self.backup.inverter_mode(self.inv_mode if self.backup.state == BK_GRID else INV_OFF)
+        self._send_relay(self.backup.relay_close())
+        self._send_cmd()
+        if self.inv_mode == INV_GFM:
+            self._send_forming()
+
+    def _can_backup(self):
+        """The EV can carry the home: enabled, fresh inputs, no inverter fault, discharge allowed."""
+        if not self.backup_enabled or self.trip_flags & _INTERNAL_FAULTS:
+            return False
+        if self.timed_out[events.IN_EV] or self.timed_out[events.IN_INVERTER] or self.timed_out[events.IN_RELAY]:
+            return False
+        ev = self.ev_limits.values
+        if ev.get("SessionActive", 0) != 1 or ev.get("MaxDischargePower", 0) <= 0:
+            return False
+        return self.ev_status.values.get("Soc", 0.0) > ev.get("MinSoc", 100.0)
 
     def _refuse(self, reason, can_id):
         self.refused[reason] += 1
@@ -200,7 +273,7 @@ class Gateway:
                 ok = False
         # 2. inverter-reported protection trips (rising edges)
         if not self.timed_out[events.IN_INVERTER]:
-            self._inverter_faults()
+            self._inverter_faults(now)
         # 3. safe state: inverter off and zero power. Entered on an input timeout or a trip;
         # left once every input is fresh, no fault is reported and the grid is within the
         # enter-service window, all continuously for recover_hold.
@@ -220,7 +293,11 @@ class Gateway:
                     cause = grp
             self._event(events.SAFE_STATE, cause, 0)
         self.inputs_ok = ok
-        # 4. mode target, ramp, limits
+        # 4. active anti-islanding (SFS) while feeding the grid, then mode target, ramp, limits
+        if self.backup.state == BK_GRID and self.inv_mode == INV_GFL and not self.safe:
+            self.q_cmd = self.sfs.update(self.inv_ac.values.get("AcFrequency", 0.0))
+        else:
+            self.q_cmd = self.sfs.update(0.0)
         self._arbitrate()
         target = 0.0 if self.safe else self._target()
         self.p_target = target
@@ -231,16 +308,22 @@ class Gateway:
             by = limits.RAMP
         self.p_cmd = p
         self.limiting = by
-        self.inv_mode = INV_GFL if self._may_energize() else INV_OFF
-        # 5. commands
+        # 5. backup switchover and the inverter mode it allows
+        self._backup_period(now)
+        self.inv_mode = self.backup.inverter_mode(INV_GFL if self._may_energize() else INV_OFF)
+        # 6. commands
         self._send_cmd()
         self._send_limits()
-        self._send_relay(True)
+        self._send_relay(self.backup.relay_close())
+        if self.inv_mode == INV_GFM:
+            self._send_forming()
         reported = events.SAFE if self.safe else self.mode
+        if self.backup.state != BK_GRID:
+            reported = events.BACKUP
         if reported != self.reported_mode:
             self.reported_mode = reported
             self._event(events.MODE_CHANGE, reported, 0)
-        if (not self.safe and self.limiting != self.limit_reported
+        if (not self.safe and self.backup.state == BK_GRID and self.limiting != self.limit_reported
                 and (self.limit_event_at is None or ticks_diff(now, self.limit_event_at) >= self.status_period_us)):
             # at most one per status period: a command hovering at a bound must not flood the bus
             self.limit_reported = self.limiting
@@ -251,25 +334,46 @@ class Gateway:
             self._send_status()
 
     def _grid_ok(self):
-        """Enter-service window at the point of connection.
-
-        EN 50549-1:2019 clause 4.10 default range for connection and start of
-        generation: 85 % <= U <= 110 % Un and 47.5 Hz <= f <= 50.1 Hz (scaled to 60 Hz
-        grids). The profile tables of the protection work will supply these per grid code.
-        """
+        """The utility side is inside the profile's enter-service window now (no delay)."""
+        if self.timed_out[events.IN_METER]:
+            return False
         v = self.mtr_grid.values
         u = v.get("GridVoltage", 0.0) / self.v_nom
-        f = v.get("GridFrequency", 0.0) / self.f_nom * 50.0
-        return 0.85 <= u <= 1.10 and 47.5 <= f <= 50.1
+        f = v.get("GridFrequency", 0.0)
+        e = self.enter
+        return e.v_lo <= u <= e.v_hi and e.f_lo <= f <= e.f_hi
+
+    def _backup_period(self, now):
+        bk = self.backup
+        was = bk.state
+        rv = self.rly.values
+        ac = self.inv_ac.values
+        # the backup is overloaded when the inverter delivers all the EV allows, runs at its
+        # current limit, or the island sags (a current-limited voltage source under overload)
+        lim = self.ev_limits.values.get("MaxDischargePower", 0)
+        at_limit = self.overload.update(
+            (lim > 0 and self.inv_status.values.get("PActual", 0) <= -0.97 * lim)
+            or ac.get("AcCurrent", 0.0) >= 0.97 * self.o_lim.sig["IacMax"]
+            or (bk.state != BK_GRID and 0.0 < ac.get("AcVoltage", 0.0) < 0.85 * self.v_nom), now)
+        bk.update(now, self._grid_ok(), self._can_backup(), rv.get("UtilityVoltage", 0.0), ac.get("AcVoltage", 0.0),
+                  self.mtr_grid.values.get("GridFrequency", 0.0), ac.get("AcFrequency", 0.0),
+                  rv.get("SyncPhaseDiff", 0.0), at_limit)
+        if was != BK_GRID and bk.state == BK_GRID:
+            # back in service: re-arm protection, start power from zero
+            self.prot.reset()
+            self.drift.reset()
+            self.separated_by = 0
+            self.ramp.reset(0.0, now)
+            self.v2h_ac = 0.0
 
     def _may_energize(self):
-        if self.safe or self.mode == events.IDLE:
+        if self.safe or self.mode == events.IDLE or self.separated_by:
             return False
         if self.timed_out[events.IN_RELAY] or self.timed_out[events.IN_INVERTER]:
             return False
         return self.rly.values.get("ContactState") == RELAY_CLOSED
 
-    def _inverter_faults(self):
+    def _inverter_faults(self, now):
         v = self.inv_status.values
         flags = 0
         if v.get("FaultOverCurrent"):
@@ -283,10 +387,13 @@ class Gateway:
         # a fault that appears while the controller is not yet in the safe state is a trip;
         # the inverter is commanded off, so a flapping flag cannot produce a stream of trips
         new = flags & ~self.trip_flags if not self.safe else 0
-        for reason in (events.T_INV_OVERCURRENT, events.T_INV_OVERTEMP, events.T_INV_DC, events.T_INV_AC_GRID):
+        for reason in (events.T_INV_OVERCURRENT, events.T_INV_OVERTEMP, events.T_INV_DC):
             if new & (1 << reason):
                 self._event(events.TRIP, reason, 0)
-        self.trip_flags = flags
+        # an AC grid fault seen by the inverter is a grid event: separate like any loss of mains
+        if new & (1 << events.T_INV_AC_GRID) and self.backup.state == BK_GRID and not self.separated_by:
+            self._separate(events.T_INV_AC_GRID, now)
+        self.trip_flags = flags & _INTERNAL_FAULTS
 
     def _load_w(self):
         """Home load estimate: grid import minus inverter AC power (point of connection balance)."""
@@ -300,7 +407,7 @@ class Gateway:
         v = self.mtr_grid.values.get("GridVoltage", 0.0)
         self.arbiter.update(self.inputs_ok and ev.get("SessionActive", 0) == 1,
                             ev.get("MaxChargePower", 0), ev.get("MaxDischargePower", 0),
-                            soc, min_soc, v, self._load_w())
+                            soc, min_soc, v, self._load_w(), self.q_cmd)
 
     def _target(self):
         m = self.mode
@@ -332,7 +439,7 @@ class Gateway:
         s = self.o_cmd.sig
         s["InvModeReq"] = self.inv_mode
         s["PSetpoint"] = int(self.p_cmd) if self.inv_mode else 0  # int() truncates toward 0: never above the bound
-        s["QSetpoint"] = 0
+        s["QSetpoint"] = int(self.q_cmd) if self.inv_mode == INV_GFL else 0
         self._tx(self.o_cmd)
 
     def _send_limits(self):
@@ -347,6 +454,13 @@ class Gateway:
             s["IdcChargeMax"] = 0.0
             s["IdcDischargeMax"] = 0.0
         self._tx(self.o_lim)
+
+    def _send_forming(self):
+        s = self.o_form.sig
+        s["VoltageSetpoint"] = self.backup.v_set
+        s["FrequencySetpoint"] = self.backup.f_set
+        s["DroopEnable"] = 1
+        self._tx(self.o_form)
 
     def _send_relay(self, close):
         self.o_rly.sig["RelayCloseReq"] = 1 if close else 0

@@ -131,8 +131,8 @@ def test_blackout_recloses_dead_bus_without_forming():
 
 def test_sfs_positive_feedback_and_clamp():
     s = SandiaFrequencyShift(11000.0, 50.0)
-    assert s.update(50.0) == 0.0
-    assert s.update(49.9) > 0.0  # below nominal: supply Q, which lowers an island's frequency further
+    assert s.update(50.0) == 0.02 * 11000.0  # the constant push that moves a resonant island
+    assert s.update(49.9) > s.update(50.0)  # below nominal: supply more Q, which lowers an island's frequency further
     assert s.update(50.1) < 0.0
     assert s.update(40.0) == 0.3 * 11000.0
     assert s.update(0.0) == 0.0  # no voltage
