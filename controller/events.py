@@ -22,6 +22,7 @@ LIMIT_CHANGE = 15
 BACKUP_OVERLOAD = 16
 BACKUP_END = 17
 RELAY_FAULT = 18
+IMPLAUSIBLE = 19
 
 KIND = {
     MODE_CHANGE: "mode_change",
@@ -42,6 +43,7 @@ KIND = {
     BACKUP_OVERLOAD: "backup_overload",
     BACKUP_END: "backup_end",
     RELAY_FAULT: "relay_fault",
+    IMPLAUSIBLE: "implausible",
 }
 
 # Why backup ended or could not start (EventDetail of BACKUP_END)
@@ -53,8 +55,9 @@ IDLE, CHARGE, V2H, V2G, BACKUP, SAFE = 0, 1, 2, 3, 4, 5
 MODE_NAMES = ("idle", "charge", "v2h", "v2g", "backup", "safe_state")
 
 # Supervised inputs (EventDetail of INPUT_TIMEOUT / INPUT_RESTORED)
-IN_METER, IN_INVERTER, IN_RELAY, IN_EV = 1, 2, 3, 4
-INPUT_NAMES = {IN_METER: "meter", IN_INVERTER: "inverter", IN_RELAY: "relay", IN_EV: "ev"}
+IN_METER, IN_INVERTER, IN_RELAY, IN_EV, IN_PLAUSIBILITY = 1, 2, 3, 4, 5
+INPUT_NAMES = {IN_METER: "meter", IN_INVERTER: "inverter", IN_RELAY: "relay", IN_EV: "ev",
+               IN_PLAUSIBILITY: "meter_vs_inverter"}
 
 # Why a frame was refused (EventDetail of FRAME_REFUSED; EventValue = frame id)
 R_LENGTH, R_CRC, R_COUNTER, R_RANGE, R_UNKNOWN_ID = 1, 2, 3, 4, 5
@@ -96,7 +99,7 @@ def describe(code, detail, value):
             d["mode"] = MODE_NAMES[detail] if detail < len(MODE_NAMES) else detail
         else:
             d["cause"] = INPUT_NAMES.get(detail, "trip" if detail == 0 else detail)
-    elif code == INPUT_TIMEOUT or code == INPUT_RESTORED:
+    elif code == INPUT_TIMEOUT or code == INPUT_RESTORED or code == IMPLAUSIBLE:
         d["input"] = INPUT_NAMES.get(detail, detail)
     elif code == TRIP:
         d["reason"] = trip_name(detail)

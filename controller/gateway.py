@@ -30,6 +30,11 @@ INV_OFF, INV_GFL, INV_GFM = 0, 1, 2
 _INTERNAL_FAULTS = (1 << events.T_INV_OVERCURRENT) | (1 << events.T_INV_OVERTEMP) | (1 << events.T_INV_DC)
 RELAY_OPEN, RELAY_CLOSED = 0, 1
 OVERLOAD_CONFIRM_US = 200000  # an overload must last 200 ms: the forming transient is not one
+# meter and inverter disagree on the same bus: more than 10 % of Un or 0.5 Hz for 500 ms
+# (both measure over windows of one or two cycles; a disturbance moves both within that time)
+PLAUSIBILITY_CONFIRM_US = 500000
+PLAUSIBILITY_DV_PU = 0.10
+PLAUSIBILITY_DF_HZ = 0.5
 
 
 class _Out:
@@ -77,6 +82,8 @@ class Gateway:
         immunity = grid_codes.value(prof["rocof_ride_through"]["hz_s"]) or 2.0
         self.drift = FrequencyDrift(self.f_nom, 2.0 * immunity)
         self.overload = ConditionalDelay(OVERLOAD_CONFIRM_US)
+        self.implausible = ConditionalDelay(PLAUSIBILITY_CONFIRM_US)
+        self.implausible_reported = False
         self.q_cmd = 0.0
         self.separated_by = 0
 
@@ -271,6 +278,15 @@ class Gateway:
                     self._event(events.INPUT_RESTORED, grp, 0)
             if stale:
                 ok = False
+        # 1b. plausibility: with the relay closed, meter and inverter measure the same bus; a
+        # live counter on a frozen or drifting sensor shows up as a lasting disagreement
+        bad = ok and self._implausible()
+        if self.implausible.update(bad, now) != self.implausible_reported:
+            self.implausible_reported = self.implausible.output
+            self._event(events.IMPLAUSIBLE if self.implausible.output else events.INPUT_RESTORED,
+                        events.IN_PLAUSIBILITY, 0)
+        if self.implausible.output:
+            ok = False
         # 2. inverter-reported protection trips (rising edges)
         if not self.timed_out[events.IN_INVERTER]:
             self._inverter_faults(now)
@@ -291,6 +307,8 @@ class Gateway:
             for grp, _ in self.groups:
                 if self.timed_out[grp]:
                     cause = grp
+            if self.implausible.output:
+                cause = events.IN_PLAUSIBILITY
             self._event(events.SAFE_STATE, cause, 0)
         self.inputs_ok = ok
         # 4. active anti-islanding (SFS) while feeding the grid, then mode target, ramp, limits
@@ -365,6 +383,17 @@ class Gateway:
             self.separated_by = 0
             self.ramp.reset(0.0, now)
             self.v2h_ac = 0.0
+
+    def _implausible(self):
+        if self.backup.state != BK_GRID or self.rly.values.get("ContactState") != RELAY_CLOSED:
+            return False
+        m = self.mtr_grid.values
+        a = self.inv_ac.values
+        if abs(m.get("GridVoltage", 0.0) - a.get("AcVoltage", 0.0)) > PLAUSIBILITY_DV_PU * self.v_nom:
+            return True
+        fm = m.get("GridFrequency", 0.0)
+        fa = a.get("AcFrequency", 0.0)
+        return fm > 0.0 and fa > 0.0 and abs(fm - fa) > PLAUSIBILITY_DF_HZ
 
     def _may_energize(self):
         if self.safe or self.mode == events.IDLE or self.separated_by:

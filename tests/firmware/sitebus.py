@@ -44,6 +44,7 @@ class Site:
         self.ev = {"MaxChargePower": 11000, "MaxDischargePower": 11000, "MinSoc": 20.0, "SessionActive": 1}
         self.soc = 80.0
         self.relay_state = 1
+        self.inv_v = None  # None: the inverter measures what the meter measures (one bus)
 
     def send_all(self, meter=True, inverter=True, relay=True, ev=True):
         d = self.dev
@@ -52,7 +53,7 @@ class Site:
             d.send("MTR_Power", ActivePower=self.p_grid)
         if inverter:
             d.send("INV_Status", InvModeActual=1, InvState=2, PActual=self.p_inv)
-            d.send("INV_AcMeasure", AcVoltage=self.grid_v, AcFrequency=50.0)
+            d.send("INV_AcMeasure", AcVoltage=self.grid_v if self.inv_v is None else self.inv_v, AcFrequency=50.0)
         if relay:
             d.send("RLY_Feedback", ContactState=self.relay_state, UtilityVoltagePresent=1, UtilityVoltage=self.grid_v)
         if ev:

@@ -169,3 +169,20 @@ def test_inverter_fault_is_a_trip():
     ev = _events(site)
     assert (events.TRIP, events.T_INV_OVERCURRENT) in ev
     assert gw.safe and gw.p_cmd == 0.0
+
+
+def test_meter_and_inverter_disagree_is_implausible():
+    gw, site = _gw()
+    t = _run(gw, site, 0, 5)
+    site.commands()
+    site.inv_v = 180.0  # a sensor drifts while its frames stay valid
+    t = _run(gw, site, t, 30)  # 300 ms: not yet
+    assert not gw.safe
+    t = _run(gw, site, t, 30)  # 600 ms in all
+    assert gw.safe and gw.p_cmd == 0.0
+    ev = _events(site)
+    assert (events.IMPLAUSIBLE, events.IN_PLAUSIBILITY) in ev
+    assert (events.SAFE_STATE, events.IN_PLAUSIBILITY) in ev
+    site.inv_v = None
+    t = _run(gw, site, t, 70)
+    assert not gw.safe
