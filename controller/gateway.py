@@ -467,7 +467,8 @@ class Gateway:
     def _send_cmd(self):
         s = self.o_cmd.sig
         s["InvModeReq"] = self.inv_mode
-        s["PSetpoint"] = int(self.p_cmd) if self.inv_mode else 0  # int() truncates toward 0: never above the bound
+        # only grid-following takes a power setpoint; int() truncates toward 0: never above the bound
+        s["PSetpoint"] = int(self.p_cmd) if self.inv_mode == INV_GFL else 0
         s["QSetpoint"] = int(self.q_cmd) if self.inv_mode == INV_GFL else 0
         self._tx(self.o_cmd)
 

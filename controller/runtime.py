@@ -57,9 +57,10 @@ def run(gw, port, clock, duration_us=None, should_stop=None):
             if should_stop is not None and should_stop():
                 break
             continue
-        wait_ms = (-late) // 1000
-        if wait_ms > 0:
-            port.wait(wait_ms if wait_ms < 5 else 5)
-        else:
-            port.wait(0)
+        # Sleep until the next frame or the tick, to the fraction of a millisecond: spinning on
+        # wait(0) in the last millisecond burns a core and, on CPython, holds the GIL against
+        # every other thread of the process (the sender of the very frame we wait for, or
+        # the plant of a real-time HIL run).
+        wait_ms = -late / 1000.0
+        port.wait(wait_ms if wait_ms < 5.0 else 5.0)
     return stats

@@ -50,13 +50,29 @@ def _bounds(v, ev, soc_min_ok, load):
 
 
 def _drive(steps):
-    """Play the steps; assert every inverter command; return how many non-safe commands were checked."""
+    """Play the steps; check every inverter command at the instant it is sent against the bounds
+    recomputed here from the inputs the gateway had accepted by then; return how many were checked."""
     cfg = config.validate({"site": {"main_fuse_a": FUSE, "export_limit_kw": EXPORT / 1000},
                            "control": {"recover_hold_ms": 0}, "limits": {"ramp_up_kw_per_s": 50.0}})
     site = Site()
     gw = Gateway(cfg, site.gw_port)
+    checked = [0]
+    send_cmd = gw._send_cmd
+
+    def checked_send():
+        send_cmd()
+        p = gw.o_cmd.sig["PSetpoint"]
+        if gw.safe or not gw.inputs_ok or gw.o_cmd.sig["InvModeReq"] != 1:
+            assert p == 0  # no power setpoint unless grid-following and healthy
+            return
+        ev = gw.ev_limits.values
+        soc_ok = gw.ev_status.values["Soc"] > ev["MinSoc"]
+        lo, hi = _bounds(gw.mtr_grid.values["GridVoltage"], ev, soc_ok, gw._load_w())
+        assert lo - 1e-6 <= p <= hi + 1e-6, (p, lo, hi)
+        checked[0] += 1
+
+    gw._send_cmd = checked_send
     t = 0
-    checked = 0
     for s in steps:
         site.ev = {"MaxChargePower": s["ev_charge"], "MaxDischargePower": s["ev_discharge"],
                    "MinSoc": s["min_soc"], "SessionActive": 1}
@@ -67,19 +83,8 @@ def _drive(steps):
             gw.poll(t)
             gw.tick(t)
             t += 10000
-            for name, d in site.commands():
-                if name != "GW_InverterCmd":
-                    continue
-                p = d["PSetpoint"]
-                if gw.safe or not gw.inputs_ok:
-                    assert p == 0
-                    continue
-                ev = gw.ev_limits.values
-                soc_ok = gw.ev_status.values["Soc"] > ev["MinSoc"]
-                lo, hi = _bounds(gw.mtr_grid.values["GridVoltage"], ev, soc_ok, gw._load_w())
-                assert lo - 1e-6 <= p <= hi + 1e-6, (p, lo, hi)
-                checked += 1
-    return checked
+            site.commands()
+    return checked[0]
 
 
 @settings(max_examples=150, deadline=None)

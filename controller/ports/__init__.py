@@ -15,6 +15,8 @@ Contract (every adapter in this package keeps it):
   skipped, never raised.
 - ``wait(timeout_ms) -> bool``: block up to ``timeout_ms`` until ``recv()`` would
   return a frame (True) or the time is up (False).  The real-time loop sleeps here.
+  ``timeout_ms`` may be fractional; a port whose operating-system wait is coarser
+  rounds up, never down to a busy spin.
 - ``close()``: release the transport; safe to call twice.
 - counters ``rx_count``, ``tx_count``, ``tx_dropped``, ``rx_errors``.
 

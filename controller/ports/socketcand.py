@@ -173,7 +173,10 @@ class SocketcandPort(Port):
     def _events(self, timeout_ms):
         # MicroPython's ipoll reuses one result tuple; poll builds a list each call
         p = self._poll
-        for res in p.ipoll(timeout_ms) if hasattr(p, "ipoll") else p.poll(timeout_ms):
+        t = int(timeout_ms)
+        if t < timeout_ms:  # poll takes whole milliseconds (MicroPython: ints only): round up
+            t += 1
+        for res in p.ipoll(t) if hasattr(p, "ipoll") else p.poll(t):
             return res[1]
         return 0
 
