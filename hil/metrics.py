@@ -82,12 +82,16 @@ class Metrics:
     # ---------------------------------------------------------------- plant samples
     def update(self, t_s, dt_s, tr):
         """One plant sample (Site.truth() after the step that ended at t_s)."""
-        t = getattr(tr, "t_s", t_s)
-        if self._t_last is None:
+        try:
+            t = tr.t_s
+        except AttributeError:
+            t = t_s
+        t_last = self._t_last
+        if t_last is None:
             # first sample: an interval only if the plant has already advanced
             dt = dt_s if t > 0.0 else 0.0
         else:
-            dt = t - self._t_last
+            dt = t - t_last
         if dt <= 0.0:
             return
         self._t_last = t
@@ -141,11 +145,15 @@ class Metrics:
         self._soc = tr.soc
 
         # reconnection onto the grid after an outage
-        ok = breaker and self.ok_v_lo <= tr.grid_v_pu <= self.ok_v_hi and abs(tr.grid_f_hz - self.f_n) <= self.ok_df
+        if breaker:
+            gv = tr.grid_v_pu
+            ok = self.ok_v_lo <= gv <= self.ok_v_hi and abs(tr.grid_f_hz - self.f_n) <= self.ok_df
+        else:
+            ok = False
         if ok:
             if self._ok_since is None:
                 self._ok_since = t_start
-        else:
+        elif self._ok_since is not None:
             self._ok_since = None
         rc = tr.relay_closed
         if rc and self._prev_relay_closed is False and breaker and self._outage_seen:

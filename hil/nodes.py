@@ -1,12 +1,22 @@
-"""The simulated site's CAN nodes: meter, inverter, relay, EVCC bridge and energy manager.
+"""The site's CAN nodes: meter, inverter, relay, EVCC bridge and energy manager.
 
-They speak the DBC files through cantools (an implementation independent of the
-firmware's generated codec) on any python-can bus, and connect the bus to the plant
-(hil/plant.py): measurements out at each device's cycle time, commands in. Each
-device behaves like its real counterpart on the bus: the inverter drops to Off and
-the relay opens when the gateway's command goes missing (armed by the first command)
-or fails its end-to-end check. Scenario faults `can_silence` and `can_corrupt` act
-here, per node.
+They speak the DBC files and connect the bus to the plant (hil/plant.py): measurements
+out at each device's cycle time, commands in. Each device behaves like its real
+counterpart on the bus: the inverter drops to Off and the relay opens when the
+gateway's command goes missing (armed by the first command) or fails its end-to-end
+check. Scenario faults `can_silence` and `can_corrupt` act here, per node.
+
+The bus is either a python-can bus (real time, socketcand, `virtual`) or a port from
+controller.ports (the in-process MemoryBus of the lockstep runner); frames cross as
+(can_id, extended, data).
+
+Frame codec (`codec=`):
+- "cantools" encodes and decodes with cantools, an implementation independent of the
+  firmware's generated codec, so that the two check each other;
+- "candb" uses the generated codec controller.candb (about ten times faster). The
+  lockstep runner uses it by default; tests/test_lockstep_bus.py runs scenarios with
+  both and requires identical reports, so cantools stays the checker.
+The end-to-end CRC is always the HIL's own (hil/e2e_ref.py).
 """
 
 import random
@@ -14,89 +24,178 @@ import random
 import can
 
 from hil.dbcdb import database
-from hil.e2e_ref import data_id, e2e_crc
+from hil.e2e_ref import _TABLE as _CRC_TABLE
+from hil.e2e_ref import data_id
+
+CODECS = ("candb", "cantools")
+RELAY_MOVING = 2
+
+
+def _crc_prefix(did):
+    """CRC-8 J1850 register after the data id's two bytes (hil/e2e_ref.e2e_crc, split)."""
+    crc = 0xFF
+    for b in (did & 0xFF, did >> 8):
+        crc = _CRC_TABLE[crc ^ b]
+    return crc
+
+
+def _crc(crc0, d, t=_CRC_TABLE):
+    """hil/e2e_ref.e2e_crc(data_id, d) from the data id's register crc0: bytes 0..6, final XOR."""
+    return t[t[t[t[t[t[t[crc0 ^ d[0]] ^ d[1]] ^ d[2]] ^ d[3]] ^ d[4]] ^ d[5]] ^ d[6]] ^ 0xFF
 
 
 class _Tx:
-    __slots__ = ("msg", "did", "counter", "period_us", "next_us", "counter_sig")
+    __slots__ = ("msg", "name", "frame_id", "did", "crc0", "counter", "period_us", "next_us", "counter_sig",
+                 "sig", "encode_into", "buf")
 
-    def __init__(self, msg, period_ms):
+    def __init__(self, msg, period_ms, codec):
         self.msg = msg
+        self.name = msg.name
+        self.frame_id = msg.frame_id
         self.did = data_id(msg)
+        self.crc0 = _crc_prefix(self.did)
         self.counter = 0
         self.period_us = int(period_ms * 1000)
         self.next_us = 0
         self.counter_sig = "AliveCounter" if any(s.name == "AliveCounter" for s in msg.signals) else None
+        self.sig = {}  # the signal values of the frame being built (reused)
+        self.buf = bytearray(msg.length)
+        if codec == "candb":
+            from controller import candb
+
+            self.encode_into = candb.BY_NAME[msg.name].encode_into
+        else:
+            def encode_into(values, buf):
+                buf[:] = msg.encode(values, scaling=True, strict=False)
+
+            self.encode_into = encode_into
 
 
 class _Rx:
     """Command supervision on the device side: E2E check and receive timeout."""
 
-    __slots__ = ("msg", "did", "last_counter", "last_us", "armed", "timeout_us", "refused")
+    __slots__ = ("msg", "frame_id", "length", "did", "crc0", "last_counter", "last_us", "armed", "timeout_us",
+                 "refused", "decode")
 
-    def __init__(self, msg, timeout_ms):
+    def __init__(self, msg, timeout_ms, codec):
         self.msg = msg
+        self.frame_id = msg.frame_id
+        self.length = msg.length
         self.did = data_id(msg)
+        self.crc0 = _crc_prefix(self.did)
         self.last_counter = None
         self.last_us = 0
         self.armed = False
         self.timeout_us = timeout_ms * 1000
         self.refused = 0
+        if codec == "candb":
+            from controller import candb
+
+            dec = candb.BY_NAME[msg.name].decode_into
+
+            def decode(data):
+                return dec(data, {})
+        else:
+            def decode(data):
+                return msg.decode(bytes(data), decode_choices=False)
+        self.decode = decode
 
     def check(self, data, now_us):
-        if len(data) != self.msg.length:
+        """The decoded frame if it passes length, CRC and alive counter, else None."""
+        if len(data) != self.length:
             self.refused += 1
-            return False
+            return None
+        d = None
         if self.did:
-            if data[7] != e2e_crc(self.did, data):
+            if data[7] != _crc(self.crc0, data):
                 self.refused += 1
-                return False
-            c = self.msg.decode(bytes(data), decode_choices=False, scaling=False)["AliveCounter"]
+                return None
+            d = self.decode(data)
+            c = d["AliveCounter"]
             if self.last_counter is not None and c == self.last_counter:
                 self.refused += 1
-                return False
+                return None
             self.last_counter = c
         self.armed = True
         self.last_us = now_us
-        return True
+        return d if d is not None else self.decode(data)
 
     def timed_out(self, now_us):
         return self.armed and now_us - self.last_us > self.timeout_us
 
 
-class SiteNodes:
-    """All simulated devices on one python-can bus, driven by plant time (microseconds)."""
+class _CanLink:
+    """A python-can bus as the devices' link."""
 
-    def __init__(self, site, bus: can.BusABC, scenario, seed=0):
+    __slots__ = ("bus",)
+
+    def __init__(self, bus):
+        self.bus = bus
+
+    def send(self, can_id, data):
+        self.bus.send(can.Message(arbitration_id=can_id, data=data, is_extended_id=False))
+
+    def recv(self):
+        msg = self.bus.recv(timeout=0)
+        if msg is None:
+            return None
+        return msg.arbitration_id, msg.is_extended_id, msg.data
+
+
+class SiteNodes:
+    """All simulated devices on one bus, driven by plant time (microseconds).
+
+    `bus`: a python-can BusABC, or a controller.ports port (send(can_id, data), recv()).
+    transmit(now_us) sends what is due; `next_due_us` is the earliest time a cyclic frame
+    is due, and the plant's `notify` flag marks event-driven frames (AC loss, relay
+    contact, EV limits), so a caller may skip transmit() while
+    `now_us < next_due_us and not site.notify` (the lockstep runner does).
+    """
+
+    def __init__(self, site, bus, scenario, seed=0, codec="cantools"):
+        if codec not in CODECS:
+            raise ValueError("codec must be one of %s" % (CODECS,))
         db = database()
         self.db = db
+        self.codec = codec
         self.site = site
         self.bus = bus
+        self.link = _CanLink(bus) if isinstance(bus, can.BusABC) else bus
         self.rng = random.Random(seed)
         s = scenario["site"]
         m = db.get_message_by_name
         mp, ip = s["meter_period_ms"], s["inverter_period_ms"]
-        self.tx = {
-            "meter": [_Tx(m("MTR_Grid"), mp), _Tx(m("MTR_Power"), mp), _Tx(m("MTR_Energy"), 1000)],
-            "inverter": [_Tx(m("INV_Status"), ip), _Tx(m("INV_AcMeasure"), ip), _Tx(m("INV_DcMeasure"), 100)],
-            "relay": [_Tx(m("RLY_Feedback"), 10)],
-            "ev": [_Tx(m("EVCC_Limits"), 100), _Tx(m("EVCC_Status"), 100)],
-            "ems": [_Tx(m("EMS_ModeRequest"), 1000)],
-        }
-        self.tx_loss = _Tx(m("INV_AcLossEvent"), 0)
-        self.rx_cmd = _Rx(m("GW_InverterCmd"), 50)
-        self.rx_lim = _Rx(m("GW_InverterLimits"), 50)
-        self.rx_form = _Rx(m("GW_InverterForming"), 50)
-        self.rx_relay = _Rx(m("GW_RelayCmd"), 50)
-        self.rx_by_id = {r.msg.frame_id: r for r in (self.rx_cmd, self.rx_lim, self.rx_form, self.rx_relay)}
+
+        def tx(name, period_ms):
+            return _Tx(m(name), period_ms, codec)
+
+        self.tx_meter = [tx("MTR_Grid", mp), tx("MTR_Power", mp), tx("MTR_Energy", 1000)]
+        self.tx_inverter = [tx("INV_Status", ip), tx("INV_AcMeasure", ip), tx("INV_DcMeasure", 100)]
+        self.tx_relay = tx("RLY_Feedback", 10)
+        self.tx_ev_limits = tx("EVCC_Limits", 100)
+        self.tx_ev_status = tx("EVCC_Status", 100)
+        self.tx_ems = tx("EMS_ModeRequest", 1000)
+        self.tx = {"meter": self.tx_meter, "inverter": self.tx_inverter, "relay": [self.tx_relay],
+                   "ev": [self.tx_ev_limits, self.tx_ev_status], "ems": [self.tx_ems]}
+        self._all_tx = [t for group in self.tx.values() for t in group]
+        self.tx_loss = tx("INV_AcLossEvent", 0)
+        self.rx_cmd = _Rx(m("GW_InverterCmd"), 50, codec)
+        self.rx_lim = _Rx(m("GW_InverterLimits"), 50, codec)
+        self.rx_form = _Rx(m("GW_InverterForming"), 50, codec)
+        self.rx_relay = _Rx(m("GW_RelayCmd"), 50, codec)
+        self.rx_by_id = {r.frame_id: r for r in (self.rx_cmd, self.rx_lim, self.rx_form, self.rx_relay)}
         self.silent_until = {"meter": -1, "inverter": -1}
         self.corrupt_until = {"meter": -1, "inverter": -1}
         self.mode = scenario["mode"]
         self.last_relay_state = None
         self.last_ev = None
         self.frames_sent = 0
-        self.on_frame = None  # observer of every frame the devices receive (the controller's)
-        self.on_sent = None  # observer of every frame the devices send
+        self.next_due_us = 0
+        self._mv = self._iv = None
+        # observers, f(can_id, extended, data, now_us): every frame the devices receive (the
+        # controller's), every frame they send
+        self.on_frame = None
+        self.on_sent = None
         self.timeouts = 0
 
     # ------------------------------------------------------------ scenario faults
@@ -108,32 +207,33 @@ class SiteNodes:
             self.corrupt_until[ev["node"]] = now_us + int(ev["duration_s"] * 1e6)
         elif k == "mode":
             self.mode = ev["mode"]
-            self.tx["ems"][0].next_us = now_us  # sent at once on a change
+            self.tx_ems.next_us = now_us  # sent at once on a change
+            if now_us < self.next_due_us:
+                self.next_due_us = now_us
         else:
             return False
         return True
 
     # ------------------------------------------------------------ transmit
-    def _send(self, tx, values, now_us, node=None):
-        msg = tx.msg
+    def _send(self, tx, values, now_us, corrupt=False):
         if tx.counter_sig:
-            values[tx.counter_sig] = tx.counter
+            values["AliveCounter"] = tx.counter
             tx.counter = (tx.counter + 1) & 15
-        if tx.did:
+        did = tx.did
+        if did:
             values["Crc"] = 0
-        corrupt = node is not None and now_us < self.corrupt_until[node]
         if corrupt:
-            values = self._corrupt_values(msg, values)
-        data = bytearray(msg.encode(values, scaling=True, strict=False))
-        if tx.did:
-            data[7] = e2e_crc(tx.did, data)
+            values = self._corrupt_values(tx.msg, values)
+        data = tx.buf
+        tx.encode_into(values, data)
+        if did:
+            data[7] = _crc(tx.crc0, data)
         if corrupt:
             data = self._corrupt_frame(tx, data)
-        frame = can.Message(arbitration_id=msg.frame_id, data=data, is_extended_id=False)
-        self.bus.send(frame)
+        self.link.send(tx.frame_id, data)
         self.frames_sent += 1
         if self.on_sent is not None:
-            self.on_sent(frame, now_us)
+            self.on_sent(tx.frame_id, False, data, now_us)
 
     def _corrupt_values(self, msg, values):
         # implausible: a measurement pushed past its DBC range (CRC stays valid: a sick device, not noise)
@@ -158,74 +258,140 @@ class SiteNodes:
 
     def transmit(self, now_us):
         site = self.site
+        site.notify = False
+        self._mv = self._iv = None  # the measurements of this instant, taken once
         if now_us >= self.silent_until["meter"]:
-            for tx in self.tx["meter"]:
+            corrupt = now_us < self.corrupt_until["meter"]
+            for tx in self.tx_meter:
                 if now_us >= tx.next_us:
                     tx.next_us += tx.period_us
-                    self._send(tx, self._meter_values(tx.msg.name), now_us, "meter")
+                    self._send(tx, self._meter_values(tx), now_us, corrupt)
         else:
-            for tx in self.tx["meter"]:
+            for tx in self.tx_meter:
                 while tx.next_us <= now_us:
                     tx.next_us += tx.period_us
         if now_us >= self.silent_until["inverter"]:
+            corrupt = now_us < self.corrupt_until["inverter"]
             loss = site.take_ac_loss()
             if loss is not None:
-                self._send(self.tx_loss, {"LossReason": loss["reason"], "VoltageAtEvent": min(400.0, loss["voltage_v"])}, now_us, "inverter")
-            for tx in self.tx["inverter"]:
+                v = self.tx_loss.sig
+                v["LossReason"] = loss["reason"]
+                v["VoltageAtEvent"] = min(400.0, loss["voltage_v"])
+                self._send(self.tx_loss, v, now_us, corrupt)
+            for tx in self.tx_inverter:
                 if now_us >= tx.next_us:
                     tx.next_us += tx.period_us
-                    self._send(tx, self._inverter_values(tx.msg.name), now_us, "inverter")
+                    self._send(tx, self._inverter_values(tx), now_us, corrupt)
         else:
             site.take_ac_loss()
-            for tx in self.tx["inverter"]:
+            for tx in self.tx_inverter:
                 while tx.next_us <= now_us:
                     tx.next_us += tx.period_us
-        rv = site.relay_values()
-        tx = self.tx["relay"][0]
-        if now_us >= tx.next_us or rv["state"] != self.last_relay_state:
+        tx = self.tx_relay
+        state = site.relay_state()
+        if now_us >= tx.next_us or state != self.last_relay_state:
+            rv = site.relay_values()
             self.last_relay_state = rv["state"]
             tx.next_us = now_us + tx.period_us
-            self._send(tx, {"ContactState": rv["state"], "UtilityVoltagePresent": 1 if rv["utility_present"] else 0,
-                            "UtilityVoltage": _clip(rv["utility_v"], 0, 400), "SyncPhaseDiff": _clip(rv["phase_diff_deg"], -180, 179.9)}, now_us)
-        ev = site.ev_values()
-        key = (ev["max_charge_w"], ev["max_discharge_w"], ev["min_soc"])
-        lim, st = self.tx["ev"]
-        if now_us >= lim.next_us or key != self.last_ev:
-            self.last_ev = key
-            lim.next_us = now_us + lim.period_us
-            self._send(lim, {"MaxChargePower": ev["max_charge_w"], "MaxDischargePower": ev["max_discharge_w"],
-                             "MinSoc": ev["min_soc"] * 100.0, "SessionActive": 1 if ev["session_active"] else 0}, now_us)
-        if now_us >= st.next_us:
-            st.next_us += st.period_us
-            self._send(st, {"Soc": ev["soc"] * 100.0, "BatteryCapacity": ev["capacity_kwh"], "BatteryVoltage": ev["v_batt"]}, now_us)
-        tx = self.tx["ems"][0]
+            v = tx.sig
+            v["ContactState"] = rv["state"]
+            v["UtilityVoltagePresent"] = 1 if rv["utility_present"] else 0
+            v["UtilityVoltage"] = _clip(rv["utility_v"], 0, 400)
+            v["SyncPhaseDiff"] = _clip(rv["phase_diff_deg"], -180, 179.9)
+            self._send(tx, v, now_us)
+        lim, st = self.tx_ev_limits, self.tx_ev_status
+        key = (site.max_charge_w, site.max_discharge_w, site.min_soc)
+        if now_us >= lim.next_us or now_us >= st.next_us or key != self.last_ev:
+            ev = site.ev_values()
+            if now_us >= lim.next_us or key != self.last_ev:
+                self.last_ev = key
+                lim.next_us = now_us + lim.period_us
+                v = lim.sig
+                v["MaxChargePower"] = ev["max_charge_w"]
+                v["MaxDischargePower"] = ev["max_discharge_w"]
+                v["MinSoc"] = ev["min_soc"] * 100.0
+                v["SessionActive"] = 1 if ev["session_active"] else 0
+                self._send(lim, v, now_us)
+            if now_us >= st.next_us:
+                st.next_us += st.period_us
+                v = st.sig
+                v["Soc"] = ev["soc"] * 100.0
+                v["BatteryCapacity"] = ev["capacity_kwh"]
+                v["BatteryVoltage"] = ev["v_batt"]
+                self._send(st, v, now_us)
+        tx = self.tx_ems
         if now_us >= tx.next_us:
             tx.next_us = now_us + tx.period_us
             mode = self.mode
-            code = ("idle", "charge", "v2h", "v2g").index(mode["kind"])
-            self._send(tx, {"ModeReq": code, "SetpointPower": int(mode.get("setpoint_kw", 0.0) * 1000.0)}, now_us)
+            v = tx.sig
+            v["ModeReq"] = ("idle", "charge", "v2h", "v2g").index(mode["kind"])
+            v["SetpointPower"] = int(mode.get("setpoint_kw", 0.0) * 1000.0)
+            self._send(tx, v, now_us)
+        due = self.tx_ems.next_us
+        for tx in self._all_tx:
+            if tx.next_us < due:
+                due = tx.next_us
+        self.next_due_us = due
 
-    def _meter_values(self, name):
-        mv = self.site.meter_values()
+    def _meter_values(self, tx):
+        mv = self._mv
+        if mv is None:
+            mv = self._mv = self.site.meter_values()
+        v = tx.sig
+        name = tx.name
         if name == "MTR_Grid":
-            return {"GridVoltage": _clip(mv["voltage_v"], 0, 400), "GridFrequency": _clip(mv["frequency_hz"], 0, 65),
-                    "PhaseAngle": _clip(mv["phase_deg"], -180, 179.9), "Rocof": _clip(mv["rocof_hz_s"], -5, 5)}
-        if name == "MTR_Power":
-            return {"ActivePower": int(_clip(mv["p_w"], -200000, 200000)), "ReactivePower": int(_clip(mv["q_var"], -200000, 200000)),
-                    "CurrentMax": _clip(mv["i_max_a"], 0, 125)}
-        return {"EnergyImport": int(mv["e_import_wh"]), "EnergyExport": int(mv["e_export_wh"])}
+            x = mv["voltage_v"]
+            v["GridVoltage"] = 0 if x < 0 else 400 if x > 400 else x
+            x = mv["frequency_hz"]
+            v["GridFrequency"] = 0 if x < 0 else 65 if x > 65 else x
+            x = mv["phase_deg"]
+            v["PhaseAngle"] = -180 if x < -180 else 179.9 if x > 179.9 else x
+            x = mv["rocof_hz_s"]
+            v["Rocof"] = -5 if x < -5 else 5 if x > 5 else x
+        elif name == "MTR_Power":
+            x = mv["p_w"]
+            v["ActivePower"] = int(-200000 if x < -200000 else 200000 if x > 200000 else x)
+            x = mv["q_var"]
+            v["ReactivePower"] = int(-200000 if x < -200000 else 200000 if x > 200000 else x)
+            x = mv["i_max_a"]
+            v["CurrentMax"] = 0 if x < 0 else 125 if x > 125 else x
+        else:
+            v["EnergyImport"] = int(mv["e_import_wh"])
+            v["EnergyExport"] = int(mv["e_export_wh"])
+        return v
 
-    def _inverter_values(self, name):
-        iv = self.site.inverter_values()
+    def _inverter_values(self, tx):
+        iv = self._iv
+        if iv is None:
+            iv = self._iv = self.site.inverter_values()
+        v = tx.sig
+        name = tx.name
         if name == "INV_Status":
-            return {"InvModeActual": iv["mode"], "InvState": iv["state"],
-                    "FaultOverCurrent": int(iv["fault_overcurrent"]), "FaultOverTemp": int(iv["fault_overtemp"]),
-                    "FaultDc": int(iv["fault_dc"]), "FaultAcGrid": int(iv["fault_ac_grid"]),
-                    "FaultCmdTimeout": int(iv["fault_cmd_timeout"]), "FaultE2E": 1 if self.rx_cmd.refused else 0,
-                    "PActual": int(_clip(iv["p_w"], -32000, 32000)), "QActual": int(_clip(iv["q_var"], -32000, 32000)), "ClearFaults": 0}
-        if name == "INV_AcMeasure":
-            return {"AcVoltage": _clip(iv["v_ac"], 0, 400), "AcFrequency": _clip(iv["f_ac"], 0, 65), "AcCurrent": _clip(iv["i_ac"], 0, 400)}
-        return {"DcVoltage": _clip(iv["v_dc"], 0, 1000), "DcCurrent": _clip(iv["i_dc"], -1000, 1000), "HeatsinkTemp": _clip(iv["temp_c"], -40, 150)}
+            v["InvModeActual"] = iv["mode"]
+            v["InvState"] = iv["state"]
+            v["FaultOverCurrent"] = int(iv["fault_overcurrent"])
+            v["FaultOverTemp"] = int(iv["fault_overtemp"])
+            v["FaultDc"] = int(iv["fault_dc"])
+            v["FaultAcGrid"] = int(iv["fault_ac_grid"])
+            v["FaultCmdTimeout"] = int(iv["fault_cmd_timeout"])
+            v["FaultE2E"] = 1 if self.rx_cmd.refused else 0
+            x = iv["p_w"]
+            v["PActual"] = int(-32000 if x < -32000 else 32000 if x > 32000 else x)
+            x = iv["q_var"]
+            v["QActual"] = int(-32000 if x < -32000 else 32000 if x > 32000 else x)
+            v["ClearFaults"] = 0
+        elif name == "INV_AcMeasure":
+            x = iv["v_ac"]
+            v["AcVoltage"] = 0 if x < 0 else 400 if x > 400 else x
+            x = iv["f_ac"]
+            v["AcFrequency"] = 0 if x < 0 else 65 if x > 65 else x
+            x = iv["i_ac"]
+            v["AcCurrent"] = 0 if x < 0 else 400 if x > 400 else x
+        else:
+            v["DcVoltage"] = _clip(iv["v_dc"], 0, 1000)
+            v["DcCurrent"] = _clip(iv["i_dc"], -1000, 1000)
+            v["HeatsinkTemp"] = _clip(iv["temp_c"], -40, 150)
+        return v
 
     # ------------------------------------------------------------ receive
     def receive(self, now_us, poll=True):
@@ -234,18 +400,21 @@ class SiteNodes:
         poll=False skips reading the bus (the caller knows nothing was sent) and only
         runs the devices' command supervision."""
         site = self.site
+        link = self.link
+        rx_by_id = self.rx_by_id
         while poll:
-            msg = self.bus.recv(timeout=0)
-            if msg is None:
+            f = link.recv()
+            if f is None:
                 break
+            can_id, ext, data = f
             if self.on_frame is not None:
-                self.on_frame(msg, now_us)
-            rx = self.rx_by_id.get(msg.arbitration_id)
-            if rx is None or msg.is_extended_id:
+                self.on_frame(can_id, ext, data, now_us)
+            rx = rx_by_id.get(can_id)
+            if rx is None or ext:
                 continue
-            if not rx.check(msg.data, now_us):
+            d = rx.check(data, now_us)
+            if d is None:
                 continue
-            d = rx.msg.decode(bytes(msg.data), decode_choices=False)
             if rx is self.rx_cmd:
                 site.inverter_command(int(d["InvModeReq"]), float(d["PSetpoint"]), float(d["QSetpoint"]))
             elif rx is self.rx_lim:

@@ -22,6 +22,7 @@ _PI = math.pi
 _TWO_PI = 2.0 * math.pi
 _sqrt = math.sqrt
 _exp = math.exp
+_log = math.log
 _sin = math.sin
 _cos = math.cos
 _atan2 = math.atan2
@@ -44,8 +45,11 @@ AC_LOSS_REARM_PU = 0.85     # voltage must come back above this to arm it again
 OC_FACTOR = 1.2             # over-current trip: i_ac > 1.2 * rated ...
 OC_TRIP_S = 0.010           # ... for this long (latched)
 CP_BREAK_PU = 0.7           # constant-power load turns constant-impedance below this
+TAU_OUTER_S = 0.020         # grid-following outer loop: terminal-voltage filter the current reference divides by
+V_FRT_LO_PU = 0.9           # outside this band the outer loop holds (ride-through mode: current references held)
+V_FRT_HI_PU = 1.1
 C_BUS_F = 20e-6             # home bus capacitance per phase (inverter filter + appliances)
-U_MAX = 1.5 * 1.5           # island voltage clip (squared pu)
+U_MAX_PU = 1.5              # island voltage clip (pu)
 PLL_BW_HZ = 20.0            # PLL -3 dB bandwidth
 PLL_ZETA = 0.707
 F_DRIFT_HZ_S_PER_RAD = 50.0  # frequency drift of a GFL island without L/C (per rad of pf-angle mismatch)
@@ -138,11 +142,12 @@ class Site:
         # inverter state
         "mode", "state", "f_oc", "f_ot", "f_acgrid", "f_timeout",
         "p_batt", "p_ac", "q_inv", "i_ac", "temp",
+        "p_ref", "q_ref", "_pac_ref", "v_f",
         "pll_th", "pll_dw", "_kp", "_ki",
         "gfm_th", "gfm_pf", "gfm_qf",
         "_win_since", "_restart_left", "_loss_since", "_loss_armed", "_loss_pending", "_oc_since",
         # step-size dependent factors
-        "_e_pll", "_e_vgfm", "_a_droop", "_a_th",
+        "_e_pll", "_e_vgfm", "_a_droop", "_a_th", "_a_vf",
         # grid-side flows
         "p_grid", "q_grid", "i_grid", "e_import_wh", "e_export_wh",
         # measurement windows (ring buffers)
@@ -151,6 +156,13 @@ class Site:
         # sync values across the open relay, as they stood before the contact moved
         "sync_dphi", "sync_df", "sync_dv",
         "_truth",
+        # set when an event-driven frame may be due (relay contact, EV limits, AC loss);
+        # the node layer clears it (hil/nodes.py)
+        "notify",
+        # cached for the step
+        "_nvn", "_oc_a", "_sync_set", "_rl_dirty",
+        # quiescent grid-tied steps: nothing but the integrators moves (see step())
+        "_quiet", "_qv", "_gfl_fixed",
     )
 
     def __init__(self, scenario, export_limit_kw=None, main_fuse_a=None, relay_closed=True,
@@ -218,6 +230,8 @@ class Site:
         self.state = ST_STANDBY
         self.f_oc = self.f_ot = self.f_acgrid = self.f_timeout = False
         self.p_batt = self.p_ac = self.q_inv = self.i_ac = 0.0
+        self.p_ref = self.q_ref = self._pac_ref = 0.0
+        self.v_f = 1.0
         self.temp = T_AMB_C
         self.pll_th = 0.0
         self.pll_dw = 0.0
@@ -234,6 +248,14 @@ class Site:
         self._oc_since = -1.0
 
         self.sync_dphi = self.sync_df = self.sync_dv = 0.0
+        self._sync_set = True
+        self._rl_dirty = False
+        self._quiet = 0
+        self._qv = None
+        self._gfl_fixed = False
+        self._nvn = self.n_ph * self.v_n
+        self._oc_a = OC_FACTOR * self.i_rated
+        self.notify = True
         if closed:
             self.p_load, self.q_load = self._load_pq(1.0, 1.0)
             self.p_grid, self.q_grid = self.p_load, self.q_load
@@ -278,6 +300,7 @@ class Site:
 
     # ================================================================ step size
     def _set_dt(self, dt):
+        self._quiet = 0
         self._dt = dt
         self._t0 = self.t_s
         self._n = 0
@@ -285,6 +308,7 @@ class Site:
         self._e_vgfm = _exp(-dt / TAU_V_GFM_S)
         self._a_droop = 1.0 - _exp(-dt / TAU_DROOP_S)
         self._a_th = 1.0 - _exp(-dt / TAU_TH_S)
+        self._a_vf = 1.0 - _exp(-dt / TAU_OUTER_S)
         per = 1.0 / (self.f_n * dt)
         self._nc = max(1, int(round(per)))
         self._nf = max(1, int(round(FREQ_WINDOW_CYCLES * per)))
@@ -306,6 +330,7 @@ class Site:
     # ================================================================ events
     def apply_event(self, ev):
         """Apply a scenario event now; False for kinds the plant does not handle."""
+        self._quiet = 0
         kind = ev.get("kind")
         if kind == "grid_disconnect":
             self.breaker = False
@@ -342,6 +367,7 @@ class Site:
                 self.min_soc = float(ev["min_soc"])
             self._dc_lim_changed = self.t_s
             self._truth.i_dc_limit_changed_s = self.t_s
+            self.notify = True
         else:
             return False
         return True
@@ -352,7 +378,10 @@ class Site:
         close = bool(close)
         if close == self.rl_cmd:
             return
+        self._quiet = 0
         self.rl_cmd = close
+        self.notify = True
+        self._rl_dirty = True
         if close == self.rl_conn:
             # reversed before the contact moved: the armature falls back, nothing changes
             self.rl_moving = False
@@ -366,6 +395,11 @@ class Site:
         mode = int(mode)
         if mode < MODE_OFF or mode > MODE_GFM:
             mode = MODE_OFF
+        p_set_w = float(p_set_w)
+        q_set_var = float(q_set_var)
+        if mode == self.cmd_mode and p_set_w == self.p_set and q_set_var == self.q_set and not self.f_timeout:
+            return  # the cyclic command repeats itself: nothing changes
+        self._quiet = 0
         self.cmd_mode = mode
         self.p_set = float(p_set_w)
         self.q_set = float(q_set_var)
@@ -377,6 +411,10 @@ class Site:
 
     def inverter_limits(self, iac_max_a, idc_charge_max_a, idc_discharge_max_a):
         """GW_InverterLimits: the power stage's own current limits."""
+        if (self.iac_max, self.idc_ch_max, self.idc_dis_max) == (
+                max(0.0, float(iac_max_a)), max(0.0, float(idc_charge_max_a)), max(0.0, float(idc_discharge_max_a))):
+            return
+        self._quiet = 0
         self.iac_max = max(0.0, float(iac_max_a))
         self.idc_ch_max = max(0.0, float(idc_charge_max_a))
         self.idc_dis_max = max(0.0, float(idc_discharge_max_a))
@@ -384,12 +422,14 @@ class Site:
 
     def inverter_forming(self, v_set_v, f_set_hz, droop):
         """GW_InverterForming: voltage and frequency references for grid-forming."""
+        self._quiet = 0
         self.v_set_pu = max(0.0, float(v_set_v)) / self.v_n
         self.w_set = _TWO_PI * float(f_set_hz)
         self.droop = bool(droop)
 
     def inverter_command_timeout(self):
         """The command frame went missing: the inverter drops to Off and flags it."""
+        self._quiet = 0
         self.f_timeout = True
         self.cmd_mode = MODE_OFF
         self.f_acgrid = False
@@ -398,18 +438,117 @@ class Site:
 
     def clear_faults(self):
         """ClearFaults rising edge: clears the latched over-current fault."""
+        self._quiet = 0
         self.f_oc = False
         self._oc_since = -1.0
 
     # ================================================================ the step
     def step(self, dt):
         """Advance the plant by dt seconds."""
+        if self._quiet and dt == self._dt:
+            # A grid-tied step with everything but the power stage and the integrators at rest:
+            # stiff grid at nominal frequency and constant voltage, relay at rest, PLL and outer
+            # loop settled, no protection timer running, no command or event since the last
+            # full step (each of those clears _quiet). The same arithmetic as the full step
+            # below, without the parts that cannot change; when the stage itself sits at its
+            # references (and no DC or state-of-charge limit is about to act) only the
+            # integrators move.
+            vb = self.v_batt
+            ps = self.p_set
+            stage = self.mode == MODE_GFL and not (
+                self._gfl_fixed and -self.idc_dis_max * vb <= ps <= self.idc_ch_max * vb
+                and not (ps < 0.0 and self.soc <= self.min_soc) and not (ps > 0.0 and self.soc >= 1.0))
+            if stage and self._quiet != 1:
+                # a settled island: the stage moving would move the bus; take the full step
+                self._quiet = 0
+                return self.step(dt)
+            t0 = self.t_s
+            n = self._n + 1
+            self._n = n
+            t = self._t0 + n * dt
+            tr = self._truth
+            if stage:
+                uv = self.uv
+                self._gfl_grid(dt, uv)
+                pl, ql = self._qv[6], self._qv[7]
+                p_grid = pl + self.p_ac
+                q_grid = ql - self.q_inv
+                i_grid = _sqrt(p_grid * p_grid + q_grid * q_grid) / (self.n_ph * self.v_n * uv) if uv > 0.01 else 0.0
+                self.p_grid, self.q_grid, self.i_grid = p_grid, q_grid, i_grid
+                qv = self._qv
+                self._qv = (qv[0], qv[1], p_grid, q_grid, i_grid * i_grid, qv[5], pl, ql)
+                i_ac = self.i_ac
+                if i_ac > self._oc_a:
+                    self._oc_since = t
+                    self._quiet = 0
+                usv = self.usv
+                tr.p_ac_w = self.p_ac
+                tr.q_inv_var = self.q_inv
+                tr.i_ac_a = i_ac
+                tr.p_grid_w = p_grid
+                tr.q_grid_var = q_grid
+                tr.i_grid_a = i_grid
+                tr.i_export_a = -p_grid / (self._nvn * usv) if p_grid < 0.0 and usv > 0.01 else 0.0
+                tr.bms_blocked = self._bms
+            pb = self.p_batt
+            temp = self.temp
+            temp += (T_AMB_C + R_TH_K_PER_W * (1.0 - EFF) * (pb if pb > 0.0 else -pb) - temp) * self._a_th
+            self.temp = temp
+            if temp > OT_TRIP_C:
+                self.f_ot = True
+                self._quiet = 0
+            soc = self.soc
+            if pb != 0.0:
+                soc += pb * dt / self.cap_j
+                if soc < 0.0:
+                    soc = 0.0
+                elif soc > 1.0:
+                    soc = 1.0
+                self.soc = soc
+                vb = self.v_batt = V_BATT_0 + V_BATT_SOC * soc
+                if pb > 1e-3:
+                    d = 1
+                elif pb < -1e-3:
+                    d = -1
+                else:
+                    d = self._dir
+                if d != self._dir:
+                    self._dir = d
+                    self._dc_lim_changed = t0
+                    tr.i_dc_limit_changed_s = t0
+            k = self._k
+            usv2, usth, p_grid, q_grid, i_grid2, v2 = self._qv[:6]
+            self._b_v2[k] = usv2
+            self._b_th[k] = usth
+            self._b_p[k] = p_grid
+            self._b_q[k] = q_grid
+            self._b_i2[k] = i_grid2
+            self._b_bv2[k] = v2
+            k += 1
+            self._k = 0 if k == self._L else k
+            if usv2 > V_PRESENT_PU * V_PRESENT_PU:
+                self._live += 1
+            if p_grid > 0.0:
+                self.e_import_wh += p_grid * dt / 3600.0
+            elif p_grid < 0.0:
+                self.e_export_wh -= p_grid * dt / 3600.0
+            self.t_s = t
+            tr.t_s = t
+            tr.p_batt_w = pb
+            tr.soc = soc
+            tr.v_batt = vb
+            tr.i_dc_a = pb / vb
+            tr.i_dc_limit_a = (self.max_charge_w if self._dir > 0 else self.max_discharge_w) / vb
+            return
         if dt != self._dt:
             self._set_dt(dt)
+        prev = (self.bv, self.bf, self.bth, self.v_f, self.pll_th)
         t0 = self.t_s
-        self._n += 1
-        t = self._t0 + self._n * dt
+        n = self._n + 1
+        self._n = n
+        t = self._t0 + n * dt
         f_n = self.f_n
+        tr = self._truth
 
         # ---- utility source
         uv = self.uv
@@ -430,12 +569,15 @@ class Site:
             else:
                 uf += r if d > 0.0 else -r
             self.uf = uf
-        uth = (self.uth + (uf - f_n) * _TWO_PI * dt + _PI) % _TWO_PI - _PI
-        self.uth = uth
+        uth = self.uth
+        if uf != f_n:
+            uth = (uth + (uf - f_n) * _TWO_PI * dt + _PI) % _TWO_PI - _PI
+            self.uth = uth
         breaker = self.breaker
 
         # ---- site relay: what stands across the open contact, then the contact moves
-        if not self.rl_conn:
+        conn = self.rl_conn
+        if not conn:
             if breaker:
                 self.sync_dphi = (uth - self.bth + _PI) % _TWO_PI - _PI
                 self.sync_df = uf - self.bf
@@ -444,15 +586,25 @@ class Site:
                 self.sync_dphi = 0.0
                 self.sync_df = 0.0
                 self.sync_dv = -self.bv
-        else:
+            tr.sync_dphi_deg = self.sync_dphi * _DEG
+            tr.sync_df_hz = self.sync_df
+            tr.sync_dv_pu = self.sync_dv
+        elif self._sync_set:
             self.sync_dphi = self.sync_df = self.sync_dv = 0.0
-        if self.rl_moving:
-            if self.rl_timer <= 1e-9:
+            tr.sync_dphi_deg = tr.sync_df_hz = tr.sync_dv_pu = 0.0
+        self._sync_set = not conn
+        if self.rl_moving or self._rl_dirty:
+            self._rl_dirty = False
+            if not self.rl_moving:
+                pass
+            elif self.rl_timer <= 1e-9:
                 self.rl_moving = False
-                self.rl_conn = self.rl_cmd
+                conn = self.rl_conn = self.rl_cmd
+                self.notify = True
             else:
                 self.rl_timer -= dt
-        conn = self.rl_conn
+            tr.relay_closed = conn
+            tr.relay_state = RELAY_MOVING if self.rl_moving else (RELAY_CLOSED if conn else RELAY_OPEN)
 
         # ---- inverter operating mode from commands and faults
         cm = self.cmd_mode
@@ -475,57 +627,91 @@ class Site:
                 self.gfm_qf = self.q_inv
             elif mode == MODE_OFF:
                 self.p_batt = self.p_ac = self.q_inv = self.i_ac = 0.0
+            if mode == MODE_GFL:
+                # the outer loop starts from what the stage delivers now, at the present voltage
+                self.p_ref, self.q_ref = self.p_batt, self.q_inv
+                vf = self.bv
+                self.v_f = V_FRT_LO_PU if vf < V_FRT_LO_PU else V_FRT_HI_PU if vf > V_FRT_HI_PU else vf
             self.mode = mode
-        self.state = state
+            tr.inverter_mode = mode
+        if state != self.state:
+            self.state = state
+            tr.inverter_state = state
 
         # ---- solve the home bus
         if conn and breaker:
             # stiff grid
             v = uv
             self.bv, self.bf, self.bth = uv, uf, uth
-            if mode == MODE_GFM:
+            if mode == MODE_GFL:
+                self._gfl_grid(dt, uv)
+            elif mode == MODE_GFM:
                 self._gfm_grid(dt, uv, uth)
+            elif self.p_ref or self.q_ref or self._bms:
+                self._gfl_refs(dt, False)
+            u = uv * uv
+            p0 = self.ld_p
+            if self.ld_rlc:
+                x = uf / f_n
+                pl = p0 * u
+                ql = pl * (self.ld_qf / x - self.ld_qc * x)
+            elif u >= CP_BREAK_PU * CP_BREAK_PU:
+                pl, ql = p0, self.ld_q
             else:
-                self._gfl(dt, uv, mode == MODE_GFL)
-            pl, ql = self._load_pq(uv * uv, uf / f_n)
+                kk = u / (CP_BREAK_PU * CP_BREAK_PU)
+                pl, ql = p0 * kk, self.ld_q * kk
             self.p_load, self.q_load = pl, ql
             p_grid = pl + self.p_ac
             q_grid = ql - self.q_inv
             i_grid = _sqrt(p_grid * p_grid + q_grid * q_grid) / (self.n_ph * self.v_n * uv) if uv > 0.01 else 0.0
+            self.p_grid, self.q_grid, self.i_grid = p_grid, q_grid, i_grid
+            # the utility side of the relay (the meter's and the relay's sensing point) is the bus
+            usv, usth = uv, uth
+            self.usv, self.usf, self.usth = uv, uf, uth
+            bf = uf
         else:
             if mode == MODE_GFM:
                 self._gfm_island(dt)
             else:
                 self._gfl_island(dt, mode == MODE_GFL)
             v = self.bv
+            bf = self.bf
             p_grid = q_grid = i_grid = 0.0
-        self.p_grid, self.q_grid, self.i_grid = p_grid, q_grid, i_grid
+            self.p_grid = self.q_grid = self.i_grid = 0.0
+            if conn:
+                usv, self.usf, usth = v, bf, self.bth
+            elif breaker:
+                usv, self.usf, usth = uv, uf, uth
+            else:
+                usv, self.usf, usth = 0.0, uf, self.usth
+            self.usv, self.usth = usv, usth
 
-        # ---- utility side of the relay (the meter's and the relay's sensing point)
-        if conn:
-            usv, self.usf, usth = v, self.bf, self.bth
-        elif breaker:
-            usv, self.usf, usth = uv, uf, uth
-        else:
-            usv, self.usf, usth = 0.0, uf, self.usth
-        self.usv, self.usth = usv, usth
+        # ---- grid-following outer loop: its voltage filter, held outside the continuous-operation band
+        if V_FRT_LO_PU <= v <= V_FRT_HI_PU:
+            vf = self.v_f
+            if vf != v:
+                self.v_f = vf + (v - vf) * self._a_vf
 
         # ---- PLL of the inverter (tracks the bus while it has a voltage)
+        pll_th = self.pll_th
+        dw = self.pll_dw
         if v > V_PRESENT_PU:
-            e = (self.bth - self.pll_th + _PI) % _TWO_PI - _PI
-            dw = self.pll_dw + self._ki * e * dt
-            if dw > 100.0:
-                dw = 100.0
-            elif dw < -100.0:
-                dw = -100.0
-            self.pll_dw = dw
-            self.pll_th = (self.pll_th + (dw + self._kp * e) * dt + _PI) % _TWO_PI - _PI
-        else:
-            self.pll_th = (self.pll_th + self.pll_dw * dt + _PI) % _TWO_PI - _PI
+            bth = self.bth
+            if bth != pll_th or dw != 0.0:
+                e = (bth - pll_th + _PI) % _TWO_PI - _PI
+                dw += self._ki * e * dt
+                if dw > 100.0:
+                    dw = 100.0
+                elif dw < -100.0:
+                    dw = -100.0
+                self.pll_dw = dw
+                self.pll_th = (pll_th + (dw + self._kp * e) * dt + _PI) % _TWO_PI - _PI
+        elif dw != 0.0:
+            self.pll_th = (pll_th + dw * dt + _PI) % _TWO_PI - _PI
 
         # ---- inverter protections
         if cm == MODE_GFL and not self.f_timeout:
-            f_pll = f_n + self.pll_dw / _TWO_PI
+            f_pll = f_n + dw / _TWO_PI
             if v < AC_WIN_LO_PU or v > AC_WIN_HI_PU or f_pll - f_n > AC_WIN_F_HZ or f_n - f_pll > AC_WIN_F_HZ:
                 if self._win_since < 0.0:
                     self._win_since = t
@@ -547,11 +733,13 @@ class Site:
             if self._loss_armed and t - self._loss_since >= AC_LOSS_CONFIRM_S - 1e-9:
                 self._loss_armed = False
                 self._loss_pending = {"reason": LOSS_UNDERVOLTAGE, "voltage_v": v * self.v_n}
+                self.notify = True
         else:
             self._loss_since = -1.0
             if v >= AC_LOSS_REARM_PU:
                 self._loss_armed = True
-        if self.i_ac > OC_FACTOR * self.i_rated:
+        i_ac = self.i_ac
+        if i_ac > self._oc_a:
             if self._oc_since < 0.0:
                 self._oc_since = t
             if t - self._oc_since >= OC_TRIP_S - 1e-9:
@@ -559,8 +747,8 @@ class Site:
         else:
             self._oc_since = -1.0
         pb = self.p_batt
-        loss = (1.0 - EFF) * (pb if pb > 0.0 else -pb)
-        temp = self.temp + (T_AMB_C + R_TH_K_PER_W * loss - self.temp) * self._a_th
+        temp = self.temp
+        temp += (T_AMB_C + R_TH_K_PER_W * (1.0 - EFF) * (pb if pb > 0.0 else -pb) - temp) * self._a_th
         self.temp = temp
         if temp > OT_TRIP_C:
             self.f_ot = True
@@ -568,22 +756,27 @@ class Site:
             self.f_ot = False
 
         # ---- EV battery
-        soc = self.soc + pb * dt / self.cap_j
-        if soc < 0.0:
-            soc = 0.0
-        elif soc > 1.0:
-            soc = 1.0
-        self.soc = soc
-        self.v_batt = V_BATT_0 + V_BATT_SOC * soc
-        if pb > 1e-3:
-            d = 1
-        elif pb < -1e-3:
-            d = -1
+        if pb != 0.0:
+            soc = self.soc + pb * dt / self.cap_j
+            if soc < 0.0:
+                soc = 0.0
+            elif soc > 1.0:
+                soc = 1.0
+            self.soc = soc
+            vb = self.v_batt = V_BATT_0 + V_BATT_SOC * soc
+            if pb > 1e-3:
+                d = 1
+            elif pb < -1e-3:
+                d = -1
+            else:
+                d = self._dir
+            if d != self._dir:
+                self._dir = d
+                self._dc_lim_changed = t0
+                tr.i_dc_limit_changed_s = t0
         else:
-            d = self._dir
-        if d != self._dir:
-            self._dir = d
-            self._dc_lim_changed = t0
+            soc = self.soc
+            vb = self.v_batt
 
         # ---- meter windows and registers
         k = self._k
@@ -601,19 +794,70 @@ class Site:
             self._live = 0
         if p_grid > 0.0:
             self.e_import_wh += p_grid * dt / 3600.0
-        else:
+        elif p_grid < 0.0:
             self.e_export_wh -= p_grid * dt / 3600.0
 
         self.t_s = t
-        self._publish()
+        # ---- truth (the fields that move every step; the others where they change)
+        tr.t_s = t
+        tr.home_v_pu = v
+        tr.home_f_hz = bf
+        tr.utility_side_v_pu = usv
+        tr.grid_v_pu = uv
+        tr.grid_f_hz = uf
+        tr.breaker_closed = breaker
+        tr.p_batt_w = pb
+        tr.p_ac_w = self.p_ac
+        tr.q_inv_var = self.q_inv
+        tr.i_ac_a = i_ac
+        tr.i_dc_a = pb / vb
+        tr.p_load_w = self.p_load
+        tr.q_load_var = self.q_load
+        tr.p_grid_w = p_grid
+        tr.q_grid_var = q_grid
+        tr.i_grid_a = i_grid
+        tr.i_export_a = -p_grid / (self._nvn * usv) if p_grid < 0.0 and usv > 0.01 else 0.0
+        tr.soc = soc
+        tr.v_batt = vb
+        tr.bms_blocked = self._bms
+        tr.i_dc_limit_a = (self.max_charge_w if self._dir > 0 else self.max_discharge_w) / vb
+
+        # ---- is the next step a quiescent one (see the top of step())?
+        if self.f_oc or self.f_ot or cm == MODE_OFF or (cm == MODE_GFL and (self.f_acgrid or self._restart_left > 0.0)):
+            next_mode = MODE_OFF
+        else:
+            next_mode = cm
+        if (next_mode == mode and uf == f_n and uv == self.uv_target and uf == self.uf_target
+                and not self.rl_moving and not self._rl_dirty and self._oc_since < 0.0 and not self.f_ot
+                and (mode == MODE_GFL or
+                     mode == MODE_OFF and not (self.p_ref or self.q_ref or self.p_batt or self._bms))):
+            if conn and breaker:
+                if (not self._sync_set and v == self.v_f and self.bth == self.pll_th and self.pll_dw == 0.0
+                        and self._win_since < 0.0 and not self.f_acgrid and self._restart_left == 0.0
+                        and self._loss_since < 0.0):
+                    # grid-tied: the bus is the grid, whatever the stage does
+                    self._quiet = 1
+                    self._qv = (usv * usv, usth, p_grid, q_grid, i_grid * i_grid, v * v, self.p_load, self.q_load)
+            elif (mode == MODE_OFF or self._gfl_fixed) and (v, bf, self.bth, self.v_f, self.pll_th) == prev \
+                    and self.pll_dw == 0.0 and self._restart_left == 0.0 \
+                    and (cm != MODE_GFL or self.f_timeout or (self._win_since < 0.0) != self.f_acgrid) \
+                    and (self._loss_since < 0.0 or not self._loss_armed):
+                # a settled island (or a dead bus): this step changed nothing that feeds back,
+                # so the next one only moves the integrators, as long as the stage holds still
+                self._quiet = 2
+                self._qv = (usv * usv, usth, 0.0, 0.0, 0.0, v * v, self.p_load, self.q_load)
 
     # ---------------------------------------------------------------- power stage
-    def _gfl(self, dt, v, running):
-        """Grid-following output at terminal voltage v (pu): slew, DC and AC limits."""
+    def _gfl_refs(self, dt, running):
+        """Grid-following outer loop: the slewed P/Q references, clipped to the DC limits and
+        to the AC current limit at the outer loop's voltage v_f. False (and outputs 0) when
+        the stage is not running. The current references are p_ac_ref / (n*V_n*v_f) and
+        q_ref / (n*V_n*v_f); the delivered powers scale with v / v_f (docs/plant.md 5)."""
         if not running:
             self.p_batt = self.p_ac = self.q_inv = self.i_ac = 0.0
+            self.p_ref = self.q_ref = self._pac_ref = 0.0
             self._bms = False
-            return
+            return False
         vb = self.v_batt
         pt = self.p_set
         hi = self.idc_ch_max * vb
@@ -630,7 +874,7 @@ class Site:
             pt = 0.0
         self._bms = bms
         st = self.slew * dt
-        p = self.p_batt
+        p = self.p_ref
         d = pt - p
         if d > st:
             p += st
@@ -640,7 +884,7 @@ class Site:
             p = pt
         if bms and p < 0.0:
             p = 0.0  # the EV's discharge contactor acts at once
-        q = self.q_inv
+        q = self.q_ref
         d = self.q_set - q
         if d > st:
             q += st
@@ -648,19 +892,90 @@ class Site:
             q -= st
         else:
             q = self.q_set
+        fixed = p == pt and q == self.q_set and not bms
         pac = p / EFF if p > 0.0 else p * EFF
-        vv = v * self.v_n * self.n_ph
-        s = _sqrt(pac * pac + q * q)
         if self.limiter:
-            cap = self.i_lim * vv
+            cap = self.i_lim * self.v_f * self.v_n * self.n_ph
+            s = _sqrt(pac * pac + q * q)
             if s > cap:
                 kk = cap / s
                 pac *= kk
                 q *= kk
                 p = pac * EFF if pac > 0.0 else pac / EFF
-                s = cap
+                fixed = False
+        self._gfl_fixed = fixed
+        self.p_ref, self.q_ref, self._pac_ref = p, q, pac
+        return True
+
+    def _gfl_grid(self, dt, v):
+        """The running stage on a bus held at v (pu) by the grid: _gfl_refs(dt, True), then the
+        current references delivered into v, with the DC stage's current limit acting at once
+        on the battery power (the grid-tied step's hot path, one call)."""
+        vb = self.v_batt
+        pt = self.p_set
+        hi = self.idc_ch_max * vb
+        lo = -self.idc_dis_max * vb
+        if pt > hi:
+            pt = hi
+        elif pt < lo:
+            pt = lo
+        bms = False
+        if pt < 0.0 and self.soc <= self.min_soc:
+            pt = 0.0
+            bms = True
+        elif pt > 0.0 and self.soc >= 1.0:
+            pt = 0.0
+        self._bms = bms
+        p = self.p_ref
+        q = self.q_ref
+        qt = self.q_set
+        if p != pt or q != qt:
+            st = self.slew * dt
+            d = pt - p
+            if d > st:
+                p += st
+            elif d < -st:
+                p -= st
+            else:
+                p = pt
+            d = qt - q
+            if d > st:
+                q += st
+            elif d < -st:
+                q -= st
+            else:
+                q = qt
+        if bms and p < 0.0:
+            p = 0.0  # the EV's discharge contactor acts at once
+        pac = p / EFF if p > 0.0 else p * EFF
+        vf = self.v_f
+        nvn = self._nvn
+        fixed = p == pt and q == qt and not bms
+        if self.limiter:
+            cap = self.i_lim * vf * nvn
+            s = _sqrt(pac * pac + q * q)
+            if s > cap:
+                kk = cap / s
+                pac *= kk
+                q *= kk
+                p = pac * EFF if pac > 0.0 else pac / EFF
+                fixed = False
+        self._gfl_fixed = fixed
+        self.p_ref, self.q_ref, self._pac_ref = p, q, pac
+        # delivered into v
+        i_d = pac / (nvn * vf)
+        i_q = q / (nvn * vf)
+        if v != vf:
+            m = v / vf
+            p *= m
+            pac *= m
+            q *= m
+        if p > hi or p < lo:
+            p = hi if p > hi else lo
+            pac = p / EFF if p > 0.0 else p * EFF
+            i_d = pac / (nvn * v)
         self.p_batt, self.p_ac, self.q_inv = p, pac, q
-        self.i_ac = s / vv if vv > 1.0 else 0.0
+        self.i_ac = _sqrt(i_d * i_d + i_q * i_q)
 
     def _gfm_refs(self):
         if self.droop:
@@ -759,53 +1074,57 @@ class Site:
         self.gfm_th = (self.gfm_th + (w - self.w_n) * dt + _PI) % _TWO_PI - _PI
 
     def _gfl_island(self, dt, running):
-        """Bus without a voltage source: the inverter (GFL or off) and the load share
-        the bus's stored energy; the frequency follows the reactive balance."""
+        """Bus without a voltage source: the inverter (GFL current source, or off) and the
+        load share the bus's stored energy; the frequency follows the reactive balance."""
         v = self.bv
-        self._gfl(dt, v, running)
-        pd = -self.p_ac
-        qd = self.q_inv
-        u = v * v
+        nvn = self.n_ph * self.v_n
+        if self._gfl_refs(dt, running):
+            # delivered P = a * V, Q = b * V (V in pu): the current references into the bus
+            vf = self.v_f
+            a = -self._pac_ref / vf
+            b = self.q_ref / vf
+            if v > 1e-9:
+                # the DC stage's current limit, at the voltage the step starts from
+                vb = self.v_batt
+                pd_max = self.idc_dis_max * vb * EFF
+                pd_min = -self.idc_ch_max * vb / EFF
+                if a * v > pd_max:
+                    a = pd_max / v
+                    self._gfl_fixed = False
+                elif a * v < pd_min:
+                    a = pd_min / v
+                    self._gfl_fixed = False
+        else:
+            a = b = 0.0
+        vn = self._island_v(v, a, dt)
+        pd = a * vn
+        qd = b * vn
+        u = vn * vn
         f = self.bf
         f_n = self.f_n
         x = f / f_n
-        p0 = self.ld_p
-        if self.ld_rlc:
-            pl = p0 * u
-            ql = pl * (self.ld_qf / x - self.ld_qc * x)
-            g, pc = p0, 0.0
-        elif u >= CP_BREAK_PU * CP_BREAK_PU:
-            pl, ql = p0, self.ld_q
-            g, pc = 0.0, p0
-        else:
-            kk = u / (CP_BREAK_PU * CP_BREAK_PU)
-            pl, ql = p0 * kk, self.ld_q * kk
-            g, pc = p0 / (CP_BREAK_PU * CP_BREAK_PU), 0.0
-        w0 = self._w0
-        if g > 0.0:
-            uinf = (pd - pc) / g
-            un = uinf + (u - uinf) * _exp(-g * dt / w0)
-        else:
-            un = u + (pd - pc) * dt / w0
-        if un < 1e-12:
-            un = 0.0  # below a microvolt-per-volt: gone
-        elif un > U_MAX:
-            un = U_MAX
-            if pd > pl:
-                # surplus the bus cannot take: the stage's DC link curtails it
-                vv = v * self.v_n * self.n_ph
-                self._set_from_delivered(pl, qd, _sqrt(pl * pl + qd * qd) / vv if vv > 1.0 else 0.0)
-                pd = pl
-        vn = _sqrt(un)
-        if un > V_PRESENT_PU * V_PRESENT_PU:
+        pl, ql = self._load_pq(u, x)
+        if vn >= U_MAX_PU and pd > pl:
+            pd = pl  # surplus the bus cannot take: the stage's DC link curtails it
+        if running:
+            pac = -pd
+            self.p_ac = pac
+            self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
+            self.q_inv = qd
+            ia = a / nvn
+            ib = b / nvn
+            self.i_ac = _sqrt(ia * ia + ib * ib)
+        if u > V_PRESENT_PU * V_PRESENT_PU:
+            p0 = self.ld_p
             if self.ld_rlc and (self.ld_qc > 1e-12 or self.ld_qf > 1e-12):
                 qc = self.ld_qc
                 qf = self.ld_qf
-                a = qd / (un * p0)
+                aa = qd / (u * p0)
                 if qc > 1e-12:
-                    xs = (-a + _sqrt(a * a + 4.0 * qc * qf)) / (2.0 * qc) if a * a + 4.0 * qc * qf > 0.0 else ISLAND_F_MIN
-                elif a > 1e-12:
-                    xs = qf / a
+                    disc = aa * aa + 4.0 * qc * qf
+                    xs = (-aa + _sqrt(disc)) / (2.0 * qc) if disc > 0.0 else ISLAND_F_MIN
+                elif aa > 1e-12:
+                    xs = qf / aa
                 else:
                     xs = ISLAND_F_MAX
                 if xs < ISLAND_F_MIN:
@@ -824,8 +1143,85 @@ class Site:
         self.bv, self.bf = vn, f
         self.p_load, self.q_load = pl, ql
 
+    def _island_v(self, v, a, dt):
+        """Bus voltage (pu) after dt of  2*W0*V*dV/dt = a*V - P_L(V)  (energy balance, the
+        inverter a current source delivering a*V). Solved exactly per load region: an
+        impedance (RLC, or constant power below CP_BREAK_PU) makes the equation linear in V;
+        constant power above it has the closed form x + P*ln|x| = x0 + P*ln|x0| + a^2*t/(2*W0)
+        with x = a*V - P. A step that crosses CP_BREAK_PU continues in the other region."""
+        w2 = 2.0 * self._w0
+        p0 = self.ld_p
+        vb = CP_BREAK_PU
+        rlc = self.ld_rlc
+        t = dt
+        cp = not rlc and v >= vb
+        for _ in range(3):
+            if p0 <= 0.0:
+                v += a * t / w2  # no load: the current charges or drains the bus capacitance
+                break
+            if not cp:
+                g = p0 if rlc else p0 / (vb * vb)
+                k = g / w2
+                vi = a / g
+                if vi < 0.0:
+                    # a current drawn from the bus: it is empty after t0
+                    t0 = _log((v - vi) / -vi) / k
+                    if t0 <= t:
+                        v = 0.0
+                        break
+                elif not rlc and vi > vb:
+                    tb = _log((v - vi) / (vb - vi)) / k
+                    if tb < t:
+                        v = vb
+                        t -= tb
+                        cp = True
+                        continue
+                v = vi + (v - vi) * _exp(-k * t)
+                break
+            # constant power above the breakpoint
+            x0 = a * v - p0
+            if x0 == 0.0:
+                break  # balanced: an (unstable) equilibrium
+            if a == 0.0:
+                u = v * v - 2.0 * p0 * t / w2
+                tb = (v * v - vb * vb) * w2 / (2.0 * p0)
+                if tb < t:
+                    v = vb
+                    t -= tb
+                    cp = False
+                    continue
+                v = _sqrt(u)
+                break
+            al = a * a / w2
+            if x0 < 0.0:
+                xb = a * vb - p0
+                tb = ((xb - x0) + p0 * _log(xb / x0)) / al
+                if tb < t:
+                    v = vb
+                    t -= tb
+                    cp = False
+                    continue
+            # x(t) = x0 * e^y with x0*(e^y - 1) + P*y = al*t: Newton, monotone from y = 0
+            c = al * t
+            y = 0.0
+            for _ in range(50):
+                ey = _exp(y)
+                h = x0 * (ey - 1.0) + p0 * y - c
+                dy = h / (x0 * ey + p0)
+                y -= dy
+                if -1e-13 < dy < 1e-13:
+                    break
+            v = (x0 * _exp(y) + p0) / a
+            break
+        if v < 1e-6:
+            v = 0.0  # below a microvolt per volt: gone
+        elif v > U_MAX_PU:
+            v = U_MAX_PU
+        return v
+
     # ---------------------------------------------------------------- truth
     def _publish(self):
+        """Every truth field from the state (at construction; step() refreshes what moves)."""
         tr = self._truth
         vb = self.v_batt
         tr.t_s = self.t_s
@@ -886,39 +1282,68 @@ class Site:
 
     def meter_values(self):
         """Grid meter at the point of connection (utility side of the site relay)."""
-        v_rms = _sqrt(self._mean(self._b_v2, self._nc))
+        k = self._k
+        nc = self._nc
+        b_v2 = self._b_v2
+        split = k < nc  # the one-cycle window wraps around the ring's end
+        if split:
+            v_rms = _sqrt((sum(b_v2[k - nc:]) + sum(b_v2[:k])) / nc)
+        else:
+            v_rms = _sqrt(sum(b_v2[k - nc:k]) / nc)
         live = self._live
-        j = self._k - 1
+        L = self._L
+        j = k - 1
         if j < 0:
-            j += self._L
+            j += L
         nf, nr = self._nf, self._nr
+        b_th = self._b_th
         if live > nf and v_rms > V_PRESENT_PU:
-            f = self._freq_at(j)
+            c = _TWO_PI * nf * self._dt
+            f_n = self.f_n
+            f = f_n + ((b_th[j] - b_th[j - nf] + _PI) % _TWO_PI - _PI) / c  # negative indices wrap in the ring
             if live > nf + nr:
                 jo = j - nr
                 if jo < 0:
-                    jo += self._L
-                rocof = (f - self._freq_at(jo)) / (nr * self._dt)
+                    jo += L
+                rocof = (f - (f_n + ((b_th[jo] - b_th[jo - nf] + _PI) % _TWO_PI - _PI) / c)) / (nr * self._dt)
             else:
                 rocof = 0.0
         else:
             f = rocof = 0.0
         if live > 0:
-            ph = self._b_th[j] * _DEG
+            ph = b_th[j] * _DEG
             if ph >= 180.0:
                 ph -= 360.0
         else:
             ph = 0.0
         if v_rms > V_PRESENT_PU:
-            nc = self._nc
-            p = self._mean(self._b_p, nc)
-            q = self._mean(self._b_q, nc)
-            i = _sqrt(self._mean(self._b_i2, nc))
+            bp, bq, bi = self._b_p, self._b_q, self._b_i2
+            if split:
+                p = (sum(bp[k - nc:]) + sum(bp[:k])) / nc
+                q = (sum(bq[k - nc:]) + sum(bq[:k])) / nc
+                i = _sqrt((sum(bi[k - nc:]) + sum(bi[:k])) / nc)
+            else:
+                p = sum(bp[k - nc:k]) / nc
+                q = sum(bq[k - nc:k]) / nc
+                i = _sqrt(sum(bi[k - nc:k]) / nc)
         else:
             p = q = i = 0.0
         return {"voltage_v": v_rms * self.v_n, "frequency_hz": f, "phase_deg": ph, "rocof_hz_s": rocof,
                 "p_w": p, "q_var": q, "i_max_a": i,
                 "e_import_wh": self.e_import_wh, "e_export_wh": self.e_export_wh}
+
+    def meter_frequency(self):
+        """meter_values()["frequency_hz"] alone (cheaper: the plots sample it every few ms)."""
+        live = self._live
+        nf = self._nf
+        if live <= nf:
+            return 0.0
+        if _sqrt(self._mean(self._b_v2, self._nc)) <= V_PRESENT_PU:
+            return 0.0
+        j = self._k - 1
+        if j < 0:
+            j += self._L
+        return self._freq_at(j)
 
     def inverter_values(self):
         """INV_Status / INV_AcMeasure / INV_DcMeasure contents."""
@@ -936,6 +1361,10 @@ class Site:
         e = self._loss_pending
         self._loss_pending = None
         return e
+
+    def relay_state(self):
+        """RLY_Feedback.ContactState alone (cheap): 0 open, 1 closed, 2 moving."""
+        return RELAY_MOVING if self.rl_moving else (RELAY_CLOSED if self.rl_conn else RELAY_OPEN)
 
     def relay_values(self):
         """RLY_Feedback contents: contact state, utility-side voltage, synchro-check angle."""

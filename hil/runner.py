@@ -1,9 +1,15 @@
 """Scenario runner: plays a scenario against the controller and collects the report.
 
 Lockstep (run_lockstep): plant, simulated devices and controller advance together
-in virtual time on one python-can `virtual` channel; deterministic for a given
-scenario and much faster than real time. The controller sees the site only through
-the frames on that channel.
+in virtual time; deterministic for a given scenario and much faster than real time.
+The controller sees the site only through CAN frames, on one of two buses:
+- bus="memory" (default): controller.ports.MemoryBus, in-process, no copies, no locks;
+- bus="virtual": a python-can `virtual` channel (the devices on a can.Bus, the
+  controller on a PythonCanPort), the transport of the real-time mode.
+Both deliver a frame at once to every other participant, so they give the same report
+(tests/test_lockstep_bus.py). The devices encode their frames with the firmware's
+generated codec by default (codec="candb") or with cantools (codec="cantools"), again
+with the same report.
 
 Real time (run_realtime): the plant and devices run against the wall clock on any
 python-can bus (for example a socketcand hub), and the controller is whatever is on
@@ -17,25 +23,35 @@ import time
 
 import can
 
+from controller import candb
 from controller import events as ev_codes
 from controller.gateway import Gateway
+from controller.ports import MemoryBus
 from controller.ports.pythoncan import PythonCanPort
 from hil.dbcdb import database
 from hil.metrics import Metrics
-from hil.nodes import SiteNodes
+from hil.nodes import CODECS, SiteNodes
 from hil.plant import Site
 from hil.scenario import controller_config
 
 PLANT_STEP_US = 500
+BUSES = ("memory", "virtual")
 _channel_ids = itertools.count()
+_INF = float("inf")
 
 
 class Recorder:
     """Controller events from GW_Event frames, a sampled timeline for plots, and the CAN log."""
 
-    def __init__(self, scenario, metrics, sample_us, log_writer=None):
+    def __init__(self, scenario, metrics, sample_us, log_writer=None, codec="cantools"):
         db = database()
-        self.ev_msg = db.get_message_by_name("GW_Event")
+        ev_msg = db.get_message_by_name("GW_Event")
+        self.ev_id = ev_msg.frame_id
+        self.ev_len = ev_msg.length
+        if codec == "candb":
+            self._decode = candb.BY_NAME["GW_Event"].decode
+        else:
+            self._decode = lambda data: ev_msg.decode(bytes(data), decode_choices=False)
         self.metrics = metrics
         self.events = []
         self.samples = []
@@ -45,10 +61,12 @@ class Recorder:
         self.last_seq = None
         self.lost_events = 0
 
-    def on_frame(self, msg, now_us):
-        self.log_frame(msg, now_us)
-        if msg.arbitration_id == self.ev_msg.frame_id and len(msg.data) == self.ev_msg.length:
-            d = self.ev_msg.decode(bytes(msg.data), decode_choices=False)
+    def on_frame(self, can_id, ext, data, now_us):
+        """A frame the devices received from the controller."""
+        if self.log is not None:
+            self.log_frame(can_id, ext, data, now_us)
+        if can_id == self.ev_id and not ext and len(data) == self.ev_len:
+            d = self._decode(data)
             seq = int(d["EventSeq"])
             if self.last_seq is not None and seq != (self.last_seq + 1) & 255:
                 self.lost_events += 1
@@ -59,19 +77,19 @@ class Recorder:
             fields = {k: v for k, v in e.items() if k not in ("t_s", "kind")}
             self.metrics.on_event(e["t_s"], e["kind"], **fields)
 
-    def log_frame(self, msg, now_us):
+    def log_frame(self, can_id, ext, data, now_us):
         if self.log is not None:
-            m = can.Message(timestamp=now_us / 1e6, arbitration_id=msg.arbitration_id, data=msg.data,
-                            is_extended_id=msg.is_extended_id, dlc=msg.dlc, channel=0)
+            m = can.Message(timestamp=now_us / 1e6, arbitration_id=can_id, data=bytes(data),
+                            is_extended_id=ext, dlc=len(data), channel=0)
             self.log.on_message_received(m)
 
     def sample(self, now_us, site):
+        """(t_s, utility-side V pu, home V pu, meter frequency, P grid, P battery, P load, soc) every sample_us."""
         if now_us >= self.next_sample:
             self.next_sample += self.sample_us
             t = site.truth()
-            mv = site.meter_values()
-            self.samples.append((now_us / 1e6, t["utility_side_v_pu"], t["home_v_pu"], mv["frequency_hz"],
-                                 t["p_grid_w"], t["p_batt_w"], t["p_load_w"], t["soc"]))
+            self.samples.append((now_us / 1e6, t.utility_side_v_pu, t.home_v_pu, site.meter_frequency(),
+                                 t.p_grid_w, t.p_batt_w, t.p_load_w, t.soc))
 
 
 def _site(sc, cfg):
@@ -92,52 +110,111 @@ def _apply_events(sc_events, idx, t_us, site, nodes):
     return idx
 
 
-def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000):
-    """Run a validated scenario in virtual time; returns (report, recorder)."""
+def _supervision_due(nodes):
+    """Earliest plant time at which a device's command supervision can time out."""
+    due = _INF
+    for rx in (nodes.rx_cmd, nodes.rx_relay):
+        if rx.armed and rx.last_us + rx.timeout_us < due:
+            due = rx.last_us + rx.timeout_us
+    return due
+
+
+def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="memory", codec="candb"):
+    """Run a validated scenario in virtual time; returns (report, recorder).
+
+    bus: "memory" (controller.ports.MemoryBus) or "virtual" (python-can); codec of the
+    device frames: "candb" (generated) or "cantools". The report does not depend on either.
+    """
+    if bus not in BUSES:
+        raise ValueError("bus must be one of %s" % (BUSES,))
+    if codec not in CODECS:
+        raise ValueError("codec must be one of %s" % (CODECS,))
     cfg = controller_config(sc)
     period_us = cfg["control"]["period_ms"] * 1000
-    channel = "hil-lockstep-%d" % next(_channel_ids)
-    plant_bus = can.Bus(interface="virtual", channel=channel, receive_own_messages=False)
-    port = PythonCanPort(interface="virtual", channel=channel)
+    plant_bus = None
+    if bus == "memory":
+        mem = MemoryBus()
+        dev_link = mem.port(256)
+        port = mem.port(256)
+    else:
+        channel = "hil-lockstep-%d" % next(_channel_ids)
+        plant_bus = dev_link = can.Bus(interface="virtual", channel=channel, receive_own_messages=False)
+        port = PythonCanPort(interface="virtual", channel=channel)
     writer = can.Logger(log_path) if log_path else None
     site = _site(sc, cfg)
-    nodes = SiteNodes(site, plant_bus, sc, seed=sc["seed"])
+    nodes = SiteNodes(site, dev_link, sc, seed=sc["seed"], codec=codec)
     gw = Gateway(cfg, port)
     metrics = Metrics(sc, period_us / 1e6)
-    rec = Recorder(sc, metrics, sample_us, writer)
+    rec = Recorder(sc, metrics, sample_us, writer, codec=codec)
     nodes.on_frame = rec.on_frame
     if writer is not None:
         nodes.on_sent = rec.log_frame
     sc_events = sc["events"]
+    ev_times = [e["t_s"] * 1e6 for e in sc_events]
+    n_ev = len(sc_events)
     n_steps = int(round(sc["duration_s"] * 1e6 / step_us))
+    step_s = step_us / 1e6
+    # hot loop: bound methods and attributes in locals
+    site_step = site.step
+    truth = site.truth()
+    update = metrics.update
+    transmit = nodes.transmit
+    receive = nodes.receive
+    poll = gw.poll
+    tick = gw.tick
     next_tick = 0
     idx = 0
+    next_ev = ev_times[0] - 1e-6 if n_ev else _INF  # applied when t_us + 1e-6 >= the event's time
+    supervise_at = _INF
+    next_sample = 0
+    # Until `horizon` nothing but the plant and the metrics has anything to do (no event, no
+    # frame due, no tick, no sample, no supervision deadline), unless the plant raises `notify`.
+    horizon = 0
     wall = time.perf_counter()
     try:
         for k in range(n_steps + 1):
             t_us = k * step_us
-            idx = _apply_events(sc_events, idx, t_us, site, nodes)
-            if k:
-                site.step(step_us / 1e6)
-            sent = nodes.frames_sent
-            nodes.transmit(t_us)
+            if t_us < horizon:
+                site_step(step_s)
+                if not site.notify:
+                    update(t_us / 1e6, step_s, truth)
+                    continue
+            else:
+                if t_us >= next_ev:
+                    idx = _apply_events(sc_events, idx, t_us, site, nodes)
+                    next_ev = ev_times[idx] - 1e-6 if idx < n_ev else _INF
+                if k:
+                    site_step(step_s)
             now = t_us & 0x3FFFFFFF
             gw_sent = gw.sent
-            if nodes.frames_sent != sent:  # the virtual bus delivers at once: nothing new, nothing to poll
-                gw.poll(now)
+            if t_us >= nodes.next_due_us or site.notify:
+                sent = nodes.frames_sent
+                transmit(t_us)
+                if nodes.frames_sent != sent:  # delivered at once: nothing new, nothing to poll
+                    poll(now)
             if t_us >= next_tick:
-                gw.tick(now)
+                tick(now)
                 next_tick += period_us
-            nodes.receive(t_us, poll=gw.sent != gw_sent)
-            metrics.update(t_us / 1e6, step_us / 1e6, site.truth())
-            rec.sample(t_us, site)
+            if gw.sent != gw_sent:
+                receive(t_us)
+                supervise_at = _supervision_due(nodes)
+            elif t_us > supervise_at:
+                receive(t_us, poll=False)
+                supervise_at = _supervision_due(nodes)
+            update(t_us / 1e6, step_s, truth)
+            if t_us >= next_sample:
+                rec.sample(t_us, site)
+                next_sample = rec.next_sample
+            horizon = min(nodes.next_due_us, next_tick, next_ev, next_sample, supervise_at + 1e-3)
     finally:
         wall = time.perf_counter() - wall
-        plant_bus.shutdown()
+        if plant_bus is not None:
+            plant_bus.shutdown()
         port.close()
         if writer is not None:
             writer.stop()
     extra = {"run": {"mode": "lockstep", "plant_step_us": step_us, "control_period_ms": cfg["control"]["period_ms"],
+                     "bus": bus, "codec": codec,
                      "wall_s": round(wall, 3), "speedup": round(sc["duration_s"] / wall, 1) if wall > 0 else None,
                      "frames_refused_by_controller": gw.refused_total, "lost_controller_events": rec.lost_events}}
     return _report(sc, metrics, rec, extra), rec

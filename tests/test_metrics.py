@@ -174,11 +174,15 @@ def test_scripted_outage_on_the_plant():
     sc = scenario()
     site = Site(sc)
     m = Metrics(sc, CP)
+    count = {"dead": 0, "dark": 0}  # samples counted here from the truth, independently of Metrics
 
     def run(seconds):
         for _ in range(int(round(seconds / DT))):
             site.step(DT)
-            m.update(site.t_s, DT, site.truth())
+            tr = site.truth()
+            m.update(site.t_s, DT, tr)
+            count["dead"] += (not tr.breaker_closed) and tr.utility_side_v_pu > 0.5
+            count["dark"] += tr.home_v_pu < 0.7
 
     site.inverter_command(1, -1950.0 / 0.97, 0.0)  # V2H, 50 W short of the 2 kW load
     run(1.0)
@@ -200,10 +204,14 @@ def test_scripted_outage_on_the_plant():
     run(0.1)
     r = m.result()
     assert r["island_detection_s"] == pytest.approx(0.010)
-    # from the breaker opening to the contact parting: 10 ms + the relay's 8 ms
-    assert r["dead_line_energized_ms"] == pytest.approx(18.0)
-    # the 50 W deficit drains the island's bus below 0.7 pu before the inverter forms it
-    assert 0.0 < r["home_interruption_ms"] < 30.0
+    assert r["dead_line_energized_ms"] == pytest.approx(count["dead"] * DT * 1000.0)
+    assert r["home_interruption_ms"] == pytest.approx(count["dark"] * DT * 1000.0)
+    # the grid-following inverter is a current source: against the constant-power load the
+    # 50 W deficit collapses the bus below 0.5 pu within a few ms (docs/plant.md 3a), so the
+    # dead line is de-energized before the relay contact parts (10 ms + its 8 ms) ...
+    assert 3.0 < r["dead_line_energized_ms"] < 10.0
+    # ... and the home is dark from ~4 ms until the inverter forms the island at 30 ms
+    assert 20.0 < r["home_interruption_ms"] < 30.0
     assert r["reconnect_delay_s"] > 1.0
     assert r["reconnect_phase_error_deg"] < 1.5
     assert r["reconnect_frequency_error_hz"] < 0.05

@@ -336,17 +336,182 @@ def test_gfl_rlc_island_mismatch_moves_v_and_f():
     assert s2.truth().home_f_hz == pytest.approx(F_N * x, abs=1e-3)
 
 
-def test_gfl_island_constant_power_load_collapses_with_a_deficit():
-    s = Site(scenario(load={"p_kw": 2.0, "q_kvar": 0.0}))
-    s.inverter_command(1, -1900.0 / 0.97, 0.0)
-    run(s, 0.1)
+# -- the grid-following stage is a current source behind a slow outer loop (docs/plant.md 5)
+W0_BUS = 0.5 * 3 * plant.C_BUS_F * V_N ** 2  # J, the bus capacitance at nominal voltage
+TAU = plant.TAU_OUTER_S
+
+
+def reference_island(p_ref_ac, load_w, seconds, w0=W0_BUS, rlc=False, h=1e-6, v_f=1.0, steps=None):
+    """The island's equations integrated with tiny explicit steps, independently of the plant:
+    2*W0*V*dV/dt = a*V - P_L(V) with a = P_ref / V_f (the current reference), V_f following V
+    with TAU inside 0.9..1.1 pu and holding outside; P_L constant above 0.7 pu and an impedance
+    below (or an impedance throughout for R). Returns [(t, V, V_f)] every `steps` seconds."""
+    v, t, out, nxt = 1.0, 0.0, [], 0.0
+    steps = steps or seconds
+    while t < seconds - 1e-12:
+        if t >= nxt - 1e-12:
+            out.append((t, v, v_f))
+            nxt += steps
+        pl = load_w * v * v if rlc else (load_w if v >= 0.7 else load_w * v * v / 0.49)
+        u = v * v + (p_ref_ac / v_f * v - pl) * h / w0
+        v = math.sqrt(max(u, 0.0))
+        if 0.9 <= v <= 1.1:
+            v_f += (v - v_f) * h / TAU
+        t += h
+    out.append((t, v, v_f))
+    return out
+
+
+def hard_outage(p_set, dt=DT, seconds=0.03, load=None):
+    """V2H on a constant-power load; the utility breaker opens. Returns the site and what happened."""
+    s = Site(scenario(load=load or {"p_kw": 2.0, "q_kvar": 0.2}))
+    s.inverter_command(1, p_set, 0.0)
+    run(s, 0.2, dt)
+    t0 = s.t_s
     s.apply_event({"kind": "grid_disconnect"})
+    seen = {"v": []}
+
+    def watch(x):
+        t = x.t_s - t0
+        v = x.truth().home_v_pu
+        seen["v"].append((t, v))
+        for key, lim in (("t07", 0.7), ("t05", 0.5)):
+            if v < lim and key not in seen:
+                seen[key] = t
+        e = x.take_ac_loss()
+        if e is not None:
+            seen.setdefault("losses", []).append((t, e))
+        if x.inverter_values()["fault_ac_grid"] and "stop" not in seen:
+            seen["stop"] = t
+
+    run(s, seconds, dt, each=watch)
+    return s, seen
+
+
+@pytest.mark.parametrize("dt", [0.0001, 0.0005, 0.001])
+def test_hard_outage_nearly_matched_constant_power_load_collapses(dt):
+    # hard-outage-v2h: the EV covers a 2 kW + 0.2 kvar home with a small import bias (the
+    # controller's 50 W, here 2009 W at the battery = 1949 W AC); then the utility opens
+    p_ac = 2009.0 * 0.97
+    s, seen = hard_outage(-2009.0, dt)
+    # negative incremental resistance against a current source: no stable point above 0.7 pu
+    assert 0.002 < seen["t07"] < 0.006
+    # below 0.7 pu the load is an impedance (P ~ V^2) against the current source (P ~ V):
+    # V -> 0.49 * P_d/P / V_f, below the 0.5 pu AC-loss threshold
+    assert seen["t05"] < 0.020
+    v_fast = 0.49 * p_ac / 2000.0 / s.v_f
+    assert v_fast < 0.49
+    assert min(v for t, v in seen["v"] if t < seen.get("stop", 1.0)) == pytest.approx(v_fast, abs=0.01)
+    # the inverter's fast detector reports it once (0.5 ms below 0.5 pu) ...
+    assert len(seen["losses"]) == 1
+    t_loss, e = seen["losses"][0]
+    assert e["reason"] == 1 and e["voltage_v"] < 0.5 * V_N
+    assert seen["t05"] < t_loss <= seen["t05"] + 0.0005 + dt + 1e-9
+    # ... the stage leaves after 2 ms out of its AC window, and the bus is dark
+    assert seen["stop"] == pytest.approx(seen["t05"] + 0.002, abs=dt + 1e-9)
+    assert s.truth().home_v_pu < 0.01 and s.inverter_values()["state"] == 1
+    # with the old constant-power source this island sat at 0.7*sqrt(P_d/P) = 0.69 pu
+    assert 0.7 * math.sqrt(p_ac / 2000.0) > 0.69
+
+
+def test_hard_outage_trajectory_follows_the_equations():
+    s, seen = hard_outage(-2009.0, dt=0.0005, seconds=0.008)
+    ref = reference_island(2009.0 * 0.97, 2000.0, 0.0075, steps=0.0005)
+    got = dict((round(t, 4), v) for t, v in seen["v"])
+    for t, v, _ in ref[1:]:
+        # the plant moves V_f once per step (0.5 ms) where the reference moves it continuously
+        assert got[round(t, 4)] == pytest.approx(v, abs=0.005), t
+    assert seen["t07"] == pytest.approx(next(t for t, v, _ in ref if v < 0.7), abs=0.0006)
+
+
+def test_constant_power_island_with_a_deficit_or_a_surplus():
+    # 100 W short: the same collapse, sooner
+    _, short = hard_outage(-1900.0 / 0.97, load={"p_kw": 2.0, "q_kvar": 0.0})
+    _, bias = hard_outage(-2009.0)
+    assert short["t07"] < bias["t07"] and len(short["losses"]) == 1
+    # 100 W over: the voltage runs up until the stage's AC window (1.2 pu) stops it; the
+    # bus then collapses with nothing to hold it
+    s, over = hard_outage(-2100.0 / 0.97, load={"p_kw": 2.0, "q_kvar": 0.0})
+    v_max = max(v for _, v in over["v"])
+    assert 1.2 < v_max <= plant.U_MAX_PU
+    assert over["stop"] < 0.01 and "t07" in over and s.truth().home_v_pu < 0.01
+    # the matched point is unstable: 1 W short (0.05 %) is enough, it only takes longer
+    s, one = hard_outage(-1999.0 / 0.97, load={"p_kw": 2.0, "q_kvar": 0.0}, seconds=0.05)
+    assert short["t07"] < one["t07"] < 0.03 and len(one["losses"]) == 1
+
+
+@pytest.mark.parametrize("qf", [1.0, 0.05])
+def test_outer_loop_time_constant_in_a_step_of_p_ref(qf):
+    # balanced RLC island (m = 0; Qf = 1 is the IEEE 1547.1 load, Qf = 0.05 nearly a pure R)
+    s = Site(scenario(load={"rlc": {"p_kw": 8.0, "q_factor": qf, "reactive_mismatch_pct": 0.0}}))
+    s.inverter_command(1, -8000.0 / 0.97, 0.0)
+    run(s, 0.2)
+    s.apply_event({"kind": "grid_disconnect"})
+    run(s, 0.3)
+    assert s.truth().home_v_pu == pytest.approx(1.0, abs=1e-6)
+    # 5 % less power: a current source into R lowers V in proportion at once (V = I*R, within
+    # the tank's 2RC), then the outer loop raises the current as its filtered voltage follows,
+    # until R absorbs the power reference again: V = sqrt(0.95)
+    s.inverter_command(1, -8000.0 * 0.95 / 0.97, 0.0)
+    t0 = s.t_s
+    seen = []
+    run(s, 0.3, each=lambda x: seen.append((x.t_s - t0, x.truth().home_v_pu)))
+    w0 = W0_BUS + qf * 8000.0 / (2 * math.pi * F_N)  # bus + tank energy (Qf * P / omega)
+    ref = reference_island(8000.0 * 0.95, 8000.0, 0.3, w0=w0, rlc=True, h=2e-6, steps=0.01)
+    got = dict((round(t, 4), v) for t, v in seen)
+    for t, v, _ in ref[1:]:
+        assert got[round(t, 4)] == pytest.approx(v, abs=2e-4), t
+    v_end = math.sqrt(0.95)
+    assert seen[-1][1] == pytest.approx(v_end, abs=1e-5)  # a power source after the outer loop ...
+    v_min = min(v for _, v in seen)
+    assert v_min < v_end - 0.008  # ... a current source before it: the voltage undershoots
+    if qf < 0.1:
+        assert v_min == pytest.approx(0.95, abs=0.005)  # small tank: V = 0.95 * I * R at once
+    t_min = next(t for t, v in seen if v == v_min)
+    half = next(t for t, v in seen if t > t_min and v > (v_min + v_end) / 2)
+    # the recovery takes tens of ms: the outer loop (TAU = 20 ms; with V ~ 1/V_f the loop
+    # closes at TAU/2), not the tank (2RC = 2*Qf/omega = 6.4 ms at Qf = 1)
+    assert 0.005 < half - t_min < 0.03
+
+
+def test_voltage_step_on_the_grid_shows_the_outer_loop():
+    s = Site(scenario(load={"p_kw": 0.0}))
+    s.inverter_command(1, -5000.0, 0.0)
     run(s, 0.1)
-    tr = s.truth()
-    # the constant-power load drains the bus to 0.7 pu, then, as an impedance, settles at
-    # the voltage where it draws what the inverter delivers
-    assert tr.home_v_pu == pytest.approx(0.7 * math.sqrt(1900.0 / 2000.0), rel=1e-6)
-    assert tr.p_load_w == pytest.approx(1900.0, rel=1e-6)
+    assert s.truth().p_batt_w == pytest.approx(-5000.0)
+    # a 5 % step down inside the continuous-operation band: the current holds, P falls 5 %;
+    # then V_f follows with TAU and the current rises to bring P back
+    s.apply_event({"kind": "grid_voltage", "pu": 0.95})
+    a = 1.0 - math.exp(-DT / TAU)
+    for n in range(1, 201):
+        s.step(DT)
+        vf = 0.95 + 0.05 * (1.0 - a) ** (n - 1)  # V_f moves after the step's power is delivered
+        assert s.truth().p_batt_w == pytest.approx(-5000.0 * 0.95 / vf, rel=1e-9), n
+    assert s.truth().p_batt_w == pytest.approx(-5000.0, rel=1e-3)
+    # a dip below 0.9 pu: ride-through mode, the outer loop holds and so does the current
+    i0 = s.truth().i_ac_a
+    s.apply_event({"kind": "grid_voltage", "pu": 0.6})
+    run(s, 0.2)
+    assert s.truth().i_ac_a == pytest.approx(i0, rel=1e-4)
+    assert s.truth().p_ac_w == pytest.approx(-5000.0 * 0.97 * 0.6 / 0.95, rel=1e-3)
+    s.apply_event({"kind": "grid_voltage", "pu": 1.0})
+    run(s, 0.2)
+    assert s.truth().p_batt_w == pytest.approx(-5000.0, rel=1e-4)
+
+
+def test_dc_current_limit_holds_through_a_swell():
+    s = Site(scenario(load={"p_kw": 0.0}))
+    s.inverter_limits(100.0, 10.0, 10.0)
+    s.inverter_command(1, -11000.0, 0.0)
+    run(s, 0.1)
+    vb = s.truth().v_batt
+    assert s.truth().i_dc_a == pytest.approx(-10.0)
+    # the current references would deliver 8 % more at once; the DC stage's limit holds
+    s.apply_event({"kind": "grid_voltage", "pu": 1.08})
+    lows = []
+    run(s, 0.1, each=lambda x: lows.append(x.truth().i_dc_a))
+    assert min(lows) >= -10.0 - 1e-6  # (i_dc uses the battery voltage after the step)
+    assert s.truth().p_batt_w == pytest.approx(-10.0 * vb, rel=1e-3)
 
 
 @pytest.mark.parametrize("dt", [0.0001, 0.0005, 0.001])
@@ -513,14 +678,91 @@ def test_truth_has_the_metric_fields_and_mapping_access():
     assert tr.i_export_limit_a == pytest.approx(10.0)
 
 
+def _scripted(site_kw, script, force_full):
+    """Run a script of (seconds, action) on a Site; with force_full every step takes the full path."""
+    s = Site(**site_kw)
+    out = []
+    for seconds, action in script:
+        if action is not None:
+            action(s)
+        for _ in range(int(round(seconds / DT))):
+            if force_full:
+                s._quiet = 0
+            s.step(DT)
+            out.append(tuple(s.truth().as_dict().values()))
+            out.append(tuple(sorted(s.meter_values().items())))
+            out.append(tuple(sorted(s.inverter_values().items())))
+            out.append(tuple(sorted(s.relay_values().items())))
+            loss = s.take_ac_loss()
+            out.append(loss and tuple(sorted(loss.items())))
+    return out
+
+
+QUIET_SCRIPTS = {
+    "grid-tied": ({"scenario": scenario(load={"p_kw": 3.0, "q_kvar": 0.5}),
+                   "export_limit_kw": 5.0, "main_fuse_a": 30.0}, [
+        (0.2, lambda s: s.inverter_command(1, -9000.0, 0.0)),
+        (0.1, lambda s: s.inverter_command(1, -9000.0, 0.0)),  # a repeated command changes nothing
+        (0.1, lambda s: s.inverter_limits(40.0, 10.0, 12.0)),  # the DC limit binds and drifts with soc
+        (0.1, lambda s: s.apply_event({"kind": "grid_voltage", "pu": 0.95})),
+        (0.2, lambda s: s.apply_event({"kind": "grid_voltage", "pu": 0.7})),
+        (0.1, lambda s: s.apply_event({"kind": "grid_voltage", "pu": 1.0, "ramp_s": 0.05})),
+        (0.2, lambda s: s.apply_event({"kind": "ev_limits", "max_discharge_kw": 2.0})),
+        (0.2, lambda s: s.inverter_command(1, 4000.0, -300.0)),
+        (0.1, lambda s: s.inverter_command_timeout()),
+        (0.1, None)]),
+    "bms": ({"scenario": scenario(ev={"soc": 0.2000002, "min_soc": 0.2})}, [
+        (0.3, lambda s: s.inverter_command(1, -11000.0, 0.0))]),  # reaches min_soc while quiet
+    "islands": ({"scenario": scenario(load={"rlc": {"p_kw": 8.0, "q_factor": 1.0, "reactive_mismatch_pct": 0.0}})}, [
+        (0.2, lambda s: s.inverter_command(1, -8000.0 / 0.97, 0.0)),
+        (1.0, lambda s: s.apply_event({"kind": "grid_disconnect"})),  # settles: quiet island
+        (0.3, lambda s: s.inverter_command(1, -7600.0 / 0.97, 0.0)),
+        (0.1, lambda s: s.relay_command(False)),
+        (0.2, lambda s: s.inverter_command(0, 0.0, 0.0)),  # dead bus
+        (0.3, lambda s: s.inverter_command(2, 0.0, 0.0)),
+        (0.2, lambda s: s.apply_event({"kind": "grid_reconnect"})),
+        (0.3, lambda s: s.relay_command(True)),
+        (0.3, lambda s: s.inverter_command(1, -3000.0, 0.0))]),
+    "hard-outage": ({"scenario": scenario(load={"p_kw": 2.0, "q_kvar": 0.2})}, [
+        (0.2, lambda s: s.inverter_command(1, -2009.0, 0.0)),
+        (0.2, lambda s: s.apply_event({"kind": "grid_disconnect"}))]),
+    "charging-outage": ({"scenario": scenario(load={"p_kw": 2.0, "q_kvar": 0.2})}, [
+        (0.2, lambda s: s.inverter_command(1, 3000.0, 0.0)),
+        (0.1, lambda s: s.apply_event({"kind": "grid_disconnect"})),  # the stage trips on the dead bus
+        (0.1, lambda s: s.apply_event({"kind": "grid_reconnect"})),  # and resumes after 20 ms in its window
+        (0.1, None)]),
+    "surplus": ({"scenario": scenario(load={"p_kw": 2.0, "q_kvar": 0.0})}, [
+        (0.2, lambda s: s.inverter_command(1, -2100.0 / 0.97, 0.0)),
+        (0.1, lambda s: s.apply_event({"kind": "grid_disconnect"}))]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(QUIET_SCRIPTS))
+def test_quiescent_steps_equal_full_steps(name):
+    # the step's shortcut for states at rest (see Site.step) must be invisible
+    kw, script = QUIET_SCRIPTS[name]
+    fast = _scripted(kw, script, force_full=False)
+    full = _scripted(kw, script, force_full=True)
+    assert len(fast) == len(full)
+    for i, (a, b) in enumerate(zip(fast, full)):
+        assert a == b, (name, i // 5)
+
+
 def test_step_cost(capsys):
+    def cost(site, force_full, n=12000):
+        t = time.perf_counter()
+        for _ in range(n):
+            if force_full:
+                site._quiet = 0
+            site.step(DT)
+            site.truth()
+        return (time.perf_counter() - t) / n * 1e6
+
     s = Site(scenario(load={"p_kw": 2.0, "q_kvar": 0.2}))
     s.inverter_command(1, -3000.0, 0.0)
-    n = 12000
-    t = time.perf_counter()
-    for _ in range(n):
-        s.step(DT)
-        s.truth()
-    cost = (time.perf_counter() - t) / n
+    quiet, full = cost(s, False), cost(s, True)
+    isl = island_gfm({"p_kw": 2.0, "q_kvar": 0.2})
+    gfm = cost(isl, False)
     with capsys.disabled():
-        print("\nplant step cost: %.2f us (grid-tied, 12000 steps)" % (cost * 1e6))
+        print("\nplant step cost: %.2f us grid-tied at rest (%.2f us full step), %.2f us grid-forming island"
+              % (quiet, full, gfm))

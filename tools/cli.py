@@ -44,7 +44,7 @@ def cmd_hil_run(args):
         sc = scenario.load(args.scenario)
     except scenario.ScenarioError as e:
         return _fail(str(e))
-    report, rec = run_lockstep(sc, log_path=args.log)
+    report, rec = run_lockstep(sc, log_path=args.log, bus=args.bus, codec=args.codec)
     _write_report(report, rec, args)
     if not args.quiet:
         _print_timeline(report)
@@ -190,6 +190,10 @@ def build_parser():
     r.add_argument("--plot", help="write a timeline plot (PNG) here")
     r.add_argument("--log", help="write all CAN frames here (.asc, .blf, .log, .csv: python-can formats)")
     r.add_argument("--quiet", action="store_true", help="no timeline on stdout")
+    r.add_argument("--bus", choices=("memory", "virtual"), default="memory",
+                   help="lockstep bus: in-process memory bus (default, fastest) or python-can's virtual interface")
+    r.add_argument("--codec", choices=("candb", "cantools"), default="candb",
+                   help="codec of the simulated devices' frames: the generated one (default) or cantools")
     r.set_defaults(func=cmd_hil_run)
     s = hsub.add_parser("serve", help="run the site (and the controller) in real time behind a socketcand server")
     s.add_argument("scenario", nargs="?")
