@@ -144,6 +144,10 @@ class Gateway:
         self.refused_reported = 0
         self._last_refused = (0, 0)
         self.sent = 0
+        # extensions on the same bus (diagnostics over ISO-TP): objects with
+        # on_port_frame(frame, now) -> bool (True = consumed) and an event listener list
+        self.taps = []
+        self.listeners = []
         self.ignored = 0
         self.tx_errors = 0
 
@@ -248,6 +252,13 @@ class Gateway:
             if f is None:
                 break
             n += 1
+            consumed = False
+            for tap in self.taps:
+                if tap.on_port_frame(f, now):
+                    consumed = True
+                    break
+            if consumed:
+                continue
             if f[1]:  # extended id: nothing on the site bus uses it
                 self._refuse(events.R_UNKNOWN_ID, f[0] & 0xFFFF)
                 continue
@@ -516,6 +527,8 @@ class Gateway:
             self._event(events.FRAME_REFUSED, r, fid)
 
     def _event(self, code, detail, value):
+        for fn in self.listeners:
+            fn(code, detail, value)
         s = self.o_event.sig
         s["EventCode"] = code
         s["EventDetail"] = detail
