@@ -263,6 +263,8 @@ class Gateway:
                 self._refuse(events.R_UNKNOWN_ID, f[0] & 0xFFFF)
                 continue
             self.on_frame(f[0], f[2], now)
+        for tap in self.taps:
+            tap.poll(now)
         return n
 
     # ---------------------------------------------------------------- period

@@ -232,7 +232,7 @@ def _wait_for_controller(bus, timeout_s, stop):
 
 
 def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=5000, log_path=None, stop=None,
-                 wait_controller_s=None):
+                 wait_controller_s=None, setup_controller=None):
     """Run a scenario against the wall clock on buses from bus_factory() (one per participant).
 
     with_controller=False leaves control to an external controller on the same bus;
@@ -260,6 +260,8 @@ def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=
 
         port = PythonCanPort(bus=bus_factory())
         gw = Gateway(cfg, port)
+        if setup_controller is not None:
+            setup_controller(gw)  # extensions on the same bus, e.g. hil.ecu diagnostics
         ctl_thread = threading.Thread(target=run_controller, args=(gw, port, RealClock()),
                                       kwargs={"should_stop": stop.is_set}, daemon=True)
         ctl_thread.start()

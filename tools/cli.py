@@ -87,8 +87,16 @@ def cmd_hil_serve(args):
     print(f"socketcand hub on {hub.address[0]}:{hub.address[1]} channel {args.channel}", flush=True)
     try:
         wait = args.wait_controller if args.no_controller else None
+        setup = None
+        if not args.no_diagnostics:
+            def setup(gw):
+                from controller.clock import RealClock
+                from hil.ecu import SimulatedEcu
+
+                SimulatedEcu(gw, RealClock().ticks_us())
         report, rec = run_realtime(sc, lambda: can.Bus(interface="virtual", channel=channel),
-                                   with_controller=not args.no_controller, log_path=args.log, wait_controller_s=wait)
+                                   with_controller=not args.no_controller, log_path=args.log, wait_controller_s=wait,
+                                   setup_controller=setup)
     except KeyboardInterrupt:
         return 0
     except TimeoutError as e:
@@ -200,6 +208,8 @@ def build_parser():
     s.add_argument("--socketcand", type=_hostport, required=True, metavar="HOST:PORT")
     s.add_argument("--channel", default="vcan0", help="socketcand channel name (default vcan0)")
     s.add_argument("--no-controller", action="store_true", help="leave control to an external controller on the bus")
+    s.add_argument("--no-diagnostics", action="store_true",
+                   help="no UDS server (by default the in-process controller answers UDS on 0x7E0/0x7E8/0x7DF)")
     s.add_argument("--write-config", metavar="FILE", help="write the controller configuration this scenario implies (for an external controller)")
     s.add_argument("--duration", type=float, help="stop after this many seconds (default: the scenario's)")
     s.add_argument("--wait-controller", type=float, default=60.0, metavar="S",
@@ -230,6 +240,9 @@ def build_parser():
         else:
             c.add_argument("--count", type=int, help="stop after this many frames")
         c.set_defaults(func=fn)
+    from tools import diag
+
+    diag.add_parsers(sub)
     return p
 
 

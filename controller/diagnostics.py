@@ -1,0 +1,91 @@
+"""Diagnostics on the site bus: UDS (ISO 14229) over ISO-TP (ISO 15765-2), fault memory.
+
+Binds the pieces to a running Gateway without the gateway knowing UDS:
+- an ISO-TP endpoint (ECU side: physical request 0x7E0, response 0x7E8, functional
+  0x7DF by default) is a tap on the gateway's port: poll() hands it the frames meant
+  for it;
+- the UDS server answers from the gateway's live values, its configuration, the fault
+  memory and, when given, the firmware updater;
+- every controller event that means a fault (trip, island, input loss, refused frames,
+  backup overload, relay fault) is recorded in the fault memory with a snapshot, and the
+  memory is saved through `dtc_store` (an object with load() -> bytes|None and
+  save(bytes)) when it changed.
+Guarantee: a malformed request gets the negative response ISO 14229 prescribes (the
+server never raises); nothing here blocks the control loop.
+"""
+
+from controller import dtc, uds
+from controller.isotp import IsoTp
+
+
+class Diagnostics:
+    __slots__ = ("gw", "isotp", "uds", "dtcs", "store", "_up_us", "_now")
+
+    def __init__(self, gw, identity, secret, now, updater=None, dtc_store=None, reset=None,
+                 rx_id=0x7E0, tx_id=0x7E8, functional_id=0x7DF, config_store=None):
+        self.gw = gw
+        self.isotp = IsoTp(gw.port.send, tx_id=tx_id, rx_id=rx_id, functional_id=functional_id)
+        self.dtcs = dtc.DtcMemory()
+        self.store = dtc_store
+        if dtc_store is not None:
+            data = dtc_store.load()
+            if data:
+                self.dtcs = dtc.DtcMemory.from_bytes(data)
+        self.dtcs.new_operation_cycle()
+        self._up_us = now
+        self._now = now
+        hooks = None
+        routines = {}
+        if updater is not None:
+            hooks = uds.UpdaterHooks(updater)
+            routines = hooks.routines()
+        self.uds = uds.UdsServer(identity, secret, now=now, live=uds.gateway_live(gw, self._uptime_s),
+                                 config=uds.ConfigAccess(gw.cfg, config_store), dtcs=self.dtcs, update=hooks,
+                                 routines=routines, reset=reset,
+                                 # no programming or reset while the home hangs on the backup
+                                 allow=self._allow)
+        gw.taps.append(self)
+        gw.listeners.append(self.on_event)
+
+    def _uptime_s(self):
+        from controller.clock import ticks_diff
+
+        return ticks_diff(self._now, self._up_us) // 1000000
+
+    def _allow(self, action):
+        if action in ("program", "reset"):
+            return self.gw.backup.state == 0
+        return True
+
+    # -- the gateway calls these -------------------------------------------------
+    def on_port_frame(self, frame, now):
+        self._now = now
+        return self.isotp.on_port_frame(frame, now)
+
+    def on_event(self, code, detail, value):
+        a = dtc.for_event(code, detail)
+        if a is None:
+            return
+        code_, failed = a[0], a[1]
+        if failed:
+            self.dtcs.record(code_, dtc.gateway_snapshot(self.gw), self._now)
+        else:
+            self.dtcs.passed(code_)
+
+    def poll(self, now):
+        """Move requests and responses; keep timers; save the fault memory when it changed."""
+        self._now = now
+        tp = self.isotp
+        tp.poll(now)
+        req = tp.recv()
+        if req is not None:
+            rsp = self.uds.handle(req, now, functional=tp.rx_functional)
+            if rsp:
+                tp.send(rsp, now)
+        rsp = self.uds.poll(now)
+        if rsp:
+            tp.send(rsp, now)
+        self.dtcs.tick(now)
+        if self.store is not None and self.dtcs.changed:
+            self.store.save(self.dtcs.to_bytes())
+            self.dtcs.changed = False

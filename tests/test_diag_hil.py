@@ -1,0 +1,107 @@
+"""Issue #5 end to end: a udsoncan tester over can-isotp through socketcand reaches the UDS
+server of `v2xgw hil serve`, reads identifiers, live values and fault memory; programming
+is refused without security access; a tampered image is refused and a signed one flashes
+and runs after the reset."""
+
+import json
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import can
+import isotp
+import pytest
+import udsoncan
+from udsoncan.client import Client
+from udsoncan.connections import PythonIsoTpConnection
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def _cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "tools.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def served():
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "hil", "serve", "--socketcand", f"127.0.0.1:{port}",
+                             "--duration", "120", "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield port
+    proc.kill()
+    proc.wait()
+
+
+def test_diag_reads_identifiers_live_values_and_fault_memory(served):
+    time.sleep(0.5)  # the controller leaves its start-up safe state
+    r = _cli("diag", "--json", "--port", str(served))
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["serial"] == "HIL-0001" and d["system_name"] == "v2x-gateway HIL" and d["sw_version"] == "base"
+    assert abs(d["grid_voltage"] - 230.0) < 1.0 and abs(d["grid_frequency"] - 50.0) < 0.05
+    assert d["operating_mode"] == 2 and d["grid_state"] == 0  # V2H on the grid
+    assert d["dtcs"] == []
+
+
+def test_programming_refused_without_security_access(served):
+    bus = can.Bus(interface="socketcand", host="127.0.0.1", port=served, channel="vcan0")
+    addr = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=0x7E0, rxid=0x7E8)
+    stack = isotp.CanStack(bus, address=addr, params={"wftmax": 10, "tx_padding": 0xCC})
+    try:
+        with Client(PythonIsoTpConnection(stack), request_timeout=3) as client:
+            client.config["exception_on_negative_response"] = False
+            loc = udsoncan.MemoryLocation(0, 1000, address_format=32, memorysize_format=32)
+            r = client.request_download(loc)
+            assert not r.positive and r.code == 0x7F  # serviceNotSupportedInActiveSession (default session)
+            client.change_session(3)  # extended, then programming: still locked
+            client.change_session(2)
+            r = client.request_download(loc)
+            assert not r.positive and r.code == 0x33  # securityAccessDenied
+    finally:
+        bus.shutdown()
+
+
+def test_tampered_image_refused_then_signed_image_flashes(served, tmp_path):
+    img = tmp_path / "img.bin"
+    r = _cli("build-image", "--out", str(img), "--version", "9.9.9-test")
+    assert r.returncode == 0, r.stderr
+    data = bytearray(img.read_bytes())
+    bad = tmp_path / "bad.bin"
+    data[len(data) // 2] ^= 0x01
+    bad.write_bytes(bytes(data))
+    r = _cli("flash", str(bad), "--port", str(served))
+    assert r.returncode == 1 and "(0x72)" in r.stderr, r.stderr  # generalProgrammingFailure at transfer exit
+    r = _cli("diag", "info", "--json", "--port", str(served))
+    assert json.loads(r.stdout)["sw_version"] == "base"  # the running image stays
+    r = _cli("flash", str(img), "--port", str(served))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = _cli("diag", "info", "--json", "--port", str(served))
+    assert json.loads(r.stdout)["sw_version"] == "9.9.9-test"
+
+
+def test_deploy_dry_run_lists_every_firmware_file():
+    r = _cli("deploy", "--port", "/dev/ttyACM0", "--dry-run")
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    n_files = len([p for p in (ROOT / "controller").rglob("*.py")])
+    assert sum(1 for x in lines if " fs cp " in x) == n_files
+    assert all(x.startswith("mpremote connect /dev/ttyACM0 fs ") for x in lines)
