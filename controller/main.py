@@ -6,7 +6,14 @@ Options (no argparse on MicroPython):
   --channel NAME            bus channel (socketcand default vcan0; machine/pyb: the CAN id)
   --host H --port P         socketcand server
   --duration S              stop after S seconds (default: run forever)
-Exit status 2 for an invalid configuration or option, naming the key.
+  --secret FILE             device secret (hex) for UDS security access: enables diagnostics
+                            (UDS over ISO-TP, 0x7E0/0x7E8/0x7DF)
+  --data DIR                where the fault memory, boot record and update slots live
+                            (files; default: the current folder)
+  --serial S                serial number reported as 0xF18C
+Exit status 2 for an invalid configuration or option, naming the key; 3 when a UDS
+ECUReset asked for a restart on a platform that cannot restart itself (Linux: let the
+supervisor start it again, which boots the newly flashed slot).
 """
 
 import sys
@@ -20,7 +27,7 @@ from controller.runtime import run
 
 def parse(argv):
     opts = {"config": None, "interface": "socketcand", "channel": None, "host": "127.0.0.1",
-            "port": "29536", "duration": None}
+            "port": "29536", "duration": None, "secret": None, "data": ".", "serial": "unset"}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -29,6 +36,33 @@ def parse(argv):
         opts[a[2:]] = argv[i + 1]
         i += 2
     return opts
+
+
+SLOT_SIZE = 512 * 1024
+
+
+def attach_diagnostics(gw, opts, now, reset=None):
+    """UDS over ISO-TP with the fault memory, boot record and update slots in files under --data."""
+    from controller import update
+    from controller.diagnostics import Diagnostics
+    from controller.storage import BlobStore, FileMedium
+
+    with open(opts["secret"]) as f:
+        secret = bytes.fromhex(f.read().strip())
+    d = opts["data"].rstrip("/") + "/"
+    updater = update.Updater(FileMedium(d + "boot.bin", 4096),
+                             (FileMedium(d + "slot0.bin", SLOT_SIZE), FileMedium(d + "slot1.bin", SLOT_SIZE)))
+    slot = updater.select_boot()
+    version = "base"
+    if slot != update.NONE:
+        m = updater.manifest(slot)
+        version = str(m.get("software_version", "?")) if m else "base"
+    # self-test of this boot: the firmware imported, the configuration validated and the
+    # gateway was built; a trial image that never gets here is rolled back by the boot counter
+    updater.confirm()
+    store = BlobStore(FileMedium(d + "dtc.bin", 8192), 4000)
+    identity = {"serial": opts["serial"][:16], "sw_version": version[:16], "system_name": "v2x-gateway"}
+    return Diagnostics(gw, identity, secret, now, updater=updater, dtc_store=store, reset=reset)
 
 
 def main(argv):
@@ -56,9 +90,29 @@ def main(argv):
         return 2
     port = open_port(spec)
     gw = Gateway(cfg, port)
-    stats = run(gw, port, RealClock(), duration_us=dur)
+    clock = RealClock()
+    reset = []
+    if opts["secret"]:
+        try:
+            attach_diagnostics(gw, opts, clock.ticks_us(), reset.append)
+        except (OSError, ValueError) as e:
+            print("error: diagnostics:", e, file=sys.stderr)
+            return 2
+    stats = run(gw, port, clock, duration_us=dur, should_stop=lambda: len(reset) > 0)
     print("ticks %d late_max_us %d overruns %d refused %d" % (stats.ticks, stats.late_max, stats.overruns, gw.refused_total))
     port.close()
+    if reset:
+        # ECUReset: a board restarts itself; on Linux the process exits with 3 and its
+        # supervisor (systemd Restart=, a shell loop) starts it again, which boots the slot
+        try:
+            import machine
+
+            if hasattr(machine, "reset") and sys.platform != "linux":
+                machine.reset()
+        except ImportError:
+            pass
+        print("reset requested")
+        return 3
     return 0
 
 
