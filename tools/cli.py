@@ -220,6 +220,9 @@ def build_parser():
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_hil_serve)
 
+    from tools import secc_cli
+
+    secc_cli.add_parser(hsub)
     mx = hsub.add_parser("matrix", help="run the unintentional-islanding test matrix (IEC 62116 / IEEE 1547.1 style)")
     mx.add_argument("--grid-code", default="EN50549-1")
     mx.add_argument("--frequency", type=float, default=50.0, choices=(50.0, 60.0), help="nominal frequency (Hz)")

@@ -264,6 +264,7 @@ class BasicEvse:
         self.ev_tgt = {}
         self.lost = []
         self.history = []
+        self.dynamic = False
 
     def limits(self):
         return self.lim
@@ -280,9 +281,15 @@ class BasicEvse:
             p = self.ev_tgt.get("power")
             if p is None:
                 p = self.ev_lim.get("max_charge_power", 0) if self.channel == "Charge" else -self.ev_lim.get("max_discharge_power", 0)
+        hi = min(self.lim["max_charge_power"], self.ev_lim.get("max_charge_power", self.lim["max_charge_power"]))
+        lo = -min(self.lim["max_discharge_power"], self.ev_lim.get("max_discharge_power", 0))
+        if self.dynamic and "max_discharge_power" in self.ev_lim:
+            # Dynamic BPT: the charger decides the direction within the EV's limits (ISO 15118-20
+            # dynamic control mode); the channel of PowerDelivery only starts the transfer
+            return max(lo, min(p, hi))
         if self.channel == "Charge":
-            return max(0, min(p, self.lim["max_charge_power"], self.ev_lim.get("max_charge_power", p)))
-        return min(0, max(p, -self.lim["max_discharge_power"], -self.ev_lim.get("max_discharge_power", -p)))
+            return max(0, min(p, hi))
+        return min(0, max(p, lo))
 
     def isolation(self):
         return self.isolation_state
@@ -311,6 +318,7 @@ class BasicEvse:
         if "present_power" in d:
             self.ac_power = self._granted()
         elif d.get("dynamic") and self.channel is not None and self.voltage:
+            self.dynamic = True
             self.current = self._granted() / self.voltage
 
     def output(self, channel):
@@ -530,6 +538,9 @@ class Secc:
         nominal = int(lim.get("nominal_voltage", 400 if dc else 230))
         sets = []
         modes = ((1, SCHEDULED, 1), (2, DYNAMIC, 2), (3, DYNAMIC, 1))
+        if self.cfg.get("control_mode") == "Dynamic":
+            # an EV that takes the first parameter set offered gets the gateway's preference
+            modes = ((2, DYNAMIC, 2), (3, DYNAMIC, 1), (1, SCHEDULED, 1))
         for psid, control, mobility in modes:
             p = [{"Name": "Connector", "intValue": 2},
                  {"Name": "EVSENominalVoltage", "intValue": nominal},
@@ -629,11 +640,33 @@ class Secc:
         duration = req.get("departure_time") or 86400
         tup = {"ScheduleTupleID": 1,
                "ChargingSchedule": {"PowerSchedule": {"TimeAnchor": 0, "PowerScheduleEntries": {
-                   "PowerScheduleEntry": [{"Duration": duration, "Power": rat(lim.get("max_charge_power", 0))}]}}}}
+                   "PowerScheduleEntry": [{"Duration": duration, "Power": rat(self._scheduled_power(lim))}]}},
+                   "AbsolutePriceSchedule": self._price_schedule(1, duration)}}
         if st["bpt"]:
             tup["DischargingSchedule"] = {"PowerSchedule": {"TimeAnchor": 0, "PowerScheduleEntries": {
-                "PowerScheduleEntry": [{"Duration": duration, "Power": rat(-lim.get("max_discharge_power", 0))}]}}}
+                "PowerScheduleEntry": [{"Duration": duration, "Power": rat(-lim.get("max_discharge_power", 0))}]}},
+                "AbsolutePriceSchedule": self._price_schedule(2, duration)}
         return self._ok(body, {"EVSEProcessing": "Finished", "Scheduled_SEResControlMode": {"ScheduleTuple": [tup]}})
+
+    def _scheduled_power(self, lim):
+        """Power of the offered schedule: charging, or (config offer "discharge", BPT only)
+        discharging, as the gateway's energy manager wants it (negative = discharge)."""
+        if self.cfg.get("offer") == "discharge" and self.st["bpt"]:
+            return -lim.get("max_discharge_power", 0)
+        return lim.get("max_charge_power", 0)
+
+    def _price_schedule(self, schedule_id, duration):
+        """A flat tariff (config "tariff": currency, language, energy_fee per kWh).
+
+        The schema makes the price schedule optional, but EVCCs in the field (Josev among
+        them) refuse a schedule without one, so every schedule carries this minimal one.
+        """
+        t = self.cfg.get("tariff", {})
+        return {"TimeAnchor": 0, "PriceScheduleID": schedule_id, "Currency": t.get("currency", "EUR"),
+                "Language": t.get("language", "ENG"),
+                "PriceAlgorithm": "urn:iso:std:iso:15118:-20:PriceAlgorithm:1-Power",
+                "PriceRuleStacks": {"PriceRuleStack": [{"Duration": duration, "PriceRule": [
+                    {"EnergyFee": rat(t.get("energy_fee", 0)), "PowerRangeStart": rat(0)}]}]}}
 
     def _DC_CableCheckReq(self, body, now):
         iso = self.evse.isolation()

@@ -1,0 +1,151 @@
+"""`v2xgw hil secc --iface IFACE [--no-tls]`: the gateway's SECC on a network interface.
+
+Answers SDP on UDP 15118 (link-local multicast) with the interface's IPv6 link-local
+address and a TCP port, and serves ISO 15118-20 sessions with the project's EXI codec
+until stopped. The EVSE side is the SECC's reference EVSE (controller.iso15118.secc
+BasicEvse: fixed limits, an ideal converter); wiring it to the simulated site's
+inverter and the gateway's limit arbitration is the next step (docs/secc.md).
+TLS is not implemented: --no-tls is required for now and the SDP answer offers no TLS.
+"""
+
+import socket
+import sys
+import threading
+import time
+
+
+def link_local(iface):
+    """The IPv6 link-local address of iface as 16 bytes, from /proc/net/if_inet6."""
+    with open("/proc/net/if_inet6") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and parts[5] == iface and parts[0].startswith("fe80"):
+                return bytes.fromhex(parts[0])
+    raise OSError(f"no IPv6 link-local address on {iface}")
+
+
+class _Codec:
+    def __init__(self):
+        from controller.iso15118 import exi
+
+        self.exi = exi
+
+    def encode(self, ns, obj):
+        return self.exi.encode(ns, obj)
+
+    def decode(self, ns, data):
+        return self.exi.decode(ns, data)
+
+
+def _recording_evse(**kw):
+    from controller.iso15118.secc import BasicEvse
+
+    class RecordingEvse(BasicEvse):
+        """BasicEvse that remembers the channels used and the extreme currents delivered."""
+
+        def ev_target(self, d):
+            BasicEvse.ev_target(self, d)
+            self.i_min = min(getattr(self, "i_min", 0), self.current)
+            self.i_max = max(getattr(self, "i_max", 0), self.current)
+
+        def output(self, channel):
+            BasicEvse.output(self, channel)
+            if channel is not None:
+                self.channels = getattr(self, "channels", set()) | {channel}
+
+    return RecordingEvse(**kw)
+
+
+def serve(iface, energy="DC", duration=None, log=print, stop=None, control_mode="Scheduled", discharge=False):
+    from controller.clock import RealClock
+    from controller.iso15118 import sdp
+    from controller.iso15118.secc import Connection, Secc, serve_connection
+
+    addr16 = link_local(iface)
+    scope = socket.if_nametoindex(iface)
+    addr = socket.inet_ntop(socket.AF_INET6, addr16)
+    srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # the SECC's TCP port must lie in the dynamic range 49152-65535 (ISO 15118-2 [V2G2-064];
+    # EVCCs such as Josev's refuse an SDP answer with another port)
+    import random
+
+    for _ in range(50):
+        try:
+            srv.bind((addr, random.randint(49152, 65535), 0, scope))
+            break
+        except OSError:
+            continue
+    else:
+        raise OSError("no free TCP port in 49152-65535")
+    srv.listen(2)
+    srv.settimeout(0.05)
+    tcp_port = srv.getsockname()[1]
+    resp = sdp.Responder(addr16, tcp_port, iface)
+    resp.open()
+    log(f"SECC on [{addr}%{iface}]:{tcp_port}, SDP on UDP 15118, no TLS", flush=True)
+    clock = RealClock()
+    stop = stop or threading.Event()
+    end = None if duration is None else time.monotonic() + duration
+    sessions = []
+    try:
+        while not stop.is_set() and (end is None or time.monotonic() < end):
+            resp.poll()
+            try:
+                sock, peer = srv.accept()
+            except (socket.timeout, BlockingIOError):
+                continue
+            log(f"session from {peer[0]}", flush=True)
+            # discharge: the scheduled offer is negative, and in Dynamic mode the EVSE grants
+            # a discharge power, so an EV that follows the charger discharges (V2G)
+            evse = _recording_evse(grant_power=-5000 if discharge else None)
+            cfg = {"energy": energy, "control_mode": control_mode, "offer": "discharge" if discharge else "charge"}
+            conn = Connection(Secc(evse, cfg), _Codec())
+            def session(sock=sock, conn=conn, evse=evse):
+                serve_connection(sock, conn, clock.ticks_us, stop.is_set)
+                log(summary(conn, evse), flush=True)
+
+            t = threading.Thread(target=session, daemon=True)
+            t.start()
+            sessions.append((t, conn, evse))
+    finally:
+        stop.set()
+        for t, _, _ in sessions:
+            t.join(2.0)
+        resp.close()
+        srv.close()
+    return sessions
+
+
+def summary(conn, evse):
+    st = conn.secc.st
+    control = {1: "Scheduled", 2: "Dynamic"}.get(st.get("control"), st.get("control"))
+    return (f"session ended: {conn.handled} messages, state {st.get('state')}, control {control}, "
+            f"channels {','.join(sorted(getattr(evse, 'channels', ()))) or '-'}, "
+            f"current {getattr(evse, 'i_min', 0):g} to {getattr(evse, 'i_max', 0):g} A")
+
+
+def cmd_hil_secc(args):
+    if not args.no_tls:
+        print("error: --no-tls: TLS is not implemented yet; run with --no-tls", file=sys.stderr)
+        return 2
+    try:
+        serve(args.iface, args.energy, args.duration, control_mode=args.control_mode, discharge=args.discharge)
+    except OSError as e:
+        print(f"error: --iface {args.iface}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def add_parser(hsub):
+    p = hsub.add_parser("secc", help="the ISO 15118-20 SECC on a network interface (SDP + V2GTP over TCP)")
+    p.add_argument("--iface", required=True, help="network interface (its IPv6 link-local address is announced)")
+    p.add_argument("--no-tls", action="store_true", help="plain TCP (TLS is not implemented yet)")
+    p.add_argument("--energy", choices=("DC", "AC"), default="DC", help="energy transfer offered (BPT included)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until interrupted)")
+    p.add_argument("--control-mode", choices=("Scheduled", "Dynamic"), default="Scheduled",
+                   help="the control mode offered first")
+    p.add_argument("--discharge", action="store_true", help="offer discharge (V2G): negative schedule / granted power")
+    p.set_defaults(func=cmd_hil_secc)
