@@ -1,0 +1,91 @@
+"""ISO 15118-20 feeds the gateway: the EV's announced limits bind the power the gateway
+commands, the SECC grants that power, and a lost session brings it to zero."""
+
+import sys
+import pathlib
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "firmware"))
+
+from controller import config, limits  # noqa: E402
+from controller.gateway import Gateway  # noqa: E402
+from controller.iso15118.gateway_evse import GatewayEvse  # noqa: E402
+from controller.iso15118.secc import Secc  # noqa: E402
+from hil.evcc import Evcc, inprocess_exchange  # noqa: E402
+from sitebus import Site  # noqa: E402
+
+
+class _Clock:
+    def __init__(self):
+        self.t = 0
+
+    def __call__(self):
+        return self.t
+
+
+def _setup(mode, setpoint_kw):
+    cfg = config.validate({"mode": {"kind": mode, "setpoint_kw": setpoint_kw}, "limits": {"ramp_up_kw_per_s": None},
+                           "control": {"recover_hold_ms": 0}})
+    site = Site()
+    gw = Gateway(cfg, site.gw_port)
+    clock = _Clock()
+    evse = GatewayEvse(gw, clock)
+    secc = Secc(evse, {"energy": "DC", "control_mode": "Dynamic"})
+    return site, gw, clock, evse, secc
+
+
+def _period(site, gw, clock):
+    site.send_all(ev=False)  # no EVCC frames: the EV speaks ISO 15118-20 only
+    gw.poll(clock.t)
+    gw.tick(clock.t)
+    site.commands()
+    clock.t += 10000
+
+
+def test_ev_limits_from_iso15118_bind_the_gateway_and_the_secc_grants_its_command():
+    # the gateway wants 15 kW of V2G; the simulated EV announces 11 kW of discharge over
+    # ISO 15118-20 (the inverter alone would allow 11 kW / 0.97): the EV's limit binds
+    site, gw, clock, evse, secc = _setup("v2g", -15.0)
+    granted = []
+    binding = []
+
+    def exchange(ns, msg):
+        for _ in range(3):
+            _period(site, gw, clock)
+        r = ex(ns, msg)
+        granted.append(evse.present()["target_power"])
+        binding.append(gw.limiting)
+        return r
+
+    ex = inprocess_exchange(secc, clock_us=clock)
+    Evcc(energy="DC", bpt=True, control="Dynamic", channel="Discharge", loops=8).run(exchange)
+    assert min(granted) == -11000.0  # exactly the EV's announced discharge limit, never beyond
+    assert limits.EV_DISCHARGE in binding
+
+
+def test_lost_session_brings_power_to_zero_within_a_period():
+    site, gw, clock, evse, secc = _setup("v2g", -5.0)
+    evse.voltage = 400.0
+    evse.ev_limits({"max_charge_power": 11000, "max_discharge_power": 11000, "soc": 60})
+    evse.output("Discharge")
+    for _ in range(5):
+        evse.ev_target({"present_voltage": 400.0, "soc": 60})
+        _period(site, gw, clock)
+    assert gw.p_cmd == -5000.0
+    evse.session_lost("connection_lost")
+    _period(site, gw, clock)
+    assert gw.p_cmd == 0.0
+    assert evse.present()["target_power"] == 0.0
+
+
+def test_ev_input_times_out_without_charge_loop_messages():
+    site, gw, clock, evse, secc = _setup("charge", 4.0)
+    evse.voltage = 400.0
+    evse.ev_limits({"max_charge_power": 3000, "max_discharge_power": 0, "soc": 40})
+    evse.output("Charge")
+    for _ in range(5):
+        evse.ev_target({"present_voltage": 400.0})
+        _period(site, gw, clock)
+    assert gw.p_cmd == 3000.0 and gw.limiting == limits.EV_CHARGE
+    for _ in range(60):  # 600 ms without a message from the EV: longer than the EV input timeout
+        _period(site, gw, clock)
+    assert gw.p_cmd == 0.0 and gw.safe
