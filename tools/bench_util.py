@@ -1,16 +1,22 @@
 """Benchmark helpers for the controller: a healthy site in pre-encoded frames, the control
 period loop, percentiles, the MicroPython tick loop and the reaction-latency harness.
 
-Used by tests/test_bench_controller.py (see docs/benchmarks.md). Two parts:
+Used by tests/test_bench_controller.py and `v2xgw bench` (tools/bench.py; see
+docs/benchmarks.md). Two parts:
 
 * MicroPython-clean (module top level, Encoder, SiteFrames, gateway(), PeriodLoop,
-  percentile(), summary(), mp_main()): ``micropython tools/bench_util.py [periods]``
-  times the control period and tick() under the real interpreter and prints one JSON
-  line of n/mean/p50/p99/p99.9/max in us (``python tools/bench_util.py`` does the same
-  under CPython).
+  percentile(), summary(), mp_main(), mp_echo(), mp_jitter(), mp_exi()):
+  ``micropython tools/bench_util.py [periods] [raw]`` times the control period and
+  tick() under the real interpreter and prints one JSON line of n/mean/p50/p99/p99.9/max
+  in us (``python tools/bench_util.py`` does the same under CPython). The modes
+  ``echo HOST PORT [TRIGGER ANSWER]`` (a bare echo on a SocketcandPort), ``jitter HOST
+  PORT CFG SECONDS`` (the controller as controller.main runs it, recording the lateness
+  of every tick) and ``exi VECTORS N`` (EXI encode/decode times) serve `v2xgw bench`
+  under either interpreter.
 * CPython only (imports inside the functions): ``latency()`` measures, between two
   threads over python-can's ``virtual`` interface, a bare echo and the controller's
-  fast-path reaction (EVCC_Limits in -> GW_InverterCmd out) in the same run.
+  fast-path reaction (EVCC_Limits in -> GW_InverterCmd out) in the same run, optionally
+  with background traffic on the channels (``background=``).
 """
 
 import sys
@@ -203,15 +209,27 @@ def by_phase(phase_us, values_us, bin_us=1000):
 
 # ------------------------------------------------------------------ MicroPython tick loop
 def mp_main(argv):
-    """Time `ticks` control periods with time.ticks_us; print one JSON line of summaries.
+    """``bench_util.py [N] [raw]``: time N control periods with time.ticks_us; print one JSON
+    line of summaries. ``bench_util.py echo HOST PORT`` and ``bench_util.py jitter HOST PORT
+    CFG SECONDS``: the socketcand helpers of `v2xgw bench` (mp_echo, mp_jitter);
+    ``bench_util.py exi VECTORS N``: EXI encode/decode times (mp_exi).
 
     ``period``: inputs delivered + poll + tick + outputs drained; ``tick``: tick() alone
-    (inputs, poll and drain outside the timed span). Both in v2g and v2h.
+    (inputs, poll and drain outside the timed span). Both in v2g and v2h. With ``raw``,
+    the v2g samples themselves too (``v2g_period_raw``, ``v2g_tick_raw``), for histograms.
     """
     import gc
     import json
 
+    if len(argv) > 1 and argv[1] == "echo":
+        ids = (int(argv[4]), int(argv[5])) if len(argv) > 5 else (EV_LIMITS_ID, CMD_ID)
+        return mp_echo(argv[2], int(argv[3]), ids[0], ids[1])
+    if len(argv) > 1 and argv[1] == "jitter":
+        return mp_jitter(argv[2], int(argv[3]), argv[4], float(argv[5]))
+    if len(argv) > 1 and argv[1] == "exi":
+        return mp_exi(argv[2], int(argv[3]))
     n = int(argv[1]) if len(argv) > 1 else 2000
+    raw = len(argv) > 2 and argv[2] == "raw"
     result = {"impl": sys.implementation.name, "ticks": n}
     for mode in ("v2g", "v2h"):
         loop = PeriodLoop(mode)
@@ -230,7 +248,69 @@ def mp_main(argv):
         assert not loop.gw.safe
         result[mode + "_period"] = summary(per)
         result[mode + "_tick"] = summary(tick)
+        if raw and mode == "v2g":
+            result["v2g_period_raw"] = per
+            result["v2g_tick_raw"] = tick
     print(json.dumps(result))
+    return 0
+
+
+# ------------------------------------------------------------------ socketcand helpers (both interpreters)
+def mp_echo(host, port, trigger_id=EV_LIMITS_ID, answer_id=CMD_ID, channel="vcan0"):
+    """The bare socketcand floor: answer every frame with id `trigger_id` with one frame
+    `answer_id` carrying the same bytes (other frames are read and ignored), through
+    controller.ports.socketcand.SocketcandPort (the port the controller uses), until the
+    server closes the connection. Usage: ``bench_util.py echo HOST PORT [TRIGGER ANSWER]``."""
+    from controller.ports.socketcand import SocketcandPort
+
+    p = SocketcandPort(host, port, channel)
+    n = 0
+    while p.connected:
+        if p.wait(100):
+            f = p.recv()
+            if f is not None and f[0] == trigger_id and not f[1]:
+                p.send(answer_id, f[2])
+                n += 1
+    p.close()
+    print('{"impl": "%s", "echoed": %d}' % (sys.implementation.name, n))
+    return 0
+
+
+def mp_jitter(host, port, cfg_path, seconds, channel="vcan0"):
+    """The controller as ``controller.main`` runs it (SocketcandPort, Gateway, runtime.run with
+    RealClock) for `seconds`, with runtime.LoopStats replaced by a subclass that records the
+    lateness of every tick against its schedule; prints one JSON line with them."""
+    import json
+
+    from controller import runtime
+    from controller.clock import RealClock
+    from controller.ports import open_port
+
+    base = runtime.LoopStats
+    cap = int(seconds * 1000000) // PERIOD_US + 64
+
+    class Recorder(base):
+        def __init__(self):
+            base.__init__(self)
+            self.log = [0] * cap
+
+        def add(self, late):
+            i = self.ticks
+            base.add(self, late)
+            if i < cap:
+                self.log[i] = late
+
+    runtime.LoopStats = Recorder
+    cfg = config.load(cfg_path)
+    port = open_port({"interface": "socketcand", "host": host, "port": port, "channel": channel})
+    gw = Gateway(cfg, port)
+    stats = runtime.run(gw, port, RealClock(), duration_us=int(seconds * 1000000))
+    runtime.LoopStats = base
+    n = stats.ticks if stats.ticks < cap else cap
+    print(json.dumps({"impl": sys.implementation.name, "ticks": stats.ticks, "late_us": stats.log[:n],
+                      "late_max_us": stats.late_max, "overruns": stats.overruns, "safe": gw.safe,
+                      "refused": gw.refused_total, "rx": port.rx_count, "tx": port.tx_count}))
+    port.close()
     return 0
 
 
@@ -246,7 +326,8 @@ def _channel(kind):
 
 
 class _Echo:
-    """The bare floor: a thread that answers every frame on its virtual channel with one frame."""
+    """The bare floor: a thread that answers every EVCC_Limits frame on its virtual channel with
+    one frame (other traffic on the channel, e.g. background load, is read and ignored)."""
 
     def __init__(self):
         import threading
@@ -265,7 +346,7 @@ class _Echo:
         bus = self.bus
         while not self.stop.is_set():
             msg = bus.recv(0.05)
-            if msg is not None:
+            if msg is not None and msg.arbitration_id == EV_LIMITS_ID:
                 bus.send(can.Message(arbitration_id=CMD_ID, is_extended_id=False, data=msg.data), timeout=0)
 
     def close(self):
@@ -386,6 +467,12 @@ class _Driver:
                 return True
         return False
 
+    @staticmethod
+    def _drain(bus):
+        """Read what is already queued (tick outputs, background load): not part of a sample."""
+        while bus.recv(0) is not None:
+            pass
+
     def sample_echo(self):
         import time
 
@@ -393,13 +480,17 @@ class _Driver:
         msg = can.Message(arbitration_id=EV_LIMITS_ID, is_extended_id=False, data=self.echo_payload)
         clock = time.perf_counter_ns
         bus = self.echo
+        self._drain(bus)
         w0 = time.time()
         t0 = clock()
         bus.send(msg, timeout=0)
-        r = bus.recv(1.0)
-        t1 = clock()
-        if r is None:
-            raise AssertionError("echo: no answer within 1 s")
+        while True:
+            r = bus.recv(1.0)
+            t1 = clock()
+            if r is None:
+                raise AssertionError("echo: no answer within 1 s")
+            if r.arbitration_id == CMD_ID:
+                break
         self.echo_us.append((t1 - t0) / 1000.0)
         self.echo_dep_us.append((r.timestamp - w0) * 1e6)
 
@@ -413,6 +504,7 @@ class _Driver:
         clock = time.perf_counter_ns
         bus = self.ctl
         want = -limit_w
+        self._drain(bus)
         w0 = time.time()
         t0 = clock()
         bus.send(msg, timeout=0)
@@ -460,7 +552,7 @@ class _Driver:
                 self.sample_echo()
 
 
-def latency(n, mode="interleaved", gap_s=0.0001, per_period=16, override=None):
+def latency(n, mode="interleaved", gap_s=0.0001, per_period=16, override=None, background=None):
     """Round trips in microseconds: {"echo": [...], "controller": [...], ...}, plus
     "echo_departure"/"controller_departure" (see _Driver) and "phase" (us after the tick
     of each controller sample).
@@ -469,12 +561,17 @@ def latency(n, mode="interleaved", gap_s=0.0001, per_period=16, override=None):
     controller alone; "interleaved": both threads alive, samples alternating c/e/c/e
     within each period (which kind goes first alternates per period). n samples of
     each; `per_period` samples (of both kinds together) per 10 ms period.
+
+    `background(channels)`, if given, is called once the controller runs (in each part of
+    "sequential") with the virtual channel names in use, to start background traffic on
+    them (`v2xgw bench` under load); it returns a function that stops that traffic.
     """
     import gc
     import time
 
     override = {"limits": {"ramp_up_kw_per_s": None}} if override is None else override
     echo = ctl = drv = None
+    stops = []
     # the test runner's heap is not the controller's: move it out of the collector's sight,
     # so that a collection costs what the objects allocated during the run cost
     gc.collect()
@@ -483,9 +580,13 @@ def latency(n, mode="interleaved", gap_s=0.0001, per_period=16, override=None):
         echo = _Echo()
         if mode == "sequential":
             drv = _Driver(None, echo.channel, gap_s, per_period)
+            if background is not None:
+                stops.append(background([echo.channel]))
             while len(drv.echo_us) < n:
                 drv.period(0, min(per_period, n - len(drv.echo_us)), False)
             echo_us, echo_dep_us = drv.echo_us, drv.echo_dep_us
+            while stops:
+                stops.pop()()
             drv.close()
             echo.close()
             echo = None
@@ -493,6 +594,8 @@ def latency(n, mode="interleaved", gap_s=0.0001, per_period=16, override=None):
             drv = _Driver(ctl.channel, None, gap_s, per_period)
             if not drv.warm_up():
                 raise AssertionError("controller did not leave the safe state")
+            if background is not None:
+                stops.append(background([ctl.channel]))
             while len(drv.ctl_us) < n:
                 drv.period(min(per_period, n - len(drv.ctl_us)), 0, True)
             drv.echo_us, drv.echo_dep_us = echo_us, echo_dep_us
@@ -501,6 +604,8 @@ def latency(n, mode="interleaved", gap_s=0.0001, per_period=16, override=None):
             drv = _Driver(ctl.channel, echo.channel, gap_s, per_period)
             if not drv.warm_up():
                 raise AssertionError("controller did not leave the safe state")
+            if background is not None:
+                stops.append(background([ctl.channel, echo.channel]))
             first = True
             half = per_period // 2
             while len(drv.ctl_us) < n or len(drv.echo_us) < n:
@@ -508,6 +613,8 @@ def latency(n, mode="interleaved", gap_s=0.0001, per_period=16, override=None):
                 first = not first
         else:
             raise ValueError("mode: sequential or interleaved")
+        while stops:
+            stops.pop()()
         ctl.close()
         gw, stats = ctl.gw, ctl.stats
         ctl = None
@@ -519,6 +626,8 @@ def latency(n, mode="interleaved", gap_s=0.0001, per_period=16, override=None):
             raise ctl.error  # the controller thread died: that is the cause, not the timeout
         raise
     finally:
+        while stops:
+            stops.pop()()
         for x in (drv, ctl, echo):
             if x is not None:
                 try:
@@ -526,6 +635,77 @@ def latency(n, mode="interleaved", gap_s=0.0001, per_period=16, override=None):
                 except Exception:
                     pass
         gc.unfreeze()
+
+
+
+def mp_exi(path, n):
+    """Time exi.encode and exi.decode (controller.iso15118.exi) on the test vectors of `path`
+    (JSON lines: ns, msg, json, exi hex): about n samples of each, spread over all vectors
+    (every vector, repeated, when n exceeds their number). Prints one JSON line with the
+    samples in us, the message name of each and how many encodings differed from the vector.
+    The file is read one line at a time (MicroPython's default heap is 2 MB)."""
+    import gc
+    import json
+    from binascii import unhexlify
+
+    from controller.iso15118 import exi
+
+    # warm-up: the first use of a namespace imports its grammar tables (on MicroPython that
+    # compiles a large module and needs the heap unfragmented): once per namespace, untimed
+    seen = {}
+    with open(path) as f:
+        for line in f:
+            v = json.loads(line) if line.strip() else None
+            if v is not None and v["ns"] not in seen:
+                seen[v["ns"]] = True
+                ns, obj, data = v["ns"], v["json"], unhexlify(v["exi"])
+                v = line = None
+                gc.collect()
+                exi.encode(ns, obj)
+                exi.decode(ns, data)
+    total = 0
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                total += 1
+    if n < total:
+        want = set(i * total // n for i in range(n))
+        reps = 1
+    else:
+        want = None
+        reps = (n + total - 1) // total
+    enc = []
+    dec = []
+    names = []
+    mismatch = 0
+    for r in range(reps):
+        i = 0
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                i += 1
+                if want is not None and (i - 1) not in want:
+                    continue
+                v = json.loads(line)
+                ns, obj, data = v["ns"], v["json"], unhexlify(v["exi"])
+                if r == 0:
+                    names.append(v["msg"])
+                v = line = None
+                gc.collect()
+                t0 = ticks_us()
+                out = exi.encode(ns, obj)
+                t1 = ticks_us()
+                exi.decode(ns, data)
+                t2 = ticks_us()
+                enc.append(ticks_diff(t1, t0))
+                dec.append(ticks_diff(t2, t1))
+                if r == 0 and out != data:
+                    mismatch += 1
+    print(json.dumps({"impl": sys.implementation.name, "encode": enc, "decode": dec, "names": names,
+                      "mismatch": mismatch}))
+    return 0
 
 
 if __name__ == "__main__":

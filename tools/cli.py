@@ -243,10 +243,11 @@ def build_parser():
         else:
             c.add_argument("--count", type=int, help="stop after this many frames")
         c.set_defaults(func=fn)
-    from tools import diag, exi_cli
+    from tools import bench, diag, exi_cli
 
     diag.add_parsers(sub)
     exi_cli.add_parser(sub)
+    bench.add_parser(sub)
     return p
 
 
