@@ -178,6 +178,8 @@ class SiteNodes:
         self.tx = {"meter": self.tx_meter, "inverter": self.tx_inverter, "relay": [self.tx_relay],
                    "ev": [self.tx_ev_limits, self.tx_ev_status], "ems": [self.tx_ems]}
         self._all_tx = [t for group in self.tx.values() for t in group]
+        # False when the EV speaks ISO 15118-20 to the SECC instead (v2xgw hil secc --site)
+        self.ev_on_can = True
         self.tx_loss = tx("INV_AcLossEvent", 0)
         self.rx_cmd = _Rx(m("GW_InverterCmd"), 50, codec)
         self.rx_lim = _Rx(m("GW_InverterLimits"), 50, codec)
@@ -301,7 +303,7 @@ class SiteNodes:
             self._send(tx, v, now_us)
         lim, st = self.tx_ev_limits, self.tx_ev_status
         key = (site.max_charge_w, site.max_discharge_w, site.min_soc)
-        if now_us >= lim.next_us or now_us >= st.next_us or key != self.last_ev:
+        if self.ev_on_can and now_us >= lim.next_us or now_us >= st.next_us or key != self.last_ev:
             ev = site.ev_values()
             if now_us >= lim.next_us or key != self.last_ev:
                 self.last_ev = key

@@ -232,7 +232,7 @@ def _wait_for_controller(bus, timeout_s, stop):
 
 
 def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=5000, log_path=None, stop=None,
-                 wait_controller_s=None, setup_controller=None):
+                 wait_controller_s=None, setup_controller=None, ev_on_can=True):
     """Run a scenario against the wall clock on buses from bus_factory() (one per participant).
 
     with_controller=False leaves control to an external controller on the same bus;
@@ -245,6 +245,7 @@ def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=
     plant_bus = bus_factory()
     site = _site(sc, cfg)
     nodes = SiteNodes(site, plant_bus, sc, seed=sc["seed"])
+    nodes.ev_on_can = ev_on_can
     metrics = Metrics(sc, period_us / 1e6)
     writer = can.Logger(log_path) if log_path else None
     rec = Recorder(sc, metrics, sample_us, writer)

@@ -114,7 +114,8 @@ def _session(josev_py, link, tmp_path, secc_args, ev_config="evcc_config_dc_bpt.
     (["--discharge"], "Scheduled", "Discharge"),
     (["--control-mode", "Dynamic"], "Dynamic", "Charge"),
     (["--control-mode", "Dynamic", "--discharge"], "Dynamic", None),
-], ids=["scheduled-charge", "scheduled-discharge", "dynamic-charge", "dynamic-discharge"])
+    (["--control-mode", "Dynamic", "--site", "scenarios/ev-limit-drop.json"], "Dynamic", None),
+], ids=["scheduled-charge", "scheduled-discharge", "dynamic-charge", "dynamic-discharge", "dynamic-with-site"])
 def test_josev_evcc_completes_dc_bpt_session(josev_py, link, tmp_path, args, control, channel):
     evcc_log, secc_log = _session(josev_py, link, tmp_path, args)
     assert "SessionStopRes received" in evcc_log, evcc_log[-3000:] + secc_log[-2000:]

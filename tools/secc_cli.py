@@ -56,7 +56,8 @@ def _recording_evse(**kw):
     return RecordingEvse(**kw)
 
 
-def serve(iface, energy="DC", duration=None, log=print, stop=None, control_mode="Scheduled", discharge=False):
+def serve(iface, energy="DC", duration=None, log=print, stop=None, control_mode="Scheduled", discharge=False,
+          evse_factory=None):
     from controller.clock import RealClock
     from controller.iso15118 import sdp
     from controller.iso15118.secc import Connection, Secc, serve_connection
@@ -98,7 +99,7 @@ def serve(iface, energy="DC", duration=None, log=print, stop=None, control_mode=
             log(f"session from {peer[0]}", flush=True)
             # discharge: the scheduled offer is negative, and in Dynamic mode the EVSE grants
             # a discharge power, so an EV that follows the charger discharges (V2G)
-            evse = _recording_evse(grant_power=-5000 if discharge else None)
+            evse = evse_factory() if evse_factory else _recording_evse(grant_power=-5000 if discharge else None)
             cfg = {"energy": energy, "control_mode": control_mode, "offer": "discharge" if discharge else "charge"}
             conn = Connection(Secc(evse, cfg), _Codec())
             def session(sock=sock, conn=conn, evse=evse):
@@ -125,7 +126,51 @@ def summary(conn, evse):
             f"current {getattr(evse, 'i_min', 0):g} to {getattr(evse, 'i_max', 0):g} A")
 
 
+def _serve_with_site(args):
+    """The SECC in front of the simulated site: the EV's ISO 15118-20 limits feed the
+    in-process controller (GatewayEvse), which runs the site in real time."""
+    import can
+
+    from controller.clock import RealClock
+    from controller.iso15118.gateway_evse import GatewayEvse
+    from hil import scenario
+    from hil.runner import run_realtime
+
+    sc = scenario.load(args.site)
+    if args.duration is not None:
+        sc["duration_s"] = args.duration
+    holder = {}
+    stop = threading.Event()
+    channel = "hil-secc-site"
+    site = threading.Thread(target=lambda: holder.update(report=run_realtime(
+        sc, lambda: can.Bus(interface="virtual", channel=channel), with_controller=True, stop=stop,
+        setup_controller=lambda gw: holder.update(gw=gw), ev_on_can=False)[0]), daemon=True)
+    site.start()
+    while "gw" not in holder and site.is_alive():
+        time.sleep(0.01)
+    clock = RealClock()
+    try:
+        serve(args.iface, args.energy, sc["duration_s"], control_mode=args.control_mode, stop=stop,
+              evse_factory=lambda: GatewayEvse(holder["gw"], clock.ticks_us))
+    finally:
+        stop.set()
+        site.join(5.0)
+    rep = holder.get("report")
+    if rep:
+        print("site metrics: " + ", ".join(f"{k} {v}" for k, v in rep["metrics"].items()), flush=True)
+    return 0
+
+
 def cmd_hil_secc(args):
+    if args.site:
+        if not args.no_tls:
+            print("error: --no-tls: TLS is not implemented yet; run with --no-tls", file=sys.stderr)
+            return 2
+        try:
+            return _serve_with_site(args)
+        except OSError as e:
+            print(f"error: --iface {args.iface}: {e}", file=sys.stderr)
+            return 2
     if not args.no_tls:
         print("error: --no-tls: TLS is not implemented yet; run with --no-tls", file=sys.stderr)
         return 2
@@ -148,4 +193,7 @@ def add_parser(hsub):
     p.add_argument("--control-mode", choices=("Scheduled", "Dynamic"), default="Scheduled",
                    help="the control mode offered first")
     p.add_argument("--discharge", action="store_true", help="offer discharge (V2G): negative schedule / granted power")
+    p.add_argument("--site", metavar="SCENARIO",
+                   help="run the simulated site and the controller too: the EV's ISO 15118-20 limits feed the "
+                        "controller's arbitration and the EVSE grants the controller's power")
     p.set_defaults(func=cmd_hil_secc)
