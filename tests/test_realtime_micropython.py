@@ -64,7 +64,10 @@ def test_scenario_realtime_with_micropython_controller(tmp_path):
         if serve.poll() is None:
             serve.kill()
     assert serve.returncode == 0, err
-    assert ctl.returncode == 0, ctl.stdout + ctl.stderr
+    # the site ends after its 4 s and closes the hub: the controller then sees its bus go
+    # away and exits 1 (a supervisor would restart it); 0 if its own --duration came first
+    assert ctl.returncode == 0 or (ctl.returncode == 1 and "bus connection lost" in ctl.stderr), \
+        ctl.stdout + ctl.stderr
     assert "ticks" in ctl.stdout  # the controller's own closing line: it ran its loop
     rep = json.loads(report.read_text())
     assert rep["run"]["controller"] == "external"
