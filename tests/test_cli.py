@@ -66,3 +66,10 @@ def test_micropython_main_invalid_config_exits_2(tmp_path):
 def test_unknown_command_exits_2():
     assert _cli("frobnicate").returncode == 2
     assert _cli("hil", "run").returncode == 2  # missing scenario
+
+
+def test_hil_secc_refuses_tls_without_certificates():
+    r = _cli("hil", "secc", "--iface", "lo")
+    assert r.returncode == 2 and "--tls-cert" in r.stderr
+    r = _cli("hil", "secc", "--iface", "no-such-if0", "--no-tls", "--duration", "0.1")
+    assert r.returncode == 2 and "no-such-if0" in r.stderr

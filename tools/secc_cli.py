@@ -5,7 +5,8 @@ address and a TCP port, and serves ISO 15118-20 sessions with the project's EXI 
 until stopped. The EVSE side is the SECC's reference EVSE (controller.iso15118.secc
 BasicEvse: fixed limits, an ideal converter); wiring it to the simulated site's
 inverter and the gateway's limit arbitration is the next step (docs/secc.md).
-TLS is not implemented: --no-tls is required for now and the SDP answer offers no TLS.
+TLS 1.3 with --tls-cert/--tls-key (a test PKI: python -m tools.pki DIR), optionally
+mutual TLS with --tls-ca; --no-tls for plain TCP (the SDP answer says which).
 """
 
 import socket
@@ -57,7 +58,7 @@ def _recording_evse(**kw):
 
 
 def serve(iface, energy="DC", duration=None, log=print, stop=None, control_mode="Scheduled", discharge=False,
-          evse_factory=None):
+          evse_factory=None, tls_ctx=None):
     from controller.clock import RealClock
     from controller.iso15118 import sdp
     from controller.iso15118.secc import Connection, Secc, serve_connection
@@ -82,9 +83,9 @@ def serve(iface, energy="DC", duration=None, log=print, stop=None, control_mode=
     srv.listen(2)
     srv.settimeout(0.05)
     tcp_port = srv.getsockname()[1]
-    resp = sdp.Responder(addr16, tcp_port, iface)
+    resp = sdp.Responder(addr16, tcp_port, iface, tls_offered=tls_ctx is not None)
     resp.open()
-    log(f"SECC on [{addr}%{iface}]:{tcp_port}, SDP on UDP 15118, no TLS", flush=True)
+    log(f"SECC on [{addr}%{iface}]:{tcp_port}, SDP on UDP 15118, {'TLS 1.3' if tls_ctx else 'no TLS'}", flush=True)
     clock = RealClock()
     stop = stop or threading.Event()
     end = None if duration is None else time.monotonic() + duration
@@ -103,6 +104,15 @@ def serve(iface, energy="DC", duration=None, log=print, stop=None, control_mode=
             cfg = {"energy": energy, "control_mode": control_mode, "offer": "discharge" if discharge else "charge"}
             conn = Connection(Secc(evse, cfg), _Codec())
             def session(sock=sock, conn=conn, evse=evse):
+                if tls_ctx is not None:  # the handshake runs here, so a slow one never blocks accept()
+                    from hil import tls
+
+                    try:
+                        sock = tls.wrap_server_socket(sock, tls_ctx, timeout=5.0)
+                    except tls.TlsHandshakeError as e:
+                        log(str(e), flush=True)
+                        return
+                    log("TLS: %(version)s %(cipher)s" % tls.describe(sock), flush=True)
                 serve_connection(sock, conn, clock.ticks_us, stop.is_set)
                 log(summary(conn, evse), flush=True)
 
@@ -126,7 +136,7 @@ def summary(conn, evse):
             f"current {getattr(evse, 'i_min', 0):g} to {getattr(evse, 'i_max', 0):g} A")
 
 
-def _serve_with_site(args):
+def _serve_with_site(args, tls_ctx=None):
     """The SECC in front of the simulated site: the EV's ISO 15118-20 limits feed the
     in-process controller (GatewayEvse), which runs the site in real time."""
     import can
@@ -151,7 +161,7 @@ def _serve_with_site(args):
     clock = RealClock()
     try:
         serve(args.iface, args.energy, sc["duration_s"], control_mode=args.control_mode, stop=stop,
-              evse_factory=lambda: GatewayEvse(holder["gw"], clock.ticks_us))
+              evse_factory=lambda: GatewayEvse(holder["gw"], clock.ticks_us), tls_ctx=tls_ctx)
     finally:
         stop.set()
         site.join(5.0)
@@ -161,21 +171,31 @@ def _serve_with_site(args):
     return 0
 
 
+def _tls_context(args):
+    if args.no_tls:
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise ValueError("TLS needs --tls-cert and --tls-key (or --no-tls); a test PKI: python -m tools.pki DIR")
+    from hil import tls
+
+    return tls.server_context(args.tls_cert, args.tls_key, args.tls_ca, args.tls_require_client_cert)
+
+
 def cmd_hil_secc(args):
+    try:
+        tls_ctx = _tls_context(args)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.site:
-        if not args.no_tls:
-            print("error: --no-tls: TLS is not implemented yet; run with --no-tls", file=sys.stderr)
-            return 2
         try:
-            return _serve_with_site(args)
+            return _serve_with_site(args, tls_ctx)
         except OSError as e:
             print(f"error: --iface {args.iface}: {e}", file=sys.stderr)
             return 2
-    if not args.no_tls:
-        print("error: --no-tls: TLS is not implemented yet; run with --no-tls", file=sys.stderr)
-        return 2
     try:
-        serve(args.iface, args.energy, args.duration, control_mode=args.control_mode, discharge=args.discharge)
+        serve(args.iface, args.energy, args.duration, control_mode=args.control_mode, discharge=args.discharge,
+              tls_ctx=tls_ctx)
     except OSError as e:
         print(f"error: --iface {args.iface}: {e}", file=sys.stderr)
         return 2
@@ -187,7 +207,11 @@ def cmd_hil_secc(args):
 def add_parser(hsub):
     p = hsub.add_parser("secc", help="the ISO 15118-20 SECC on a network interface (SDP + V2GTP over TCP)")
     p.add_argument("--iface", required=True, help="network interface (its IPv6 link-local address is announced)")
-    p.add_argument("--no-tls", action="store_true", help="plain TCP (TLS is not implemented yet)")
+    p.add_argument("--no-tls", action="store_true", help="plain TCP, no TLS (HIL rigs)")
+    p.add_argument("--tls-cert", help="SECC certificate chain PEM (leaf + sub-CAs)")
+    p.add_argument("--tls-key", help="SECC private key PEM")
+    p.add_argument("--tls-ca", help="roots for EV client certificates (enables optional mutual TLS)")
+    p.add_argument("--tls-require-client-cert", action="store_true", help="mutual TLS: refuse EVs without a certificate")
     p.add_argument("--energy", choices=("DC", "AC"), default="DC", help="energy transfer offered (BPT included)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until interrupted)")
     p.add_argument("--control-mode", choices=("Scheduled", "Dynamic"), default="Scheduled",
