@@ -17,7 +17,6 @@ import time
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-JOSEV_VERSION = "0.31.2"
 
 
 def _why_not():
@@ -35,23 +34,6 @@ def _why_not():
 
 
 WHY = _why_not()
-
-
-@pytest.fixture(scope="module")
-def josev_py():
-    py = os.environ.get("JOSEV_PY")
-    if py:
-        return py
-    venv = ROOT / ".josev"
-    py = venv / "bin" / "python"
-    ok = py.exists() and subprocess.run([str(py), "-c", "import iso15118, aiofile"], capture_output=True).returncode == 0
-    if not ok:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        r = subprocess.run([str(py), "-m", "pip", "install", "-q", f"iso15118=={JOSEV_VERSION}", "aiofile"],
-                           capture_output=True, text=True, timeout=900)
-        if r.returncode != 0:
-            pytest.skip("cannot install Josev (iso15118) from the package registry: " + r.stderr[-500:])
-    return str(py)
 
 
 @pytest.fixture
