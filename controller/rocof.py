@@ -19,35 +19,31 @@ over the same window.
 """
 
 from controller.clock import ticks_diff
-from controller.timing import ConditionalDelay
+from controller.trip_stage import OVER, TripStage
 
 
-class RocofStage:
-    """update(rocof_hz_s, now) -> True once |rocof| > setting has held for delay_s."""
+class RocofStage(TripStage):
+    """update(rocof_hz_s, now) -> True once |rocof| > setting has held for delay_s.
 
-    __slots__ = ("setting_hz_s", "delay_s", "name", "source", "_delay", "picked_up", "tripped")
+    An over-stage (trip_stage.TripStage) on the magnitude of the ROCOF measurement."""
+
+    __slots__ = ()
 
     def __init__(self, setting_hz_s, delay_s, name, source):
         if setting_hz_s <= 0:
             raise ValueError("ROCOF setting must be positive")
-        self.setting_hz_s = setting_hz_s
-        self.delay_s = delay_s
-        self.name = name
-        self.source = source
-        self._delay = ConditionalDelay(int(delay_s * 1000000.0 + 0.5))
-        self.picked_up = False
-        self.tripped = False
+        TripStage.__init__(self, OVER, setting_hz_s, delay_s, name, source)
+
+    @property
+    def setting_hz_s(self):
+        return self.threshold
+
+    @property
+    def delay_s(self):
+        return self.clearing_time_s
 
     def update(self, rocof_hz_s, now):
-        p = rocof_hz_s > self.setting_hz_s or rocof_hz_s < -self.setting_hz_s
-        self.picked_up = p
-        self.tripped = self._delay.update(p, now)
-        return self.tripped
-
-    def reset(self):
-        self._delay.reset()
-        self.picked_up = False
-        self.tripped = False
+        return TripStage.update(self, rocof_hz_s if rocof_hz_s >= 0 else -rocof_hz_s, now)
 
 
 class RocofEstimator:

@@ -443,6 +443,27 @@ class Site:
         self._oc_since = -1.0
 
     # ================================================================ the step
+    def _battery(self, pb, dt, t0, tr):
+        """Integrate the EV battery over one step of battery power pb (W, + charging); a
+        change of direction restarts the grace period of the DC current limit."""
+        soc = self.soc + pb * dt / self.cap_j
+        if soc < 0.0:
+            soc = 0.0
+        elif soc > 1.0:
+            soc = 1.0
+        self.soc = soc
+        self.v_batt = V_BATT_0 + V_BATT_SOC * soc
+        if pb > 1e-3:
+            d = 1
+        elif pb < -1e-3:
+            d = -1
+        else:
+            d = self._dir
+        if d != self._dir:
+            self._dir = d
+            self._dc_lim_changed = t0
+            tr.i_dc_limit_changed_s = t0
+
     def step(self, dt):
         """Advance the plant by dt seconds."""
         if self._quiet and dt == self._dt:
@@ -497,25 +518,10 @@ class Site:
             if temp > OT_TRIP_C:
                 self.f_ot = True
                 self._quiet = 0
-            soc = self.soc
             if pb != 0.0:
-                soc += pb * dt / self.cap_j
-                if soc < 0.0:
-                    soc = 0.0
-                elif soc > 1.0:
-                    soc = 1.0
-                self.soc = soc
-                vb = self.v_batt = V_BATT_0 + V_BATT_SOC * soc
-                if pb > 1e-3:
-                    d = 1
-                elif pb < -1e-3:
-                    d = -1
-                else:
-                    d = self._dir
-                if d != self._dir:
-                    self._dir = d
-                    self._dc_lim_changed = t0
-                    tr.i_dc_limit_changed_s = t0
+                self._battery(pb, dt, t0, tr)
+            soc = self.soc
+            vb = self.v_batt
             k = self._k
             usv2, usth, p_grid, q_grid, i_grid2, v2 = self._qv[:6]
             self._b_v2[k] = usv2
@@ -757,26 +763,9 @@ class Site:
 
         # ---- EV battery
         if pb != 0.0:
-            soc = self.soc + pb * dt / self.cap_j
-            if soc < 0.0:
-                soc = 0.0
-            elif soc > 1.0:
-                soc = 1.0
-            self.soc = soc
-            vb = self.v_batt = V_BATT_0 + V_BATT_SOC * soc
-            if pb > 1e-3:
-                d = 1
-            elif pb < -1e-3:
-                d = -1
-            else:
-                d = self._dir
-            if d != self._dir:
-                self._dir = d
-                self._dc_lim_changed = t0
-                tr.i_dc_limit_changed_s = t0
-        else:
-            soc = self.soc
-            vb = self.v_batt
+            self._battery(pb, dt, t0, tr)
+        soc = self.soc
+        vb = self.v_batt
 
         # ---- meter windows and registers
         k = self._k

@@ -12,20 +12,8 @@ from controller.clock import RealClock
 from controller.iso15118.secc import BasicEvse, Connection, Secc, serve_connection
 from hil import tls
 from hil.evcc import Evcc, TcpExchange
+from controller.iso15118 import exi
 from tools.pki import make_test_pki
-
-
-class ExiCodec:
-    def __init__(self):
-        from controller.iso15118 import exi
-
-        self.exi = exi
-
-    def encode(self, ns, obj):
-        return self.exi.encode(ns, obj)
-
-    def decode(self, ns, data):
-        return self.exi.decode(ns, data)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +27,7 @@ class TlsServer:
 
     def __init__(self, ctx, codec=None):
         self.ctx = ctx
-        self.codec = codec or ExiCodec()
+        self.codec = codec or exi
         self.evse = BasicEvse()
         self.secc = Secc(self.evse, {"energy": "DC"})
         self.clock = RealClock()
@@ -99,7 +87,7 @@ def server():
 
 def tls_exchange(port, ctx, codec=None):
     """hil.evcc.TcpExchange whose connected TCP socket is wrapped in TLS by the EV."""
-    ex = TcpExchange("127.0.0.1", port, codec or ExiCodec(), timeout=5.0)
+    ex = TcpExchange("127.0.0.1", port, codec or exi, timeout=5.0)
     ex.sock = tls.wrap_client_socket(ex.sock, ctx, timeout=5.0)
     return ex
 

@@ -25,19 +25,6 @@ def link_local(iface):
     raise OSError(f"no IPv6 link-local address on {iface}")
 
 
-class _Codec:
-    def __init__(self):
-        from controller.iso15118 import exi
-
-        self.exi = exi
-
-    def encode(self, ns, obj):
-        return self.exi.encode(ns, obj)
-
-    def decode(self, ns, data):
-        return self.exi.decode(ns, data)
-
-
 def _recording_evse(**kw):
     from controller.iso15118.secc import BasicEvse
 
@@ -60,7 +47,7 @@ def _recording_evse(**kw):
 def serve(iface, energy="DC", duration=None, log=print, stop=None, control_mode="Scheduled", discharge=False,
           evse_factory=None, tls_ctx=None):
     from controller.clock import RealClock
-    from controller.iso15118 import sdp
+    from controller.iso15118 import exi, sdp
     from controller.iso15118.secc import Connection, Secc, serve_connection
 
     addr16 = link_local(iface)
@@ -102,7 +89,7 @@ def serve(iface, energy="DC", duration=None, log=print, stop=None, control_mode=
             # a discharge power, so an EV that follows the charger discharges (V2G)
             evse = evse_factory() if evse_factory else _recording_evse(grant_power=-5000 if discharge else None)
             cfg = {"energy": energy, "control_mode": control_mode, "offer": "discharge" if discharge else "charge"}
-            conn = Connection(Secc(evse, cfg), _Codec())
+            conn = Connection(Secc(evse, cfg), exi)  # the module is the codec: encode/decode(ns, ...)
             def session(sock=sock, conn=conn, evse=evse):
                 if tls_ctx is not None:  # the handshake runs here, so a slow one never blocks accept()
                     from hil import tls
