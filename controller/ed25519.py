@@ -14,6 +14,8 @@ Not constant time: fine for verifying (public data), and `sign()` is only meant 
 tests and for tools/image.py when the `cryptography` package is missing.
 """
 
+from controller.steps import run_to_end
+
 try:
     from hashlib import sha512 as _hl_sha512
 except ImportError:
@@ -223,8 +225,13 @@ def _mul(k, pt):
     return q
 
 
+STEP_BITS = 4  # ladder bits per step of verify_steps (~64 steps a verification)
+_HASH_STEP = 128  # message bytes hashed per step of verify_steps (one SHA-512 block)
+
+
 def _mul2(a, pa, b, pb):
-    """[a]pa + [b]pb with one shared doubling chain (Straus/Shamir); 0 <= a, b < 2**253."""
+    """[a]pa + [b]pb with one shared doubling chain (Straus/Shamir); 0 <= a, b < 2**253.
+    A generator (see controller.steps): yields every STEP_BITS bits, returns the point."""
     pab = _add(pa, pb)
     q = _ZERO
     n = 253  # both scalars are below L < 2**253 (MicroPython ints have no bit_length)
@@ -240,17 +247,25 @@ def _mul2(a, pa, b, pb):
             q = add(q, pab if bb else pa)
         elif bb:
             q = add(q, pb)
+        if not i % STEP_BITS:
+            yield
     return q
 
 
 def verify(public_key, message, signature):
     """True if `signature` (64 bytes) is a valid Ed25519 signature of `message` by
     `public_key` (32 bytes); False for every malformed input (never raises on bad data)."""
+    return run_to_end(verify_steps(public_key, message, signature))
+
+
+def verify_steps(public_key, message, signature):
+    """verify() in bounded steps: a generator whose return value is the verdict."""
     if len(public_key) != 32 or len(signature) != 64:
         return False
     A = _decode(public_key)
     if A is None:
         return False
+    yield
     Rs = bytes(signature[:32])
     S = int.from_bytes(signature[32:], "little")
     if S >= L:
@@ -258,11 +273,17 @@ def verify(public_key, message, signature):
     h = sha512_new()
     h.update(Rs)
     h.update(public_key)
-    h.update(message)
+    # the message is the image header and manifest (a few KB): hashed a step at a time,
+    # since MicroPython's SHA-512 is the pure-Python one above
+    for i in range(0, len(message), _HASH_STEP):
+        h.update(message[i:i + _HASH_STEP])
+        yield
     k = int.from_bytes(h.digest(), "little") % L
     X, Y, Z, T = A
     minus_a = ((P - X) % P, Y, Z, (P - T) % P)
-    return _encode(_mul2(S, BASE, k, minus_a)) == Rs
+    yield
+    q = yield from _mul2(S, BASE, k, minus_a)
+    return _encode(q) == Rs
 
 
 def _expand(seed):

@@ -57,8 +57,12 @@ class MemoryMedium:
 
     def erase(self, offset, n):
         _check(self, offset, n)
-        for i in range(offset, offset + n):
-            self.buf[i] = ERASED
+        buf = self.buf
+        while n > 0:
+            k = n if n < _CHUNK else _CHUNK
+            buf[offset:offset + k] = _FF if k == _CHUNK else _FF[:k]
+            offset += k
+            n -= k
 
     def sync(self):
         pass

@@ -265,12 +265,18 @@ def gateway_live(gw, uptime_s=None):
     return live
 
 
-def _deferred(fn):
-    """A step(now) that runs fn() at the first poll: handle() answers 0x78 at once and the
-    blocking work (flash erase, signature check) runs after that answer has left."""
+def _stepped(gen, then):
+    """A step(now) over a generator of bounded work (controller.steps): one piece per
+    poll, PENDING until the generator returns, then then(its value). handle() answers
+    0x78 at once; the flash erase or signature check then runs a sector or a slice at a
+    time between control periods instead of stalling them."""
 
     def step(now):
-        return fn()
+        try:
+            next(gen)
+        except StopIteration as e:
+            return then(e.value)
+        return PENDING
 
     return step
 
@@ -307,11 +313,11 @@ class UpdaterHooks:
             raise UdsError(GENERAL_PROGRAMMING_FAILURE)
 
     def finish(self):
-        def verify():
-            ok, self.reason = self.u.finish()
+        def verdict(r):
+            ok, self.reason = r
             return ok
 
-        return _deferred(verify)
+        return _stepped(self.u.finish_steps(), verdict)
 
     def routines(self):
         return {RID_ERASE_MEMORY: _EraseRoutine(self), RID_CHECK_PROGRAMMING_DEPENDENCIES: _CheckRoutine(self)}
@@ -326,13 +332,13 @@ class _EraseRoutine:
     def start(self, option):
         h = self.h
 
-        def erase():
-            if not h.u.erase():
+        def verdict(ok):
+            if not ok:
                 h.reason = h.u.reason
                 raise UdsError(CONDITIONS_NOT_CORRECT)
             return b"\x00"
 
-        return _deferred(erase)
+        return _stepped(h.u.erase_steps(), verdict)
 
 
 class _CheckRoutine:
@@ -344,11 +350,11 @@ class _CheckRoutine:
     def start(self, option):
         h = self.h
 
-        def check():
-            ok, h.reason = h.u.check()
+        def verdict(r):
+            ok, h.reason = r
             return b"\x00" if ok else b"\x01"
 
-        return _deferred(check)
+        return _stepped(h.u.check_steps(), verdict)
 
 
 # --------------------------------------------------------------- service table

@@ -29,6 +29,7 @@ from binascii import hexlify, unhexlify
 from hashlib import sha256
 
 from controller import ed25519
+from controller.steps import run_to_end
 from controller.storage import TwoSlot
 
 IMG_MAGIC = b"V2XI"
@@ -51,6 +52,7 @@ RESULT_NAMES = ("none", "pending", "confirmed", "rolled_back", "refused_at_boot"
 BOOT_FMT = "<BBBBI"  # active, pending, attempts, result, reserved
 BOOT_LEN = 8
 _CHUNK = 512
+STEP_BYTES = 4096  # bytes hashed or erased per step of the *_steps generators (one flash sector)
 _PATH_OK = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"
 
 
@@ -130,6 +132,12 @@ def verify_image(medium, size=None, public_key=PUBLIC_KEY, target=TARGET):
     `size` is the number of bytes downloaded (None: take it from the header). Order:
     header, signature over header + manifest, manifest fields, then every file's
     SHA-256 -- untrusted JSON is parsed only after the signature checked out."""
+    return run_to_end(verify_image_steps(medium, size, public_key, target))
+
+
+def verify_image_steps(medium, size=None, public_key=PUBLIC_KEY, target=TARGET):
+    """verify_image() in bounded steps (controller.steps): one hash chunk or a slice of
+    the signature check per step; the generator returns (ok, manifest or reason)."""
     if size is not None and size < HDR_LEN + SIG_LEN:
         return False, "truncated"
     hdr = parse_header(medium.read(0, HDR_LEN) if medium.size >= HDR_LEN else b"")
@@ -144,7 +152,8 @@ def verify_image(medium, size=None, public_key=PUBLIC_KEY, target=TARGET):
         return False, "size"
     signed = medium.read(0, HDR_LEN + mlen)
     sig = medium.read(HDR_LEN + mlen + plen, SIG_LEN)
-    if not ed25519.verify(public_key, signed, sig):
+    ok = yield from ed25519.verify_steps(public_key, signed, sig)
+    if not ok:
         return False, "signature"
     try:
         man = json.loads(signed[HDR_LEN:])
@@ -154,6 +163,7 @@ def verify_image(medium, size=None, public_key=PUBLIC_KEY, target=TARGET):
     if why != "ok":
         return False, why
     base = HDR_LEN + mlen
+    done = 0
     for f in man["files"]:
         h = sha256()
         pos = base + f["offset"]
@@ -163,6 +173,10 @@ def verify_image(medium, size=None, public_key=PUBLIC_KEY, target=TARGET):
             h.update(medium.read(pos, n))
             pos += n
             left -= n
+            done += n
+            if done >= STEP_BYTES:
+                done = 0
+                yield
         if hexlify(h.digest()).decode() != f["sha256"]:
             return False, "hash " + f["path"]
     return True, man
@@ -285,6 +299,10 @@ class Updater:
 
     def finish(self):
         """Verify the downloaded image; on success mark it pending (boots at next reset)."""
+        return run_to_end(self.finish_steps())
+
+    def finish_steps(self):
+        """finish() in bounded steps (controller.steps)."""
         slot = self._dl_slot
         if slot is None:
             return False, "no download"
@@ -293,7 +311,7 @@ class Updater:
             return False, "incomplete"
         m = self.slots[slot]
         m.sync()
-        ok, got = verify_image(m, self._dl_size, self.public_key, self.target)
+        ok, got = yield from verify_image_steps(m, self._dl_size, self.public_key, self.target)
         self._dl_slot = None
         if not ok:
             self.reason = got
@@ -303,25 +321,35 @@ class Updater:
 
     def erase(self):
         """Erase the download slot (UDS RoutineControl erase memory)."""
+        return run_to_end(self.erase_steps())
+
+    def erase_steps(self):
+        """erase() in bounded steps (controller.steps): one STEP_BYTES sector per step."""
         if self.in_trial():
             return self._refuse("unconfirmed image running")
         slot = self.target_slot()
         self._release(slot)
-        m = self.slots[slot]
-        m.erase(0, m.size)
-        m.sync()
         self._dl_slot = None
+        m = self.slots[slot]
+        for off in range(0, m.size, STEP_BYTES):
+            m.erase(off, STEP_BYTES if off + STEP_BYTES <= m.size else m.size - off)
+            yield
+        m.sync()
         return True
 
     def check(self, slot=None):
         """Verify an image (default: the download slot) without changing anything."""
+        return run_to_end(self.check_steps(slot))
+
+    def check_steps(self, slot=None):
+        """check() in bounded steps (controller.steps)."""
         if slot is None:
             slot = self.target_slot()
         if slot not in (0, 1):
             return False, "slot"
         if self._dl_slot == slot:
             return False, "download in progress"
-        ok, got = verify_image(self.slots[slot], None, self.public_key, self.target)
+        ok, got = yield from verify_image_steps(self.slots[slot], None, self.public_key, self.target)
         return (True, "ok") if ok else (False, got)
 
     # --- boot ---------------------------------------------------------------------------

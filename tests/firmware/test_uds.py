@@ -1129,6 +1129,7 @@ class FakeUpdater:
         self.valid = True
         self.data = None
         self.erased = 0
+        self.erase_steps_n = 1
 
     def target_slot(self):
         return 1
@@ -1150,17 +1151,22 @@ class FakeUpdater:
         self.data[offset:offset + len(data)] = data
         return True
 
-    def finish(self):
+    # the Updater's stepped contract (controller.steps): generators of bounded work
+    def finish_steps(self):
+        yield
         return (True, "ok") if self.valid else (False, "signature")
 
-    def erase(self):
+    def erase_steps(self):
         if self.trial:
             self.reason = "unconfirmed image running"
             return False
+        for _ in range(self.erase_steps_n - 1):
+            yield
         self.erased += 1
         return True
 
-    def check(self):
+    def check_steps(self):
+        yield
         return (True, "ok") if self.valid else (False, "signature")
 
 
@@ -1184,16 +1190,33 @@ def test_updater_hooks_download():
     assert _download(s, READY, 100) == b"\x74\x20\x04\x02"
     assert s.handle(b"\x36\x01" + bytes(100), READY) == b"\x76\x01"
     assert s.handle(b"\x37", READY) == _neg(0x37, 0x78)  # verification runs after the 0x78
+    assert s.poll(READY) is None  # one bounded step per poll
     assert s.poll(READY) == b"\x77"
     u.valid = False
     assert _download(s, READY, 100) == b"\x74\x20\x04\x02"
     s.handle(b"\x36\x01" + bytes(100), READY)
     assert s.handle(b"\x37", READY) == _neg(0x37, 0x78)
+    s.poll(READY)
     assert s.poll(READY) == _neg(0x37, 0x72)
     assert hooks.reason == "signature"
     assert _download(s, READY, 100) == b"\x74\x20\x04\x02"
     assert s.handle(b"\x36\x01\xee" + bytes(99), READY) == _neg(0x36, 0x72)
     assert s.downloading() is None
+
+
+def test_long_erase_runs_a_step_per_poll_with_response_pending_and_busy():
+    s, u, hooks = _updater_server()
+    u.erase_steps_n = 5
+    assert s.handle(b"\x31\x01\xff\x00", READY) == _neg(0x31, 0x78)
+    t = READY
+    out = []
+    for _ in range(4):
+        t += uds.PENDING_REPEAT_US // 2
+        out.append(s.poll(t))
+        assert s.pending() and u.erased == 0
+        assert s.handle(b"\x3e\x00", t) == _neg(0x3E, 0x21)  # busyRepeatRequest meanwhile
+    assert out == [None, _neg(0x31, 0x78), None, _neg(0x31, 0x78)]  # 0x78 again every PENDING_REPEAT_US
+    assert s.poll(t) == b"\x71\x01\xff\x00\x00" and u.erased == 1 and not s.pending()
 
 
 def test_updater_hooks_routines():
@@ -1202,9 +1225,11 @@ def test_updater_hooks_routines():
     assert u.erased == 0
     assert s.poll(READY) == b"\x71\x01\xff\x00\x00" and u.erased == 1
     assert s.handle(b"\x31\x01\xff\x01", READY) == _neg(0x31, 0x78)
+    assert s.poll(READY) is None
     assert s.poll(READY) == b"\x71\x01\xff\x01\x00"
     u.valid = False
     s.handle(b"\x31\x01\xff\x01", READY)
+    s.poll(READY)
     assert s.poll(READY) == b"\x71\x01\xff\x01\x01"
     u.trial = True
     s.handle(b"\x31\x01\xff\x00", READY)

@@ -287,6 +287,70 @@ def test_check_and_erase_hooks():
     assert _reset(dev) == 0
 
 
+class _Metered:
+    """A medium that counts the bytes erased and read since the last reset_count()."""
+
+    def __init__(self, base):
+        self.base = base
+        self.size = base.size
+        self.moved = 0
+
+    def read(self, offset, n):
+        self.moved += n
+        return self.base.read(offset, n)
+
+    def write(self, offset, data):
+        self.base.write(offset, data)
+
+    def erase(self, offset, n):
+        self.moved += n
+        self.base.erase(offset, n)
+
+    def sync(self):
+        pass
+
+
+def _steps(gen, medium):
+    """Run a stepped operation; (its result, number of steps, most bytes moved in one step)."""
+    n = 0
+    most = 0
+    while True:
+        medium.moved = 0
+        try:
+            next(gen)
+        except StopIteration as e:
+            return e.value, n + 1, max(most, medium.moved)
+        n += 1
+        most = max(most, medium.moved)
+
+
+def test_erase_and_verify_run_in_bounded_steps():
+    """The loop-friendly forms do the same work as the plain calls, a sector at a time."""
+    from controller.update import STEP_BYTES
+
+    size = 6 * STEP_BYTES
+    boot_m = MemoryMedium(BOOT)
+    slots = (_Metered(MemoryMedium(size)), _Metered(MemoryMedium(size)))
+    u = Updater(boot_m, slots, public_key=_pub())
+    ok, n, most = _steps(u.erase_steps(), slots[0])
+    assert ok is True and n == 7 and most == STEP_BYTES  # 6 sectors, then the verdict
+    body = bytes(i & 0xFF for i in range(3 * STEP_BYTES + 100))
+    img = make_image([("app/main.py", body)], "S")
+    assert u.begin(len(img))
+    for off in range(0, len(img), 1000):
+        assert u.write(off, img[off:off + 1000])
+    r, n, most = _steps(u.finish_steps(), slots[0])
+    assert r == (True, "ok")
+    assert n >= 3 + 16 and most <= STEP_BYTES + 512  # every hash chunk and ladder slice is a step
+    r, n2, _ = _steps(u.check_steps(0), slots[0])
+    assert r == (True, "ok") and n2 == n
+    bad = bytearray(img)
+    bad[-70] ^= 1  # the last byte of the payload
+    slots[1].base.write(0, bytes(bad))
+    r, _, _ = _steps(u.check_steps(1), slots[1])
+    assert r == (False, "hash app/main.py") and u.check(1) == r
+
+
 def test_pending_image_damaged_after_finish_is_not_booted():
     dev = _installed("A")
     assert _download(_updater(dev), _img("B")) == (True, "ok")
