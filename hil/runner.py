@@ -60,6 +60,7 @@ class Recorder:
         self.log = log_writer
         self.last_seq = None
         self.lost_events = 0
+        self.on_event = None  # optional callable(event dict), e.g. a live log of `hil serve`
 
     def on_frame(self, can_id, ext, data, now_us):
         """A frame the devices received from the controller."""
@@ -76,6 +77,8 @@ class Recorder:
             self.events.append(e)
             fields = {k: v for k, v in e.items() if k not in ("t_s", "kind")}
             self.metrics.on_event(e["t_s"], e["kind"], **fields)
+            if self.on_event is not None:
+                self.on_event(e)
 
     def log_frame(self, can_id, ext, data, now_us):
         if self.log is not None:
@@ -232,13 +235,17 @@ def _wait_for_controller(bus, timeout_s, stop):
 
 
 def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=5000, log_path=None, stop=None,
-                 wait_controller_s=None, setup_controller=None, ev_on_can=True):
+                 wait_controller_s=None, setup_controller=None, ev_on_can=True, on_event=None):
     """Run a scenario against the wall clock on buses from bus_factory() (one per participant).
 
     with_controller=False leaves control to an external controller on the same bus;
     with wait_controller_s, plant time starts only when that controller's first frame
     is seen (the devices are silent until then), so a late-starting controller sees
-    the whole scenario. Returns (report, recorder).
+    the whole scenario. on_event(event) is called as each controller event arrives.
+    The report's run.plant_late_max_ms says how far the plant fell behind the wall
+    clock: when the host starves the process, device frames leave in bursts and the
+    controller sees a site that real hardware would not show it.
+    Returns (report, recorder).
     """
     cfg = controller_config(sc)
     period_us = cfg["control"]["period_ms"] * 1000
@@ -249,6 +256,7 @@ def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=
     metrics = Metrics(sc, period_us / 1e6)
     writer = can.Logger(log_path) if log_path else None
     rec = Recorder(sc, metrics, sample_us, writer)
+    rec.on_event = on_event
     nodes.on_frame = rec.on_frame
     if writer is not None:
         nodes.on_sent = rec.log_frame
@@ -281,11 +289,12 @@ def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=
                 break
             idx = _apply_events(sc_events, idx, t_us, site, nodes)
             # the plant integrates in fixed steps up to wall-clock time
+            if t_us - last_us > late_max:
+                late_max = t_us - last_us
             while last_us + step_us <= t_us:
                 site.step(step_us / 1e6)
                 last_us += step_us
                 metrics.update(last_us / 1e6, step_us / 1e6, site.truth())
-            late_max = max(late_max, t_us - last_us)
             nodes.transmit(last_us)
             nodes.receive(last_us)
             rec.sample(last_us, site)
@@ -300,5 +309,5 @@ def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=
             writer.stop()
     extra = {"run": {"mode": "realtime", "plant_step_us": step_us, "control_period_ms": cfg["control"]["period_ms"],
                      "controller": "in-process" if with_controller else "external",
-                     "lost_controller_events": rec.lost_events}}
+                     "lost_controller_events": rec.lost_events, "plant_late_max_ms": round(late_max / 1000, 3)}}
     return _report(sc, metrics, rec, extra), rec

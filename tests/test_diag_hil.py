@@ -33,12 +33,23 @@ def _cli(*args, timeout=120):
                           timeout=timeout)
 
 
+_SERVE_LOG = {}
+
+
+def _serve_log():
+    """What `hil serve` printed so far (its live event log): the context of a failed step."""
+    p = _SERVE_LOG.get("path")
+    return "\n--- hil serve log ---\n" + p.read_text() if p and p.exists() else ""
+
+
 @pytest.fixture(scope="module")
-def served():
+def served(tmp_path_factory):
     port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    _SERVE_LOG["path"] = log
+    out = open(log, "w")
     proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "hil", "serve", "--socketcand", f"127.0.0.1:{port}",
-                             "--duration", "120", "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             "--duration", "120"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
     end = time.monotonic() + 20
     while time.monotonic() < end:
         try:
@@ -47,14 +58,19 @@ def served():
         except OSError:
             time.sleep(0.05)
     yield port
-    proc.kill()
-    proc.wait()
+    proc.terminate()  # SIGTERM: the serve ends its run and prints its metrics
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    out.close()
 
 
 def test_diag_reads_identifiers_live_values_and_fault_memory(served):
     time.sleep(0.5)  # the controller leaves its start-up safe state
     r = _cli("diag", "--json", "--port", str(served))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0, r.stderr + _serve_log()
     d = json.loads(r.stdout)
     assert d["serial"] == "HIL-0001" and d["system_name"] == "v2x-gateway HIL" and d["sw_version"] == "base"
     assert abs(d["grid_voltage"] - 230.0) < 1.0 and abs(d["grid_frequency"] - 50.0) < 0.05
@@ -89,12 +105,15 @@ def test_tampered_image_refused_then_signed_image_flashes(served, tmp_path):
     data[len(data) // 2] ^= 0x01
     bad.write_bytes(bytes(data))
     r = _cli("flash", str(bad), "--port", str(served))
-    assert r.returncode == 1 and "(0x72)" in r.stderr, r.stderr  # generalProgrammingFailure at transfer exit
+    # generalProgrammingFailure at transfer exit
+    assert r.returncode == 1 and "(0x72)" in r.stderr, r.stdout + r.stderr + _serve_log()
     r = _cli("diag", "info", "--json", "--port", str(served))
+    assert r.returncode == 0, r.stderr + _serve_log()
     assert json.loads(r.stdout)["sw_version"] == "base"  # the running image stays
     r = _cli("flash", str(img), "--port", str(served))
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr + _serve_log()
     r = _cli("diag", "info", "--json", "--port", str(served))
+    assert r.returncode == 0, r.stderr + _serve_log()
     assert json.loads(r.stdout)["sw_version"] == "9.9.9-test"
 
 

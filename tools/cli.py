@@ -12,17 +12,27 @@ def _fail(msg):
     return EXIT_INVALID
 
 
+def _event_line(e):
+    fields = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("t_s", "kind"))
+    return f"  {e['t_s']:9.3f} s  {e['kind']:<20} {fields}"
+
+
 def _print_timeline(report, out=sys.stdout):
     print(f"scenario {report['scenario']}", file=out)
     for e in report["events"]:
-        fields = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("t_s", "kind"))
-        print(f"  {e['t_s']:9.3f} s  {e['kind']:<20} {fields}", file=out)
+        print(_event_line(e), file=out)
+    _print_metrics(report, out)
+
+
+def _print_metrics(report, out=sys.stdout):
     print("metrics:", file=out)
     for k, v in report["metrics"].items():
         print(f"  {k:<30} {v}", file=out)
     run = report.get("run", {})
     if "speedup" in run:
         print(f"lockstep: {run['wall_s']} s wall time, {run['speedup']}x real time", file=out)
+    if "plant_late_max_ms" in run:
+        print(f"real time: the plant fell at most {run['plant_late_max_ms']} ms behind the wall clock", file=out)
 
 
 def _write_report(report, rec, args):
@@ -59,6 +69,9 @@ def _hostport(s):
 
 
 def cmd_hil_serve(args):
+    import signal
+    import threading
+
     import can
 
     from hil import scenario
@@ -85,6 +98,16 @@ def cmd_hil_serve(args):
     hub = SocketcandHub(host, port, channel=args.channel, bus=bridge)
     hub.start()
     print(f"socketcand hub on {hub.address[0]}:{hub.address[1]} channel {args.channel}", flush=True)
+    if not args.quiet:
+        print(f"scenario {sc['name']}", flush=True)
+    # SIGTERM or Ctrl-C end the run like --duration does: the report is still written
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    live = None
+    if not args.quiet:
+        def live(e):
+            print(_event_line(e), flush=True)
     try:
         wait = args.wait_controller if args.no_controller else None
         setup = None
@@ -96,9 +119,7 @@ def cmd_hil_serve(args):
                 SimulatedEcu(gw, RealClock().ticks_us())
         report, rec = run_realtime(sc, lambda: can.Bus(interface="virtual", channel=channel),
                                    with_controller=not args.no_controller, log_path=args.log, wait_controller_s=wait,
-                                   setup_controller=setup)
-    except KeyboardInterrupt:
-        return 0
+                                   setup_controller=setup, stop=stop, on_event=live)
     except TimeoutError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -107,7 +128,7 @@ def cmd_hil_serve(args):
         bridge.shutdown()
     _write_report(report, rec, args)
     if not args.quiet:
-        _print_timeline(report)
+        _print_metrics(report)  # the events were printed as they came
     return 0
 
 
