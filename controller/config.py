@@ -55,6 +55,7 @@ SCHEMA = {
         "ramp_up_kw_per_s": ("numornull", 20.0, 0.001, 100000.0),
         "v2h_import_bias_w": ("num", 50.0, 0.0, 10000.0),
         "v2h_gain": ("num", 0.5, 0.01, 1.0),
+        "enter_service_ramp": ("str", "after_trip", ("off", "after_trip", "always"), None),
     },
     "backup": {
         "enabled": ("bool", True, None, None),

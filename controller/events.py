@@ -87,7 +87,7 @@ def trip_name(code):
 
 # What binds the power command (EventDetail of LIMIT_CHANGE; GW_Status.LimitingFactor)
 LIMIT_NAMES = ("none", "ev_charge", "ev_discharge", "inverter_rating", "export_limit", "main_fuse", "min_soc",
-               "ramp", "input_timeout")
+               "ramp", "input_timeout", "enter_service")
 
 
 def describe(code, detail, value):

@@ -75,6 +75,8 @@ class Gateway:
         prof = grid_codes.profile(cfg["site"]["grid_code"], self.f_nom)
         self.prot = InterfaceProtection(prof, cfg["meter"]["period_ms"] / 1000.0)
         self.enter = EnterService(prof)
+        self.es_ramp = cfg["limits"]["enter_service_ramp"]
+        self.out_cap = None  # the enter-service ramp's AC output cap this period (None: no ramp)
         self.backup = Backup(self.v_nom, self.f_nom, grid_codes.value(prof["enter_service"]["delay_s"]), self._event)
         self.backup_enabled = cfg["backup"]["enabled"]
         self.sfs = SandiaFrequencyShift(self.arbiter.rating_va, self.f_nom,
@@ -86,6 +88,7 @@ class Gateway:
         self.implausible_reported = False
         self.q_cmd = 0.0
         self.separated_by = 0
+        self._started = False
 
         M = candb.BY_NAME
         tm, ti, tr, te = (timeout_ms(cfg, "meter"), timeout_ms(cfg, "inverter"),
@@ -173,7 +176,10 @@ class Gateway:
             if self.backup.state == BK_GRID:
                 self._separate(events.T_AC_LOSS, now)
         elif inp is self.rly:
+            was = self.backup.state
             if self.backup.contact(inp.values["ContactState"], now, self._can_backup()):
+                if was != BK_GRID and self.backup.state == BK_GRID:
+                    self._back_in_service(now)
                 self._command_now()
         elif inp is self.inv_ac:
             # the island's frequency as the inverter's PLL sees it, every inverter period
@@ -311,6 +317,9 @@ class Gateway:
             if self.recover.update(ok and not faulted and self._grid_ok(), now):
                 self.safe = False
                 self.ramp.reset(0.0, now)
+                if self.es_ramp == "always" and not self._started:
+                    self.enter.start_ramp(self.arbiter.rating_va, now)  # the first entry into service
+                self._started = True
                 self._event(events.SAFE_STATE_CLEARED, 0, 0)
         elif not ok or faulted:
             self.safe = True
@@ -329,6 +338,7 @@ class Gateway:
             self.q_cmd = self.sfs.update(self.inv_ac.values.get("AcFrequency", 0.0))
         else:
             self.q_cmd = self.sfs.update(0.0)
+        self.out_cap = self.enter.output_cap(now)
         self._arbitrate()
         target = 0.0 if self.safe else self._target()
         self.p_target = target
@@ -390,12 +400,18 @@ class Gateway:
                   self.mtr_grid.values.get("GridFrequency", 0.0), ac.get("AcFrequency", 0.0),
                   rv.get("SyncPhaseDiff", 0.0), at_limit)
         if was != BK_GRID and bk.state == BK_GRID:
-            # back in service: re-arm protection, start power from zero
-            self.prot.reset()
-            self.drift.reset()
-            self.separated_by = 0
-            self.ramp.reset(0.0, now)
-            self.v2h_ac = 0.0
+            self._back_in_service(now)
+
+    def _back_in_service(self, now):
+        """The relay closed onto the grid again: re-arm protection, restart power from zero
+        under the enter-service ramp."""
+        self.prot.reset()
+        self.drift.reset()
+        self.separated_by = 0
+        self.ramp.reset(0.0, now)
+        self.v2h_ac = 0.0
+        if self.es_ramp != "off":
+            self.enter.start_ramp(self.arbiter.rating_va, now)
 
     def _implausible(self):
         if self.backup.state != BK_GRID or self.rly.values.get("ContactState") != RELAY_CLOSED:
@@ -449,7 +465,7 @@ class Gateway:
         v = self.mtr_grid.values.get("GridVoltage", 0.0)
         self.arbiter.update(self.inputs_ok and ev.get("SessionActive", 0) == 1,
                             ev.get("MaxChargePower", 0), ev.get("MaxDischargePower", 0),
-                            soc, min_soc, v, self._load_w(), self.q_cmd)
+                            soc, min_soc, v, self._load_w(), self.q_cmd, self.out_cap)
 
     def _target(self):
         m = self.mode

@@ -408,10 +408,17 @@ def conflicts(profile):
 class EnterService:
     """Enter-service / reconnection criterion (IEEE 1547-2018 4.10; EN 50549-1 4.10):
     update(v_pu, f_hz, now) is True once voltage and frequency have stayed inside the
-    profile's window continuously for its delay (observation time). ramp_time_s is the
-    time the caller must take to ramp power from zero to full after that."""
+    profile's window continuously for its delay (observation time).
 
-    __slots__ = ("v_lo", "v_hi", "f_lo", "f_hi", "ramp_time_s", "_delay")
+    The power during entering service (IEEE 1547-2018 4.10.3: output rises no faster
+    than rated power over the enter-service period; EN 50549-1 4.10: a gradient of at
+    most 10 % of rated power per minute after reconnection): start_ramp(rated_w, now)
+    when the unit enters service; output_cap(now) is then the AC output allowed, rising
+    linearly from 0 to rated_w over ramp_time_s, and None once the ramp has ended (or
+    none was started). Wrap-safe for any ramp time: the cap adds up the time between
+    calls, which the caller makes every control period."""
+
+    __slots__ = ("v_lo", "v_hi", "f_lo", "f_hi", "ramp_time_s", "_delay", "_rated", "_ramp_us", "_elapsed", "_last")
 
     def __init__(self, profile):
         es = profile["enter_service"]
@@ -421,6 +428,30 @@ class EnterService:
                 raise ValueError("profile %s has no sourced enter-service settings; configure them" % profile["name"])
         self.v_lo, self.v_hi, self.f_lo, self.f_hi, delay_s, self.ramp_time_s = vals
         self._delay = ConditionalDelay(int(delay_s * 1000000.0 + 0.5))
+        self._rated = 0.0
+        self._ramp_us = 0
+        self._elapsed = 0
+        self._last = None  # ticks of the last output_cap() call while a ramp runs
+
+    def start_ramp(self, rated_w, now):
+        """Entering service now: the output cap starts from zero."""
+        self._rated = rated_w
+        self._ramp_us = int(self.ramp_time_s * 1000000.0 + 0.5)
+        self._elapsed = 0
+        self._last = now
+
+    def output_cap(self, now):
+        """AC output allowed now (W), or None when no enter-service ramp is running."""
+        if self._last is None:
+            return None
+        d = ticks_diff(now, self._last)
+        self._last = now
+        if d > 0:
+            self._elapsed += d  # an integer count of microseconds: exact, and no ticks wrap
+        if self._elapsed >= self._ramp_us:
+            self._last = None
+            return None
+        return self._rated * self._elapsed / self._ramp_us
 
     def update(self, v_pu, f_hz, now):
         ok = self.v_lo <= v_pu <= self.v_hi and self.f_lo <= f_hz <= self.f_hi

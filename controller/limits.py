@@ -13,6 +13,8 @@ Limits in force:
   stays within the rated current even in a voltage sag.
 - main fuse: grid current at the point of connection <= main_fuse_a.
 - export limit: power exported at the point of connection <= export_limit_kw.
+- enter service: while the unit enters service, its AC output (discharging) stays under
+  the cap of the enter-service ramp (controller.interface_protection.EnterService).
 - input supervision: without fresh inputs both bounds are 0.
 """
 
@@ -20,7 +22,8 @@ Limits in force:
 # the point-of-connection bounds keep that much margin so rounding cannot cross them.
 RESOLUTION_W = 2.0
 
-NONE, EV_CHARGE, EV_DISCHARGE, INV_RATING, EXPORT, FUSE, MIN_SOC, RAMP, INPUT_TIMEOUT = 0, 1, 2, 3, 4, 5, 6, 7, 8
+NONE, EV_CHARGE, EV_DISCHARGE, INV_RATING, EXPORT, FUSE, MIN_SOC, RAMP, INPUT_TIMEOUT, ENTER_SERVICE = \
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 
 
 def ac_to_batt(p_ac, eff):
@@ -50,8 +53,9 @@ class Arbiter:
         self.hi_by = INPUT_TIMEOUT
         self.lo_by = INPUT_TIMEOUT
 
-    def update(self, inputs_ok, ev_charge_w, ev_discharge_w, soc, min_soc, v_meas, p_load_w, q_var=0.0):
-        """Recompute the bounds from the limits in force now."""
+    def update(self, inputs_ok, ev_charge_w, ev_discharge_w, soc, min_soc, v_meas, p_load_w, q_var=0.0,
+               output_cap_w=None):
+        """Recompute the bounds from the limits in force now (output_cap_w: AC output cap or None)."""
         if not inputs_ok:
             self.hi_w = self.lo_w = 0.0
             self.hi_by = self.lo_by = INPUT_TIMEOUT
@@ -95,6 +99,11 @@ class Arbiter:
             if b > lo:
                 lo = b
                 lo_by = EXPORT
+        if output_cap_w is not None:
+            b = ac_to_batt(-output_cap_w, eff)
+            if b > lo:
+                lo = b
+                lo_by = ENTER_SERVICE
         if hi < 0.0:
             hi = 0.0
         if lo > 0.0:

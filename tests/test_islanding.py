@@ -77,6 +77,39 @@ def test_outage_and_return_reconnects_in_sync():
     assert k.index("resync_start") < k.index("relay_close") < k.index("grid_following")
 
 
+def _closed_at(report):
+    return next(e["t_s"] for e in report["events"] if e["kind"] == "grid_following")
+
+
+def test_after_return_v2h_resumes_under_the_enter_service_ramp():
+    """EN 50549-1 4.10: after reconnection the output rises by at most 10 % of rated power
+    per minute (the profile's ramp_time_s = 600 s); the V2H service resumes under it."""
+    report, rec = _run("outage-and-return.json")
+    t_c = _closed_at(report)
+    after = [e for e in report["events"] if e["t_s"] >= t_c]
+    assert any(e["kind"] == "limit_change" and e["by"] == "enter_service" for e in after)
+    rated_w, ramp_s, eff = 11000.0, 600.0, 0.97
+    out = [(t - t_c, -p_batt * eff) for t, _, _, _, _, p_batt, _, _ in rec.samples if t > t_c]
+    assert max(w for _, w in out) > 0.5 * rated_w * (150.0 - t_c) / ramp_s  # it does resume
+    assert all(w <= rated_w * dt / ramp_s + 25.0 for dt, w in out)  # and never above the ramp
+
+
+def test_ramp_off_resumes_at_once_and_a_second_outage_is_caught_again():
+    sc = json.loads((SCEN / "outage-and-return.json").read_text())
+    sc["controller"] = {"limits": {"enter_service_ramp": "off"}}
+    sc["duration_s"] = 100.0
+    sc["events"].append({"t_s": 95.0, "kind": "grid_disconnect"})
+    report, rec = _run(sc)
+    t_c = _closed_at(report)
+    assert t_c < 95.0
+    # V2H at full home load again within a second of the reconnection
+    assert any(-p_batt * 0.97 > 2500.0 for t, _, _, _, _, p_batt, _, _ in rec.samples if t_c < t < t_c + 1.0)
+    # protection re-armed: the second outage is detected and the home carried again
+    k = _kinds(report)
+    assert k.count("island_detected") == 2 and k.count("grid_forming") == 2
+    assert report["metrics"]["home_interruption_ms"] <= 2 * 40.0
+
+
 def test_island_overload_holds_every_limit_and_says_so():
     report, _ = _run("island-overload.json")
     assert report["metrics"]["max_over_limit_a"] == 0.0
@@ -101,6 +134,22 @@ def test_min_soc_ends_backup():
     k = _kinds(report)
     assert "grid_forming" in k and "backup_end" in k
     assert report["metrics"]["max_over_limit_a"] == 0.0
+
+
+def test_ramp_always_also_holds_the_start_up():
+    sc = {"name": "v2g-start-ramp", "duration_s": 20.0, "site": {"grid_code": "IEEE1547-2018-CatII",
+                                                                 "nominal_frequency_hz": 60.0},
+          "inverter": {"rating_kva": 11.0}, "load": {"p_kw": 1.0}, "mode": {"kind": "v2g", "setpoint_kw": -8.0},
+          "controller": {"limits": {"enter_service_ramp": "always"}}}
+    report, rec = _run(sc)
+    t0 = next(e["t_s"] for e in report["events"] if e["kind"] == "safe_state_cleared")
+    out = [(t - t0, -p_batt * 0.97) for t, _, _, _, _, p_batt, _, _ in rec.samples if t > t0]
+    assert all(w <= 11000.0 * dt / 300.0 + 25.0 for dt, w in out)  # IEEE 1547: rated over 300 s
+    assert out[-1][1] > 0.9 * 11000.0 * out[-1][0] / 300.0
+    assert any(e["kind"] == "limit_change" and e["by"] == "enter_service" for e in report["events"])
+    sc["controller"] = {}  # default after_trip: no ramp at start-up, the setpoint within a second
+    report, rec = _run(sc)
+    assert any(-p * 0.97 > 7500.0 for t, _, _, _, _, p, _, _ in rec.samples if t < 1.5)
 
 
 # -- unseen scenarios: other loads, mismatches, instants, grid codes, 50 and 60 Hz ---------------

@@ -318,3 +318,22 @@ def test_enter_service():
     assert not es.update(1.0, 50.3, 61000000)
     dk = EnterService(grid_codes.profile("DK-EN50549-1", 50.0))  # the EN values, labelled as stand-ins
     assert not dk.update(1.0, 50.0, 0) and dk.update(1.0, 50.0, 60000000)
+
+
+def test_enter_service_ramp_is_linear_then_ends_across_a_ticks_wrap():
+    es = EnterService(grid_codes.profile("EN50549-1", 50.0))  # 600 s: 10 % of rated per minute
+    assert es.output_cap(0) is None  # no ramp before one is started
+    t = TICKS_MAX - 300 * 1000000  # the ticks wrap halfway through the ramp
+    es.start_ramp(11000.0, t)
+    worst = 0.0
+    for k in range(1, 60000):  # 600 s in 10 ms periods
+        c = es.output_cap(ticks_add(t, k * 10000))
+        worst = max(worst, abs(c - 11000.0 * k / 60000))
+        if k == 6000:
+            assert abs(c - 1100.0) < 1e-6  # one minute: 10 % of rated
+    assert worst < 1e-6  # linear all the way, across the wrap
+    assert es.output_cap(ticks_add(t, 600000000)) is None  # at rated power the ramp has ended
+    assert es.output_cap(ticks_add(t, 600010000)) is None
+    es = EnterService(grid_codes.profile("IEEE1547-2018-CatII", 60.0))  # 300 s enter-service period
+    es.start_ramp(6000.0, 0)
+    assert abs(es.output_cap(150000000) - 3000.0) < 1e-6
