@@ -73,3 +73,35 @@ def test_hil_secc_refuses_tls_without_certificates():
     assert r.returncode == 2 and "--tls-cert" in r.stderr
     r = _cli("hil", "secc", "--iface", "no-such-if0", "--no-tls", "--duration", "0.1")
     assert r.returncode == 2 and "no-such-if0" in r.stderr
+
+
+def test_hil_serve_prints_events_live_and_writes_its_report_on_sigterm(tmp_path):
+    import signal
+    import socket
+    import time
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    report = tmp_path / "r.json"
+    out = tmp_path / "out.txt"
+    with open(out, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "hil", "serve", "--socketcand", f"127.0.0.1:{port}",
+                                 "--report", str(report)], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, text=True)
+        try:
+            end = time.monotonic() + 30
+            while "safe_state_cleared" not in out.read_text() and time.monotonic() < end:
+                time.sleep(0.1)  # the event is printed while the run goes on, not at its end
+            assert "safe_state_cleared" in out.read_text()
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    r = json.loads(report.read_text())
+    assert r["scenario"] == "serve-idle" and r["run"]["mode"] == "realtime"
+    assert [e["kind"] for e in r["events"]][:3] == ["mode_change", "safe_state_cleared", "mode_change"]
+    assert r["run"]["plant_late_max_ms"] >= 0.0
+    assert "metrics:" in out.read_text()

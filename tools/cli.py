@@ -121,6 +121,8 @@ def cmd_hil_serve(args):
                                    with_controller=not args.no_controller, log_path=args.log, wait_controller_s=wait,
                                    setup_controller=setup, stop=stop, on_event=live)
     except TimeoutError as e:
+        if stop.is_set():
+            return 0  # stopped while still waiting for the external controller
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
