@@ -216,6 +216,7 @@ class Gateway:
     def _separate(self, reason, now):
         """Loss of mains or protection trip while connected: island detected, relay opens, backup follows."""
         self.separated_by = reason
+        self.enter.stop_ramp()  # out of service; the ramp starts again when back in service
         self._event(events.ISLAND_DETECTED, reason, 0)
         self._event(events.TRIP, reason, 0)
         if self.backup.trip(reason, now):

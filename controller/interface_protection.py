@@ -440,6 +440,10 @@ class EnterService:
         self._elapsed = 0
         self._last = now
 
+    def stop_ramp(self):
+        """Out of service (a trip): no cap until the next start_ramp()."""
+        self._last = None
+
     def output_cap(self, now):
         """AC output allowed now (W), or None when no enter-service ramp is running."""
         if self._last is None:

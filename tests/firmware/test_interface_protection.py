@@ -337,3 +337,7 @@ def test_enter_service_ramp_is_linear_then_ends_across_a_ticks_wrap():
     es = EnterService(grid_codes.profile("IEEE1547-2018-CatII", 60.0))  # 300 s enter-service period
     es.start_ramp(6000.0, 0)
     assert abs(es.output_cap(150000000) - 3000.0) < 1e-6
+    es.stop_ramp()  # a trip takes the unit out of service: no cap until the next entry
+    assert es.output_cap(160000000) is None
+    es.start_ramp(6000.0, 200000000)
+    assert es.output_cap(200000000) == 0.0
