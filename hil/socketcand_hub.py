@@ -28,6 +28,7 @@ the instant after a client's ``< rawmode >`` can still coalesce with its ``< ok 
 limit that real socketcand shares).
 """
 import argparse
+import os
 import select
 import socket
 import threading
@@ -68,8 +69,11 @@ def parse_send(words):
     return can_id, extended, data
 
 
+_MAX_BACKLOG = 1 << 20  # bytes queued for one slow client (~20 s of a full 500 kbit/s bus)
+
+
 class _Client:
-    __slots__ = ("sock", "addr", "lock", "state", "buf")
+    __slots__ = ("sock", "addr", "lock", "state", "buf", "out", "stuck_since", "wake_r", "wake_w")
 
     def __init__(self, sock, addr):
         self.sock = sock
@@ -77,6 +81,11 @@ class _Client:
         self.lock = threading.Lock()
         self.state = "nobus"  # -> "bcm" after open -> "raw" after rawmode
         self.buf = b""
+        self.out = bytearray()  # what the socket did not take yet, in order
+        self.stuck_since = None  # monotonic time the backlog last stopped shrinking
+        # wakes the client's thread when a backlog starts, so that it begins flushing at once
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
 
 
 class SocketcandHub:
@@ -86,11 +95,20 @@ class SocketcandHub:
     ``stop()`` closes every socket and joins every thread (idempotent).  Counters:
     ``frames_from_clients``, ``frames_from_bus``, ``error_frames_from_bus``,
     ``errors`` (malformed or unforwardable input), ``clients_dropped`` (clients cut
-    because they would not take data within ``send_timeout`` seconds).
+    because they would not take data within ``send_timeout`` seconds, or let more
+    than ``max_backlog`` bytes (1 MB) pile up).
+
+    A client that reads slowly or not at all only delays itself: lines go out with a
+    non-blocking send, and what its socket does not take waits in that client's own
+    backlog, flushed by its thread, so the bus and every other client go on at once
+    (as with socketcand, where each client has its own process).
     """
 
-    def __init__(self, host="127.0.0.1", port=29536, channel="vcan0", bus=None, send_timeout=2.0):
+    def __init__(self, host="127.0.0.1", port=29536, channel="vcan0", bus=None, send_timeout=2.0,
+                 max_backlog=_MAX_BACKLOG, sndbuf=None):
         self.host = host
+        self.max_backlog = max_backlog
+        self.sndbuf = sndbuf  # the kernel's send buffer per client (None: the system's, up to 4 MB on Linux)
         self.port = port
         self.channel = channel
         self.bus = bus
@@ -139,7 +157,7 @@ class SocketcandHub:
             clients = list(self._clients)
             self._clients.clear()
         for c in clients:
-            c.sock.close()
+            self._close(c)
 
     def __enter__(self):
         return self.start()
@@ -172,7 +190,9 @@ class SocketcandHub:
                 continue
             except OSError:
                 break
-            sock.settimeout(self.send_timeout)
+            sock.setblocking(False)  # sends never wait; see _reply and _client_loop
+            if self.sndbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             c = _Client(sock, addr)
             with self._lock:
@@ -183,12 +203,40 @@ class SocketcandHub:
     def _client_loop(self, c):
         poller = select.poll()
         poller.register(c.sock, select.POLLIN)
+        poller.register(c.wake_r, select.POLLIN)
+        writing = False
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and c.state != "closed":
+                backlog = len(c.out) > 0
+                if backlog != writing:
+                    writing = backlog
+                    try:
+                        poller.modify(c.sock, select.POLLIN | (select.POLLOUT if writing else 0))
+                    except (OSError, ValueError):
+                        break
                 try:  # the socket may be closed under us by a failed broadcast
-                    if not poller.poll(100):
-                        continue
+                    events = poller.poll(10 if writing else 100)
+                except (OSError, ValueError):
+                    break
+                ev = 0
+                for fd, e in events:
+                    if fd != c.wake_r:
+                        ev |= e
+                    elif e & select.POLLIN:
+                        try:
+                            os.read(c.wake_r, 64)
+                        except OSError:  # closed under us by a failed broadcast
+                            break
+                if ev & select.POLLNVAL:
+                    break
+                if c.out and not self._flush(c):
+                    break
+                if not ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                    continue
+                try:
                     chunk = c.sock.recv(4096)
+                except BlockingIOError:
+                    continue
                 except (OSError, ValueError):
                     break
                 if not chunk:
@@ -196,6 +244,27 @@ class SocketcandHub:
                 self._feed(c, chunk)
         finally:
             self._drop(c)
+
+    def _flush(self, c):
+        """Send what the client's socket takes now; False when the client must go
+        (gone, or nothing taken for send_timeout seconds)."""
+        with c.lock:
+            if c.out:
+                try:
+                    n = c.sock.send(c.out)
+                except BlockingIOError:
+                    n = 0
+                except OSError:
+                    return False
+                if n:
+                    del c.out[:n]
+                    c.stuck_since = None if not c.out else time.monotonic()
+                elif c.stuck_since is None:
+                    c.stuck_since = time.monotonic()
+                elif time.monotonic() - c.stuck_since > self.send_timeout:
+                    self._count("clients_dropped")
+                    return False
+        return True
 
     def _bus_loop(self):
         while not self._stop.is_set():
@@ -299,9 +368,27 @@ class SocketcandHub:
         """
         try:
             with c.lock:
+                if c.state == "closed":
+                    return False
                 if only_raw and c.state != "raw":
                     return True
-                c.sock.sendall(line)
+                if c.out:  # behind already: keep the order
+                    n = 0
+                else:
+                    try:
+                        n = c.sock.send(line)
+                    except BlockingIOError:
+                        n = 0
+                if n < len(line):
+                    if len(c.out) + len(line) - n > self.max_backlog:
+                        raise OSError("client backlog over %d bytes" % self.max_backlog)
+                    if not c.out:
+                        c.stuck_since = time.monotonic()
+                        try:
+                            os.write(c.wake_w, b"w")
+                        except OSError:  # the pipe is full: the thread is awake already
+                            pass
+                    c.out += line[n:]
                 if become_raw:
                     c.state = "raw"
             return True
@@ -321,11 +408,23 @@ class SocketcandHub:
             if c not in self._clients:
                 return
             self._clients.remove(c)
-        try:
-            c.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        c.sock.close()
+        self._close(c)
+
+    @staticmethod
+    def _close(c):
+        """Close the client's socket and wake pipe once; under its lock, so that no
+        _reply writes to a descriptor number the system may already have reused."""
+        with c.lock:
+            if c.state == "closed":
+                return
+            c.state = "closed"
+            try:
+                c.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.sock.close()
+            os.close(c.wake_r)
+            os.close(c.wake_w)
 
 
 def main(argv=None):

@@ -157,6 +157,69 @@ def test_port_to_port_fan_out_without_echo(hub):
             p.close()
 
 
+def _stalled_client(hub):
+    """A raw-mode client that never reads again, with a small receive buffer."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(hub.address)
+    s.sendall(b"< open vcan0 >")
+    time.sleep(0.05)
+    s.sendall(b"< rawmode >")
+    assert wait_until(lambda: hub.client_count() >= 1)
+    time.sleep(0.1)
+    return s
+
+
+def test_a_client_that_stops_reading_does_not_hold_up_the_others(bridge_channel):
+    """With a send_timeout of a minute, a hub that waited on the stalled client would
+    hold every frame after its socket filled for that minute; the others must get
+    all of them at once, and the stalled client is cut when its backlog passes its bound."""
+    bus = can.Bus(interface="virtual", channel=bridge_channel)
+    h = SocketcandHub("127.0.0.1", 0, channel="vcan0", bus=bus, send_timeout=60.0, max_backlog=65536,
+                      sndbuf=16384).start()
+    stalled = _stalled_client(h)
+    a, b = our_port(h), our_port(h)
+    try:
+        n = 20000  # ~1 MB of frame lines: far more than the stalled socket's buffers and the bound
+        got = 0
+        for i in range(n):
+            assert a.send(0x100 + (i & 0xFF), bytes(8))
+            if i % 50 == 49:
+                while b.wait(0):
+                    b.recv()
+                    got += 1
+        while got < n and b.wait(5000):
+            b.recv()
+            got += 1
+        assert got == n  # every frame reached the healthy client
+        assert wait_until(lambda: h.clients_dropped == 1, 10.0)  # the stalled one, for its backlog
+        assert h.client_count() == 2
+    finally:
+        a.close()
+        b.close()
+        stalled.close()
+        h.stop()
+        bus.shutdown()
+
+
+def test_a_stuck_client_is_dropped_after_send_timeout(bridge_channel):
+    bus = can.Bus(interface="virtual", channel=bridge_channel)
+    h = SocketcandHub("127.0.0.1", 0, channel="vcan0", bus=bus, send_timeout=0.5, sndbuf=16384).start()
+    stalled = _stalled_client(h)
+    a = our_port(h)
+    try:
+        for i in range(3000):  # enough to fill the stalled socket, far below the backlog bound
+            a.send(0x200, bytes(8))
+        a.flush()
+        assert wait_until(lambda: h.clients_dropped == 1, 10.0)
+        assert h.client_count() == 1
+    finally:
+        a.close()
+        stalled.close()
+        h.stop()
+        bus.shutdown()
+
+
 # -- (b) hub <-> bridged python-can bus ----------------------------------------------
 
 
