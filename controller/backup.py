@@ -99,7 +99,8 @@ class Backup:
         return True
 
     def contact(self, state, now, can_backup):
-        """Feedback contact reported `state`; returns True if the inverter command must change now."""
+        """Feedback contact reported `state`; returns True if the inverter command must change now.
+        The closed contact after CLOSING is the only way back to GRID (update() never goes there)."""
         s = self.state
         if s == OPENING and state == CONTACT_OPEN:
             self.emit(events.RELAY_OPEN, 0, 0)

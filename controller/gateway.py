@@ -387,7 +387,6 @@ class Gateway:
 
     def _backup_period(self, now):
         bk = self.backup
-        was = bk.state
         rv = self.rly.values
         ac = self.inv_ac.values
         # the backup is overloaded when the inverter delivers all the EV allows, runs at its
@@ -400,12 +399,10 @@ class Gateway:
         bk.update(now, self._grid_ok(), self._can_backup(), rv.get("UtilityVoltage", 0.0), ac.get("AcVoltage", 0.0),
                   self.mtr_grid.values.get("GridFrequency", 0.0), ac.get("AcFrequency", 0.0),
                   rv.get("SyncPhaseDiff", 0.0), at_limit)
-        if was != BK_GRID and bk.state == BK_GRID:
-            self._back_in_service(now)
 
     def _back_in_service(self, now):
-        """The relay closed onto the grid again: re-arm protection, restart power from zero
-        under the enter-service ramp."""
+        """The relay closed onto the grid again (Backup.contact(), the only way back to GRID):
+        re-arm protection, restart power from zero under the enter-service ramp."""
         self.prot.reset()
         self.drift.reset()
         self.separated_by = 0

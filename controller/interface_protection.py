@@ -429,14 +429,13 @@ class EnterService:
         self.v_lo, self.v_hi, self.f_lo, self.f_hi, delay_s, self.ramp_time_s = vals
         self._delay = ConditionalDelay(int(delay_s * 1000000.0 + 0.5))
         self._rated = 0.0
-        self._ramp_us = 0
+        self._ramp_us = int(self.ramp_time_s * 1000000.0 + 0.5)
         self._elapsed = 0
         self._last = None  # ticks of the last output_cap() call while a ramp runs
 
     def start_ramp(self, rated_w, now):
         """Entering service now: the output cap starts from zero."""
         self._rated = rated_w
-        self._ramp_us = int(self.ramp_time_s * 1000000.0 + 0.5)
         self._elapsed = 0
         self._last = now
 
