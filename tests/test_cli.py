@@ -47,7 +47,7 @@ def test_run_on_virtual_bus_ticks(tmp_path):
     r = _cli("run", "--interface", "virtual", "--channel", "cli-test", "--duration", "0.3")
     assert r.returncode == 0, r.stderr
     ticks = int(r.stdout.split()[1])
-    assert 20 <= ticks <= 31  # 10 ms period for 0.3 s (a loaded machine may skip late ticks)
+    assert 15 <= ticks <= 31  # 10 ms period for 0.3 s: never more, and a loaded machine may skip late ticks
 
 
 @pytest.mark.skipif(_micropython() is None, reason="micropython not installed (pip install '.[test]')")
