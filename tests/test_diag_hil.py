@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 
-import can
 import isotp
 import pytest
 import udsoncan
 from udsoncan.client import Client
 from udsoncan.connections import PythonIsoTpConnection
+
+from tools.canbus import open_bus
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -79,7 +80,7 @@ def test_diag_reads_identifiers_live_values_and_fault_memory(served):
 
 
 def test_programming_refused_without_security_access(served):
-    bus = can.Bus(interface="socketcand", host="127.0.0.1", port=served, channel="vcan0")
+    bus = open_bus(interface="socketcand", host="127.0.0.1", port=served, channel="vcan0")
     addr = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=0x7E0, rxid=0x7E8)
     stack = isotp.CanStack(bus, address=addr, params={"wftmax": 10, "tx_padding": 0xCC})
     try:
@@ -157,3 +158,24 @@ def test_micropython_controller_answers_uds(tmp_path):
         ctl.kill()
         ctl.wait()
         hub.stop()
+
+
+def test_diag_and_flash_without_a_server_say_so(tmp_path):
+    port = _free_port()  # nothing listens there
+    secret = tmp_path / "secret.hex"
+    secret.write_text("11" * 32)
+    r = _cli("diag", "--port", str(port), "--secret-file", str(secret))
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"error: cannot open the CAN bus (socketcand): [Errno 111] socketcand server 127.0.0.1:{port}: "
+        "Connection refused"]
+    image = tmp_path / "fw.img"
+    image.write_bytes(b"\x00" * 64)
+    r = _cli("flash", str(image), "--port", str(port), "--secret-file", str(secret))
+    assert r.returncode == 1 and "cannot open the CAN bus" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_flash_names_a_missing_image(tmp_path):
+    r = _cli("flash", str(tmp_path / "missing.img"), "--port", str(_free_port()))
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"error: image {tmp_path / 'missing.img'}: No such file or directory"

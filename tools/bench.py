@@ -353,7 +353,7 @@ class _Hub:
     on it, and the processes attached to it (echo, controller)."""
 
     def __init__(self, name):
-        import can
+        from tools.canbus import open_bus
 
         self.name = name
         self.proc = _popen([sys.executable, "-m", "tools.bench", "_hub"], stdin=subprocess.PIPE,
@@ -361,7 +361,7 @@ class _Hub:
         self.children = []
         self.bus = None
         self.port = self._read()["port"]
-        self.bus = can.Bus(interface="socketcand", host="127.0.0.1", port=self.port, channel="vcan0", tcp_tune=True)
+        self.bus = open_bus(interface="socketcand", host="127.0.0.1", port=self.port, channel="vcan0", tcp_tune=True)
         self.tick_stamps = []  # hub time of every GW_InverterLimits (sent by tick() only)
 
     def _read(self):

@@ -58,18 +58,18 @@ class _LiveCodec(udsoncan.DidCodec):
 def _client(args):
     import logging
 
-    import can
     import isotp
     import udsoncan
     from udsoncan.client import Client
     from udsoncan.connections import PythonIsoTpConnection
 
     from controller import uds
+    from tools.canbus import open_bus
 
     kw = {"interface": args.interface, "channel": args.channel}
     if args.interface == "socketcand":
         kw.update(host=args.host, port=args.port)
-    bus = can.Bus(**kw)
+    bus = open_bus(**kw)
     addr = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=args.request_id, rxid=args.response_id)
     # wftmax: the ECU may answer a full receive queue with FC.WAIT (can-isotp's default 0 aborts)
     stack = isotp.CanStack(bus, address=addr, params={"tx_padding": 0xCC, "wftmax": 10, "blocking_send": False})
@@ -89,12 +89,26 @@ def _client(args):
     return Client(conn, config=config, request_timeout=args.timeout * 3), bus
 
 
+def _connect(args):
+    """_client(args), or None after one clear error line when the bus cannot be opened."""
+    import can
+
+    try:
+        return _client(args)
+    except (OSError, can.CanError) as e:
+        print(f"error: cannot open the CAN bus ({args.interface}): {e}", file=sys.stderr)
+        return None
+
+
 def cmd_diag(args):
     import udsoncan
 
     from controller import dtc, uds
 
-    client, bus = _client(args)
+    c = _connect(args)
+    if c is None:
+        return 1
+    client, bus = c
     out = {}
     try:
         with client:
@@ -184,8 +198,15 @@ def flash(client, image, log=print):
 def cmd_flash(args):
     import udsoncan
 
-    image = pathlib.Path(args.image).read_bytes()
-    client, bus = _client(args)
+    try:
+        image = pathlib.Path(args.image).read_bytes()
+    except OSError as e:
+        print(f"error: image {args.image}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    c = _connect(args)
+    if c is None:
+        return 1
+    client, bus = c
     try:
         with client:
             flash(client, image, log=lambda m: print(m, flush=True))
