@@ -25,6 +25,7 @@ SCHEMA = {
         "period_ms": ("int", 10, 1, 1000),
         "status_period_ms": ("int", 100, 10, 10000),
         "recover_hold_ms": ("int", 100, 0, 60000),
+        "acceptance_filter": ("bool", True, None, None),
     },
     "site": {
         "nominal_voltage_v": ("num", 230.0, 100.0, 400.0),

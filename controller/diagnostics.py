@@ -58,6 +58,10 @@ class Diagnostics:
         return True
 
     # -- the gateway calls these -------------------------------------------------
+    def rx_ids(self):
+        """The ids ISO-TP receives on: physical and (if any) functional requests."""
+        return self.isotp.rx_ids()
+
     def on_port_frame(self, frame, now):
         self._now = now
         return self.isotp.on_port_frame(frame, now)

@@ -154,6 +154,23 @@ class Gateway:
         self.ignored = 0
         self.tx_errors = 0
 
+    def rx_ids(self):
+        """Every (can_id, extended) the gateway and its taps read: the acceptance filter
+        for its port (``port.set_filter(gw.rx_ids())``), sorted."""
+        ids = [(i, False) for i in self.by_id]
+        for tap in self.taps:
+            ids.extend(tap.rx_ids())
+        ids.sort()
+        return ids
+
+    def apply_acceptance_filter(self):
+        """With ``control.acceptance_filter`` (default on), let the port receive only
+        rx_ids(); call it after every tap is attached. True if the filter sits below the
+        port (hardware, kernel)."""
+        if self.cfg["control"]["acceptance_filter"]:
+            return self.port.set_filter(self.rx_ids())
+        return False
+
     # ---------------------------------------------------------------- inputs
     def on_frame(self, can_id, data, now):
         """Take one received frame; fast path for limit and fault frames."""

@@ -282,6 +282,13 @@ class IsoTp:
     def rx_busy(self):
         return self._rx_state != _RX_IDLE
 
+    def rx_ids(self):
+        """[(can_id, extended)] this endpoint receives on: physical, then functional."""
+        ids = [(self.rx_id, self.extended)]
+        if self.functional_id is not None:
+            ids.append((self.functional_id, self.extended))
+        return ids
+
     def on_port_frame(self, frame, now):
         """on_frame for a port tuple (can_id, extended, data)."""
         return self.on_frame(frame[0], frame[2], now, frame[1])

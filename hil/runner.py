@@ -147,6 +147,7 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
     site = _site(sc, cfg)
     nodes = SiteNodes(site, dev_link, sc, seed=sc["seed"], codec=codec)
     gw = Gateway(cfg, port)
+    gw.apply_acceptance_filter()  # as controller.main does
     metrics = Metrics(sc, period_us / 1e6)
     rec = Recorder(sc, metrics, sample_us, writer, codec=codec)
     nodes.on_frame = rec.on_frame
@@ -271,6 +272,7 @@ def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=
         gw = Gateway(cfg, port)
         if setup_controller is not None:
             setup_controller(gw)  # extensions on the same bus, e.g. hil.ecu diagnostics
+        gw.apply_acceptance_filter()  # as controller.main does, after the extensions
         ctl_thread = threading.Thread(target=run_controller, args=(gw, port, RealClock()),
                                       kwargs={"should_stop": stop.is_set}, daemon=True)
         ctl_thread.start()

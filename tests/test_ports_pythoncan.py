@@ -137,3 +137,29 @@ def test_environment_configuration_is_honoured(monkeypatch, channel):
     finally:
         a.close()
         b.close()
+
+
+def test_acceptance_filter_on_a_virtual_bus(channel):
+    """python-can filters the virtual bus in its own recv, whose recv(timeout=0) gives up at
+    the first frame it filters: the port keeps python-can unfiltered and skips such frames
+    itself, so one poll still drains every wanted frame behind a run of foreign ones."""
+    bus = can.Bus(interface="virtual", channel=channel)
+    port = PythonCanPort(interface="virtual", channel=channel)
+    try:
+        assert port.set_filter([(0x100, False), (0x18DA10F1, True)]) is False  # no filter below
+        for i in range(20):
+            bus.send(can.Message(arbitration_id=0x200 + i, data=b"x", is_extended_id=False))
+        bus.send(can.Message(arbitration_id=0x100, data=b"a", is_extended_id=False))
+        bus.send(can.Message(arbitration_id=0x100, data=b"b", is_extended_id=True))  # 29-bit 0x100
+        bus.send(can.Message(arbitration_id=0x18DA10F1, data=b"c", is_extended_id=True))
+        assert port.wait(2000)
+        got = []
+        f = port.recv()
+        while f is not None:
+            got.append(f)
+            f = port.recv()
+        assert got == [(0x100, False, b"a"), (0x18DA10F1, True, b"c")]
+        assert port.rx_filtered == 21 and port.rx_count == 2
+    finally:
+        port.close()
+        bus.shutdown()

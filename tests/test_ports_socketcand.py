@@ -22,6 +22,7 @@ sys.path.insert(0, ROOT)
 from controller.ports import open_port  # noqa: E402
 from controller.ports.socketcand import SocketcandPort  # noqa: E402
 from hil.socketcand_hub import SocketcandHub, format_error, format_frame, parse_send  # noqa: E402
+from tools.canbus import open_bus  # noqa: E402
 
 FRAMES = [(0x100 + n, False, bytes(range(n))) for n in range(9)]
 FRAMES += [(0x18DAF100 + n, True, bytes(range(0xA0, 0xA0 + n))) for n in range(9)]
@@ -60,7 +61,7 @@ def plant(bridge_channel):
 
 
 def pc_client(hub):
-    return can.Bus(interface="socketcand", host=hub.address[0], port=hub.address[1], channel="vcan0")
+    return open_bus(interface="socketcand", host=hub.address[0], port=hub.address[1], channel="vcan0")
 
 
 def our_port(hub, **kw):
@@ -168,6 +169,25 @@ def _stalled_client(hub):
     assert wait_until(lambda: hub.client_count() >= 1)
     time.sleep(0.1)
     return s
+
+
+def test_acceptance_filter_skips_foreign_lines_before_their_data(hub):
+    pc = pc_client(hub)
+    port = our_port(hub)
+    try:
+        assert wait_until(lambda: hub.client_count() == 2)
+        assert port.set_filter([(0x100, False), (0x18DA10F1, True)]) is False  # raw mode: no subscription
+        for can_id, ext, data in ((0x200, False, b"x"), (0x100, True, b"y"), (0x100, False, b"a"),
+                                  (0x18DA10F1, True, b"c")):
+            pc.send(can.Message(arbitration_id=can_id, is_extended_id=ext, data=data))
+        got = []
+        while len(got) < 2 and port.wait(5000):
+            got.append(port.recv())
+        assert got == [(0x100, False, b"a"), (0x18DA10F1, True, b"c")]
+        assert port.rx_filtered == 2 and port.rx_errors == 0
+    finally:
+        pc.shutdown()
+        port.close()
 
 
 def test_a_client_that_stops_reading_does_not_hold_up_the_others(bridge_channel):

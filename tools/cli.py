@@ -163,9 +163,11 @@ def cmd_run(args):
         spec.update(host=args.host, port=args.port)
     port = open_port(spec)
     gw = Gateway(cfg, port)
+    gw.apply_acceptance_filter()
     try:
         stats = run(gw, port, RealClock(), duration_us=int(args.duration * 1e6) if args.duration else None)
-        print(f"ticks {stats.ticks} late_max_us {stats.late_max} overruns {stats.overruns} refused {gw.refused_total}")
+        print(f"ticks {stats.ticks} late_max_us {stats.late_max} overruns {stats.overruns} refused {gw.refused_total}"
+              f" filtered {port.rx_filtered}")
     except KeyboardInterrupt:
         pass
     finally:

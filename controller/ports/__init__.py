@@ -18,7 +18,14 @@ Contract (every adapter in this package keeps it):
   ``timeout_ms`` may be fractional; a port whose operating-system wait is coarser
   rounds up, never down to a busy spin.
 - ``close()``: release the transport; safe to call twice.
-- counters ``rx_count``, ``tx_count``, ``tx_dropped``, ``rx_errors``.
+- ``set_filter(ids)``: the acceptance filter. ``ids`` is a list of ``(can_id, extended)``
+  (or None: every frame, the default). From then on ``recv()`` returns only frames
+  with one of those ids; the others are dropped before their data is parsed and
+  counted in ``rx_filtered`` (frames a hardware or kernel filter drops never reach
+  the port and are not counted). Returns True when the adapter also installed the
+  filter below itself (controller hardware, kernel, python-can), False when the port
+  filters alone. Raises ``ValueError`` for an invalid id.
+- counters ``rx_count``, ``tx_count``, ``tx_dropped``, ``rx_errors``, ``rx_filtered``.
 
 ``open_port(spec)`` builds a port from a plain dict, importing only the adapter it
 needs, so a board never imports python-can and a PC never imports ``machine``.
@@ -26,6 +33,7 @@ needs, so a board never imports python-can and a PC never imports ``machine``.
 
 STD_ID_MAX = 0x7FF
 EXT_ID_MAX = 0x1FFFFFFF
+EXT_KEY = 1 << 29  # marks an extended id in an acceptance key (keys stay small ints)
 
 try:  # MicroPython: wrap-safe tick arithmetic is built in
     from time import sleep_ms, sleep_us, ticks_add, ticks_diff, ticks_ms
@@ -59,16 +67,50 @@ def check_frame(can_id, data, extended):
         raise ValueError("CAN data longer than 8 bytes")
 
 
-class Port:
-    """Base class: the counters and no-op defaults shared by all adapters."""
+def acceptance(ids):
+    """The acceptance set of set_filter(ids): a dict keyed by ``can_id`` (standard) or
+    ``can_id | EXT_KEY`` (extended); None (every frame) for ids None."""
+    if ids is None:
+        return None
+    acc = {}
+    for can_id, extended in ids:
+        check_frame(can_id, b"", extended)
+        acc[(can_id | EXT_KEY) if extended else can_id] = True
+    return acc
 
-    __slots__ = ("rx_count", "tx_count", "tx_dropped", "rx_errors")
+
+class Port:
+    """Base class: the counters, the acceptance filter and the defaults shared by all adapters."""
+
+    __slots__ = ("rx_count", "tx_count", "tx_dropped", "rx_errors", "rx_filtered", "_accept")
 
     def __init__(self):
         self.rx_count = 0
         self.tx_count = 0
         self.tx_dropped = 0
         self.rx_errors = 0
+        self.rx_filtered = 0
+        self._accept = None  # None: every frame; else the dict of acceptance()
+
+    def set_filter(self, ids):
+        acc = acceptance(ids)  # validates every id before anything changes
+        self._accept = acc
+        f = getattr(self, "_pending", None)  # a frame wait() looked ahead at is judged too
+        if f is not None and not self._passes(f[0], f[1]):
+            self._pending = None
+        return self._install_filter(ids)
+
+    def _install_filter(self, ids):
+        """Adapters with a filter below the port (hardware, kernel) install it here."""
+        return False
+
+    def _passes(self, can_id, extended):
+        """True if the acceptance filter lets the frame through; counts the others."""
+        acc = self._accept
+        if acc is None or ((can_id | EXT_KEY) if extended else can_id) in acc:
+            return True
+        self.rx_filtered += 1
+        return False
 
     def send(self, can_id, data, extended=False):
         raise NotImplementedError
@@ -136,6 +178,8 @@ class MemoryPort(Port):
         self.closed = False
 
     def _push(self, frame):
+        if not self._passes(frame[0], frame[1]):
+            return True  # filtered on arrival, like a controller's filter: no queue slot used
         ring = self._ring
         if self._n == len(ring):
             return False

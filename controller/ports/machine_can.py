@@ -63,5 +63,21 @@ class MachineCanPort(PolledPort):
             if flags & self._rtr or len(data) > 8:
                 self.rx_errors += 1
                 continue
+            ext = bool(flags & self._ext)
+            if not self._passes(res[0], ext):
+                continue
             self.rx_count += 1
-            return (res[0], bool(flags & self._ext), bytes(data))
+            return (res[0], ext, bytes(data))
+
+    def _install_filter(self, ids):
+        """The controller's own filters when they hold the list (``CAN.filters_max``);
+        otherwise the hardware keeps passing every frame and the port filters alone."""
+        can = self.can
+        if ids is not None and len(ids) <= getattr(can, "filters_max", 0):
+            try:
+                can.set_filters([(i, 0x1FFFFFFF if ext else 0x7FF, self._ext if ext else 0) for i, ext in ids])
+                return True
+            except ValueError:  # a flag or an id this controller cannot filter on
+                pass
+        can.set_filters(None)
+        return False

@@ -11,7 +11,10 @@ first) and reuse one preallocated list and buffer, so only the returned frame tu
 is allocated.  With ``accept_all`` (default) the constructor installs filters that
 pass every standard and extended frame into FIFO 0 (classic bxCAN: one MASK16 bank
 with zero masks; FDCAN: a zero MASK filter per id type).  Remote frames count in
-``rx_errors``.  ``wait`` polls every ``poll_us`` microseconds.
+``rx_errors``.  ``wait`` polls every ``poll_us`` microseconds.  ``set_filter`` filters
+in the port only: the filter banks are shared between the CAN controllers of a chip
+and laid out per board, so hardware list filters are left to the integrator
+(``setfilter`` on ``port.can``, with ``accept_all=False``).
 """
 from . import PolledPort, check_frame
 
@@ -60,6 +63,8 @@ class PybCanPort(PolledPort):
                 data = res[4]
                 if res[2] or len(data) > 8:  # remote frame, or FD payload
                     self.rx_errors += 1
+                    continue
+                if not self._passes(res[0], res[1]):
                     continue
                 self.rx_count += 1
                 return (res[0], bool(res[1]), bytes(data))

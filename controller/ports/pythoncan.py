@@ -74,8 +74,31 @@ class PythonCanPort(Port):
                     left = timeout_ms - ticks_diff(ticks_ms(), t0)
                     timeout_s = left / 1000 if left > 0 else 0
                 continue
+            if not self._passes(msg.arbitration_id, msg.is_extended_id):
+                continue  # python-can's own filter passed it: a bus without filtering
             self.rx_count += 1
             return (msg.arbitration_id, msg.is_extended_id, bytes(msg.data))
+
+    def _install_filter(self, ids):
+        """python-can's filters, kept only where the interface applies them below python-can
+        (the kernel on socketcan: the bus then says ``_is_filtered``).  A filter that
+        python-can applies itself is undone: its ``recv(timeout=0)`` returns None at the
+        first frame it filters even with matching frames behind it, which would cut a
+        poll short; the port's own filter skips such frames and goes on."""
+        bus = self.bus
+        if ids is None:
+            bus.set_filters(None)
+            return False
+        f = [{"can_id": i, "can_mask": 0x1FFFFFFF if ext else 0x7FF, "extended": bool(ext)} for i, ext in ids]
+        try:
+            bus.set_filters(f)
+        except (self._can.CanError, NotImplementedError, OSError, ValueError):
+            bus.set_filters(None)
+            return False
+        if getattr(bus, "_is_filtered", False) is True:
+            return True
+        bus.set_filters(None)
+        return False
 
     def recv(self):
         f = self._pending

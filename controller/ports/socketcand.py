@@ -14,7 +14,9 @@ Guarantees: the constructor either returns a connected port or raises OSError wi
 sets ``connected`` False, makes ``send`` return False and ``recv`` return None.
 Server lines that are not a valid classic frame (``< error .. >``, ``< rtr .. >``,
 ``< fdframe .. >``, garbage, overlong lines) are counted in ``rx_errors`` and skipped;
-``< ok >`` and ``< echo >`` replies are ignored.  Receive and transmit use fixed
+``< ok >`` and ``< echo >`` replies are ignored.  socketcand's raw mode has no
+subscription, so ``set_filter`` filters in the port: a frame line for another id is
+dropped after its id, before its data is parsed.  Receive and transmit use fixed
 preallocated buffers; a frame that does not fit the transmit buffer is dropped, so a
 stalled server can never make ``send`` block or grow memory.
 """
@@ -292,6 +294,8 @@ class SocketcandPort(Port):
         if can_id < 0 or can_id > (0x1FFFFFFF if extended else 0x7FF) or i == j:
             self.rx_errors += 1
             return None
+        if not self._passes(can_id, extended):
+            return None  # not for us: the data is not even parsed
         # data: contiguous hex pairs (what socketcand sends) or one token per byte
         n = 0
         data = self._data

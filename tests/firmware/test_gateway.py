@@ -186,3 +186,36 @@ def test_meter_and_inverter_disagree_is_implausible():
     site.inv_v = None
     t = _run(gw, site, t, 70)
     assert not gw.safe
+
+
+def test_rx_ids_are_the_inputs_and_the_diagnostic_requests():
+    from controller import candb
+    from controller.diagnostics import Diagnostics
+
+    gw, site = _gw()
+    inputs = ["MTR_Grid", "MTR_Power", "INV_Status", "INV_AcMeasure", "RLY_Feedback", "EVCC_Limits",
+              "EVCC_Status", "INV_AcLossEvent", "EMS_ModeRequest"]
+    ids = sorted((candb.BY_NAME[n].frame_id, False) for n in inputs)
+    assert gw.rx_ids() == ids
+    Diagnostics(gw, {"serial": "T", "sw_version": "t", "system_name": "t"}, b"\x11" * 32, 0)
+    assert gw.rx_ids() == sorted(ids + [(0x7DF, False), (0x7E0, False)])
+
+
+def test_acceptance_filter_drops_foreign_ids_before_the_gateway():
+    gw, site = _gw()
+    assert gw.apply_acceptance_filter() is False  # a MemoryPort filters in the port
+    t = _run(gw, site, 0, 5)
+    site.port.send(0x555, b"\x00" * 8)
+    site.port.send(0x0A0, b"\x01\x02\x03")  # an input's id with a wrong length: still refused
+    gw.poll(t)
+    assert gw.refused[events.R_UNKNOWN_ID] == 0 and gw.port.rx_filtered == 1
+    assert gw.refused[events.R_LENGTH] == 1
+    assert not gw.safe  # and the site's own frames go on arriving
+
+
+def test_acceptance_filter_off_by_configuration():
+    gw, site = _gw(control={"recover_hold_ms": 0, "acceptance_filter": False})
+    assert gw.apply_acceptance_filter() is False
+    site.port.send(0x555, b"\x00" * 8)
+    gw.poll(0)
+    assert gw.refused[events.R_UNKNOWN_ID] == 1 and gw.port.rx_filtered == 0

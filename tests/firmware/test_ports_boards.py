@@ -8,7 +8,7 @@ memoryview the driver resizes in place).
 """
 import sys
 
-from controller.ports import MemoryBus, Port, check_frame, memory_pair, open_port
+from controller.ports import EXT_KEY, MemoryBus, Port, acceptance, check_frame, memory_pair, open_port
 from controller.ports.machine_can import MachineCanPort
 from controller.ports.pyb_can import PybCanPort
 
@@ -83,6 +83,7 @@ class FakeMachineCAN:
     RECV_ERR_OVERRUN = 2
     TX_QUEUE_LEN = 3
     FILTERS_MAX = 8
+    filters_max = FILTERS_MAX  # CAN.filters_max: how many filters this controller holds
 
     def __init__(self, id, *args, **kwargs):
         self.id = id
@@ -495,3 +496,91 @@ def test_base_port_is_abstract():
     assert raises(NotImplementedError, p.send, 1, b"")
     assert raises(NotImplementedError, p.recv)
     assert p.counters() == (0, 0, 0, 0)
+
+
+# -- acceptance filter (set_filter) -------------------------------------------------
+
+WANTED = [(0x100, False), (0x18DA10F1, True)]
+
+
+def test_acceptance_set():
+    assert acceptance(None) is None
+    assert acceptance(WANTED) == {0x100: True, 0x18DA10F1 | EXT_KEY: True}
+    assert acceptance([(0x100, True)]) != acceptance([(0x100, False)])  # 11 and 29 bit differ
+    assert raises(ValueError, acceptance, [(0x800, False)])
+    assert raises(ValueError, acceptance, [(0x20000000, True)])
+    a, b = memory_pair()
+    assert raises(ValueError, b.set_filter, [(0x100, False), (-1, False)])
+    assert b._accept is None  # a refused list changes nothing
+
+
+def test_memory_port_filter():
+    a, b = memory_pair()
+    assert b.set_filter(WANTED) is False  # no filter below a MemoryPort: the port filters
+    for f in ((0x100, False, b"1"), (0x101, False, b"2"), (0x18DA10F1, True, b"3"), (0x100, True, b"4")):
+        a.send(f[0], f[2], f[1])
+    assert b.recv() == (0x100, False, b"1")
+    assert b.recv() == (0x18DA10F1, True, b"3")
+    assert b.recv() is None
+    assert (b.rx_filtered, b.rx_count) == (2, 2)
+    b.set_filter(None)
+    a.send(0x101, b"5")
+    assert b.recv() == (0x101, False, b"5") and b.rx_filtered == 2
+
+
+def test_memory_port_filtered_frames_take_no_queue_slot():
+    a, b = memory_pair(2)
+    b.set_filter([(0x100, False)])
+    for _ in range(5):
+        assert a.send(0x200, b"x")  # filtered on arrival: never a full queue
+    assert a.tx_dropped == 0 and b.pending() == 0 and b.rx_filtered == 5
+
+
+def test_machine_filter_in_hardware():
+    hw = FakeMachineCAN(1, 500000)
+    port = MachineCanPort(hw)
+    assert port.set_filter(WANTED) is True
+    assert hw.filters == [(0x100, 0x7FF, 0), (0x18DA10F1, 0x1FFFFFFF, hw.FLAG_EXT_ID)]
+    hw.deliver(0x101, b"x")
+    hw.deliver(0x18DA10F1, b"y", hw.FLAG_EXT_ID)
+    hw.deliver(0x100, b"z")
+    assert port.recv() == (0x18DA10F1, True, b"y")
+    assert port.recv() == (0x100, False, b"z")
+    assert port.recv() is None
+    assert port.rx_filtered == 0  # the controller dropped 0x101: the port never saw it
+    assert port.set_filter(None) is False and hw.filters is None
+
+
+def test_machine_filter_longer_than_the_hardware_holds():
+    hw = FakeMachineCAN(1, 500000)
+    port = MachineCanPort(hw)
+    ids = [(0x100 + i, False) for i in range(hw.FILTERS_MAX + 1)]
+    assert port.set_filter(ids) is False
+    assert hw.filters is None  # the hardware passes everything ...
+    hw.deliver(0x300, b"x")
+    hw.deliver(0x108, b"y")
+    assert port.recv() == (0x108, False, b"y")  # ... and the port filters
+    assert port.rx_filtered == 1
+
+
+def test_pyb_filter_in_the_port():
+    hw = FakePybCAN(1, FakePybCAN.NORMAL, baudrate=500000)
+    port = PybCanPort(hw)
+    banks = dict(hw.banks)
+    assert port.set_filter(WANTED) is False
+    assert hw.banks == banks  # the accept-all banks stay
+    hw.deliver(0x123, b"x")
+    hw.deliver(0x100, b"y")
+    hw.deliver(0x18DA10F1, b"z", ext=True)
+    assert port.recv() == (0x100, False, b"y")
+    assert port.recv() == (0x18DA10F1, True, b"z")
+    assert port.recv() is None and port.rx_filtered == 1
+
+
+def test_set_filter_judges_the_frame_wait_looked_ahead_at():
+    hw = FakeMachineCAN(1, 500000)
+    port = MachineCanPort(hw)
+    hw.deliver(0x123, b"x")
+    assert port.wait(0)  # 0x123 is now held for the next recv()
+    port.set_filter([(0x100, False)])
+    assert port.recv() is None and port.rx_filtered == 1
