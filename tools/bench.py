@@ -330,14 +330,15 @@ def measure_inproc(n, load_share):
         "floor_virtual": {"departure_p50_us": dep_e["p50"], "departure_p99_us": dep_e["p99"]},
         "reaction_inproc": {"departure_p50_us": dep_c["p50"], "departure_p99_us": dep_c["p99"],
                             "ticks": res["loop"].ticks, "tick_late_max_us": res["loop"].late_max,
-                            "frames_refused": gw.refused_total},
+                            "frames_refused": gw.refused_total, "frames_filtered": gw.port.rx_filtered},
     }
     if load:
         fps = load.achieved()
         for k in extra:
             extra[k]["load_fps"] = fps
-        extra["reaction_inproc"]["note"] = ("the controller refused the %d background frames as unknown ids "
-                                            "(no acceptance filter on a PythonCanPort)" % gw.refused_total)
+        extra["reaction_inproc"]["note"] = ("the controller's port dropped %d background frames in its "
+                                            "acceptance filter (python-can virtual: no filter below the port)"
+                                            % gw.port.rx_filtered)
     return {"floor_virtual": res["echo"], "reaction_inproc": res["controller"]}, extra
 
 
@@ -715,6 +716,7 @@ def measure_jitter(ticks, load_share, mp, cfg_path, skip_s=0.5):
         if load_share:
             e["load_fps"] = min(f for f in fps if f is not None) if any(f is not None for f in fps) else None
             e["frames_refused"] = r["refused"]
+            e["frames_filtered"] = r["filtered"]
         extra[x.name] = e
         extra[x.name + "_bus"] = {"note": "|interval between successive GW_InverterLimits - 10 ms|, "
                                           "stamped by the hub when it forwarded them"}

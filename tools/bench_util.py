@@ -304,12 +304,14 @@ def mp_jitter(host, port, cfg_path, seconds, channel="vcan0"):
     cfg = config.load(cfg_path)
     port = open_port({"interface": "socketcand", "host": host, "port": port, "channel": channel})
     gw = Gateway(cfg, port)
+    gw.apply_acceptance_filter()  # as controller.main runs it
     stats = runtime.run(gw, port, RealClock(), duration_us=int(seconds * 1000000))
     runtime.LoopStats = base
     n = stats.ticks if stats.ticks < cap else cap
     print(json.dumps({"impl": sys.implementation.name, "ticks": stats.ticks, "late_us": stats.log[:n],
                       "late_max_us": stats.late_max, "overruns": stats.overruns, "safe": gw.safe,
-                      "refused": gw.refused_total, "rx": port.rx_count, "tx": port.tx_count}))
+                      "refused": gw.refused_total, "filtered": port.rx_filtered, "rx": port.rx_count,
+                      "tx": port.tx_count}))
     port.close()
     return 0
 
@@ -368,6 +370,7 @@ class _Controller:
         self.channel = _channel("ctl")
         self.port = PythonCanPort(interface="virtual", channel=self.channel)
         self.gw, _ = gateway("v2g", SETPOINT_KW, port=self.port, **override)
+        self.gw.apply_acceptance_filter()  # as controller.main runs it
         self.stop = threading.Event()
         self.stats = None
         self.error = None
