@@ -163,3 +163,34 @@ def test_acceptance_filter_on_a_virtual_bus(channel):
     finally:
         port.close()
         bus.shutdown()
+
+
+def test_wait_ends_on_time_under_a_stream_of_filtered_frames(channel):
+    """Foreign frames arriving faster than wait()'s timeout must not restart it: the
+    control loop sleeps in wait() and would miss its ticks (the bench caught this)."""
+    import threading
+
+    port = PythonCanPort(interface="virtual", channel=channel)
+    port.set_filter([(0x100, False)])
+    bus = can.Bus(interface="virtual", channel=channel)
+    stop = threading.Event()
+
+    def flood():
+        while not stop.is_set():
+            bus.send(can.Message(arbitration_id=0x700, data=bytes(8), is_extended_id=False))
+            stop.wait(0.0005)
+
+    t = threading.Thread(target=flood, daemon=True)
+    t.start()
+    result = []
+    waiter = threading.Thread(target=lambda: result.append(port.wait(50)), daemon=True)
+    try:
+        waiter.start()
+        waiter.join(10.0)  # liveness, not timing: a restarted wait never returns while the flood goes on
+        assert result == [False] and port.rx_filtered > 0
+    finally:
+        stop.set()
+        t.join(2)
+        waiter.join(2)
+        port.close()
+        bus.shutdown()

@@ -70,14 +70,12 @@ class PythonCanPort(Port):
                 return None
             if msg.is_error_frame or msg.is_remote_frame or msg.is_fd or len(msg.data) > 8:
                 self.rx_errors += 1
-                if timeout_s > 0:  # keep waiting for a real frame in the rest of the time
-                    left = timeout_ms - ticks_diff(ticks_ms(), t0)
-                    timeout_s = left / 1000 if left > 0 else 0
-                continue
-            if not self._passes(msg.arbitration_id, msg.is_extended_id):
-                continue  # python-can's own filter passed it: a bus without filtering
-            self.rx_count += 1
-            return (msg.arbitration_id, msg.is_extended_id, bytes(msg.data))
+            elif self._passes(msg.arbitration_id, msg.is_extended_id):
+                self.rx_count += 1
+                return (msg.arbitration_id, msg.is_extended_id, bytes(msg.data))
+            if timeout_s > 0:  # keep waiting for a wanted frame in the rest of the time only
+                left = timeout_ms - ticks_diff(ticks_ms(), t0)
+                timeout_s = left / 1000 if left > 0 else 0
 
     def _install_filter(self, ids):
         """python-can's filters, kept only where the interface applies them below python-can
