@@ -93,6 +93,8 @@ class Port:
         self._accept = None  # None: every frame; else the dict of acceptance()
 
     def set_filter(self, ids):
+        """The acceptance filter of the contract above: from now on recv() returns only
+        frames whose (can_id, extended) is in ids (None: every frame)."""
         acc = acceptance(ids)  # validates every id before anything changes
         self._accept = acc
         f = getattr(self, "_pending", None)  # a frame wait() looked ahead at is judged too
