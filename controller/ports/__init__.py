@@ -180,7 +180,7 @@ class MemoryPort(Port):
         self.closed = False
 
     def _push(self, frame):
-        if not self._passes(frame[0], frame[1]):
+        if self._accept is not None and not self._passes(frame[0], frame[1]):
             return True  # filtered on arrival, like a controller's filter: no queue slot used
         ring = self._ring
         if self._n == len(ring):
