@@ -64,7 +64,7 @@ R_LENGTH, R_CRC, R_COUNTER, R_RANGE, R_UNKNOWN_ID = 1, 2, 3, 4, 5
 REFUSE_NAMES = {R_LENGTH: "length", R_CRC: "crc", R_COUNTER: "alive_counter", R_RANGE: "range", R_UNKNOWN_ID: "unknown_id"}
 
 # Trip reasons (EventDetail of TRIP). Inverter-reported faults; protection stages join later.
-# Codes 16..63 are the interface protection's (controller/interface_protection.py REASON_NAMES).
+# Codes 16..63 are the interface protection's (controller/protection/interface_protection.py REASON_NAMES).
 T_INV_OVERCURRENT, T_INV_OVERTEMP, T_INV_DC, T_INV_AC_GRID, T_AC_LOSS, T_FREQ_DRIFT = 1, 2, 3, 4, 5, 6
 TRIP_NAMES = {
     T_INV_OVERCURRENT: "inverter_overcurrent",
@@ -80,7 +80,7 @@ def trip_name(code):
     """Name of a trip reason or islanding method code (inverter, AC loss or protection stage)."""
     if code in TRIP_NAMES:
         return TRIP_NAMES[code]
-    from controller.interface_protection import REASON_NAMES  # late: keeps this table module light
+    from controller.protection.interface_protection import REASON_NAMES  # late: keeps this table module light
 
     return REASON_NAMES.get(code, code)
 

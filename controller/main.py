@@ -20,8 +20,8 @@ import sys
 
 from controller import config
 from controller.clock import RealClock
-from controller.gateway import Gateway
-from controller.ports import open_port
+from controller.control.gateway import Gateway
+from controller.bus.ports import open_port
 from controller.runtime import run
 
 
@@ -43,8 +43,8 @@ SLOT_SIZE = 512 * 1024
 
 def attach_diagnostics(gw, opts, now, reset=None):
     """UDS over ISO-TP with the fault memory, boot record and update slots in files under --data."""
-    from controller import update
-    from controller.diagnostics import Diagnostics
+    from controller.update import slots as update
+    from controller.diag.diagnostics import Diagnostics
     from controller.storage import BlobStore, FileMedium
 
     with open(opts["secret"]) as f:

@@ -6,7 +6,7 @@ gateway's commands past the relay's receive timeout (dbc/relay.dbc: 50 ms) and t
 relay would open the home. Such work is written as a generator: each `next()` does a
 bounded piece (one erase sector, one hash chunk, a few bits of a scalar
 multiplication) and the generator's return value is the result. The caller either
-advances it once per poll of the loop (controller.uds turns it into a step function
+advances it once per poll of the loop (controller.diag.uds turns it into a step function
 that answers 0x78 response-pending meanwhile) or, outside the loop, runs it to its end
 with `run_to_end`.
 """

@@ -1,6 +1,6 @@
 """Reference end-to-end protection for the simulated devices.
 
-Written independently of controller/e2e.py (bitwise, straight from the definition)
+Written independently of controller/bus/e2e.py (bitwise, straight from the definition)
 so that the HIL devices and the firmware check each other: CRC-8 SAE J1850
 (polynomial 0x1D, initial value 0xFF, final XOR 0xFF) over the data id (low byte,
 high byte) and bytes 0..6 of the payload; the CRC goes into byte 7.

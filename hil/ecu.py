@@ -1,7 +1,7 @@
 """The simulated gateway ECU's diagnostics for `v2xgw hil serve`: UDS over ISO-TP on the bus.
 
 What a unit in the field has on flash lives here in memory: two update slots and the
-boot record (controller.update.Updater), the fault memory's store
+boot record (controller.update.slots.Updater), the fault memory's store
 (controller.storage.BlobStore). ECU reset (0x11) re-runs the boot selection as a real
 reset would; a pending image that verifies is then reported as the running software
 (0xF195) and confirmed, as the self-test of a real boot would do. The device secret of
@@ -11,8 +11,8 @@ sequence, not secrecy.
 
 import hashlib
 
-from controller import update
-from controller.diagnostics import Diagnostics
+from controller.update import slots as update
+from controller.diag.diagnostics import Diagnostics
 from controller.storage import BlobStore, MemoryMedium
 
 HIL_SECRET = hashlib.sha256(b"v2xgw HIL device secret - public, test rigs only").digest()

@@ -7,13 +7,13 @@ gateway's command goes missing (armed by the first command) or fails its end-to-
 check. Scenario faults `can_silence` and `can_corrupt` act here, per node.
 
 The bus is either a python-can bus (real time, socketcand, `virtual`) or a port from
-controller.ports (the in-process MemoryBus of the lockstep runner); frames cross as
+controller.bus.ports (the in-process MemoryBus of the lockstep runner); frames cross as
 (can_id, extended, data).
 
 Frame codec (`codec=`):
 - "cantools" encodes and decodes with cantools, an implementation independent of the
   firmware's generated codec, so that the two check each other;
-- "candb" uses the generated codec controller.candb (about ten times faster). The
+- "candb" uses the generated codec controller.bus.candb (about ten times faster). The
   lockstep runner uses it by default; tests/test_lockstep_bus.py runs scenarios with
   both and requires identical reports, so cantools stays the checker.
 The end-to-end CRC is always the HIL's own (hil/e2e_ref.py).
@@ -61,7 +61,7 @@ class _Tx:
         self.sig = {}  # the signal values of the frame being built (reused)
         self.buf = bytearray(msg.length)
         if codec == "candb":
-            from controller import candb
+            from controller.bus import candb
 
             self.encode_into = candb.BY_NAME[msg.name].encode_into
         else:
@@ -89,7 +89,7 @@ class _Rx:
         self.timeout_us = timeout_ms * 1000
         self.refused = 0
         if codec == "candb":
-            from controller import candb
+            from controller.bus import candb
 
             dec = candb.BY_NAME[msg.name].decode_into
 
@@ -145,7 +145,7 @@ class _CanLink:
 class SiteNodes:
     """All simulated devices on one bus, driven by plant time (microseconds).
 
-    `bus`: a python-can BusABC, or a controller.ports port (send(can_id, data), recv()).
+    `bus`: a python-can BusABC, or a controller.bus.ports port (send(can_id, data), recv()).
     transmit(now_us) sends what is due; `next_due_us` is the earliest time a cyclic frame
     is due, and the plant's `notify` flag marks event-driven frames (AC loss, relay
     contact, EV limits), so a caller may skip transmit() while

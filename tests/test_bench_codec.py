@@ -1,4 +1,4 @@
-"""Benchmarks: generated codecs (controller/candb.py) against cantools on the same message.
+"""Benchmarks: generated codecs (controller/bus/candb.py) against cantools on the same message.
 
     pytest tests/test_bench_codec.py --benchmark-enable
 
@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from controller import candb  # noqa: E402
+from controller.bus import candb  # noqa: E402
 
 CASES = {
     "MTR_Grid": {"GridVoltage": 231.45, "GridFrequency": 49.987, "PhaseAngle": -12.3, "AliveCounter": 7,

@@ -24,7 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from controller import candb  # noqa: E402
+from controller.bus import candb  # noqa: E402
 from tools import bench_util as bu  # noqa: E402
 
 CMD = candb.BY_NAME["GW_InverterCmd"]

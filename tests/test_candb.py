@@ -1,4 +1,4 @@
-"""The generated CAN codecs (controller/candb.py) agree exactly with cantools.
+"""The generated CAN codecs (controller/bus/candb.py) agree exactly with cantools.
 
 cantools parses the DBC files and is the independent implementation: for every message
 of every file in dbc/, hypothesis draws in-range physical values on the raw grid,
@@ -46,7 +46,7 @@ SITE_IDS = [m.name for _, m in SITE]
 
 
 def _candb():
-    from controller import candb
+    from controller.bus import candb
 
     return candb
 
@@ -563,7 +563,7 @@ def _print_vectors():
         body = ", ".join("%r: %r" % (k, v) for k, v in values.items())
         return "    (ID_%s, {%s}, %r)," % (names[fid], body, hx)
 
-    print("from controller.candb import (  # noqa: E402")
+    print("from controller.bus.candb import (  # noqa: E402")
     for fid in sorted(names):
         print("    ID_%s," % names[fid])
     print(")")

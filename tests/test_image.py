@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from controller import ed25519, update
+from controller.update import ed25519
+from controller.update import image as update_image
 from tools import image
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -101,8 +102,8 @@ def test_against_the_cryptography_package():
 
 
 def test_dev_key_matches_the_firmware_constant():
-    assert image.public_key(image.DEV_SEED) == update.PUBLIC_KEY
-    assert ed25519.public_key(image.DEV_SEED) == update.PUBLIC_KEY
+    assert image.public_key(image.DEV_SEED) == update_image.PUBLIC_KEY
+    assert ed25519.public_key(image.DEV_SEED) == update_image.PUBLIC_KEY
 
 
 # --- real images ------------------------------------------------------------------------------
@@ -211,10 +212,10 @@ MP_SCRIPT = r"""
 import sys, time
 sys.path.insert(0, ROOT)
 from controller.storage import FileMedium
-from controller import update
+from controller.update import image, slots
 img = open(IMG, "rb").read()
 def dev():
-    return update.Updater(FileMedium(TMP + "/boot.bin", 128),
+    return slots.Updater(FileMedium(TMP + "/boot.bin", 128),
                           (FileMedium(TMP + "/slot0.bin", SLOT), FileMedium(TMP + "/slot1.bin", SLOT)))
 u = dev()
 assert u.begin(len(img))
@@ -223,16 +224,16 @@ for off in range(0, len(img), 1024):
 t = time.ticks_us()
 print("finish", u.finish())
 print("finish_ms", time.ticks_diff(time.ticks_us(), t) / 1000)
-mlen = update.parse_header(img[:16])[0]
+mlen = image.parse_header(img[:16])[0]
 signed, sig = img[:16 + mlen], img[-64:]
 t = time.ticks_us()
 for i in range(5):
-    assert update.ed25519.verify(update.PUBLIC_KEY, signed, sig)
+    assert image.ed25519.verify(image.PUBLIC_KEY, signed, sig)
 print("signature_ms", time.ticks_diff(time.ticks_us(), t) / 5000, "manifest_bytes", mlen)
-slot = update.boot(dev())
+slot = slots.boot(dev())
 print("slot", slot)
-import controller.limits, controller.storage
-print("file", controller.limits.__file__)
+import controller.control.limits, controller.storage
+print("file", controller.control.limits.__file__)
 print("reimported", controller.storage.__file__)
 print("confirm", dev().confirm(), dev().status()["active"])
 """
@@ -250,6 +251,6 @@ def test_real_image_installs_and_boots_under_micropython(real_image, tmp_path):
     out = dict(line.split(" ", 1) for line in r.stdout.strip().splitlines())
     assert out["finish"] == "(True, 'ok')"
     assert out["slot"] == "0"
-    assert out["file"] == "/app/controller/limits.mpy"  # imported from the slot, not the tree
+    assert out["file"] == "/app/controller/control/limits.mpy"  # imported from the slot, not the tree
     assert out["reimported"] == "/app/controller/storage.mpy"
     assert out["confirm"] == "True 0"

@@ -1,6 +1,6 @@
 """Our ISO-TP endpoint against the PyPI can-isotp stack on python-can's virtual bus.
 
-Our endpoint (controller/isotp.py) runs in a thread loop on a PythonCanPort, as the
+Our endpoint (controller/diag/isotp.py) runs in a thread loop on a PythonCanPort, as the
 gateway's real-time loop would run it; can-isotp's threaded CanStack is the other side.
 Faults are injected by a relay between two virtual channels that drops, or swaps, chosen
 frames; then each side must report what ISO 15765-2 says it should.
@@ -16,9 +16,9 @@ import isotp
 import pytest
 
 from controller.clock import RealClock
-from controller.isotp import (N_BUFFER_OVFLW, N_OK, N_TIMEOUT_BS, N_TIMEOUT_CR, N_WRONG_SN, IsoTp,
+from controller.diag.isotp import (N_BUFFER_OVFLW, N_OK, N_TIMEOUT_BS, N_TIMEOUT_CR, N_WRONG_SN, IsoTp,
                               fixed_ids)
-from controller.ports.pythoncan import PythonCanPort
+from controller.bus.ports.pythoncan import PythonCanPort
 
 TIMEOUT_US = 1000000  # N_Bs/N_Cr on both sides: the ISO 15765-2 value, so a busy host cannot fake a timeout
 TIMEOUT_MS = TIMEOUT_US // 1000
@@ -33,7 +33,7 @@ def _channel():
 
 
 class Ours:
-    """controller.isotp.IsoTp in its own loop thread: the gateway side (ECU)."""
+    """controller.diag.isotp.IsoTp in its own loop thread: the gateway side (ECU)."""
 
     def __init__(self, channel, **kw):
         self.port = PythonCanPort(interface="virtual", channel=channel)

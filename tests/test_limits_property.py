@@ -13,8 +13,9 @@ from hypothesis import given, settings, strategies as st
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "firmware"))
 
-from controller import config, events, limits  # noqa: E402
-from controller.gateway import Gateway  # noqa: E402
+from controller import config, events  # noqa: E402
+from controller.control import limits
+from controller.control.gateway import Gateway  # noqa: E402
 from sitebus import Site  # noqa: E402
 
 EFF = 0.97

@@ -8,8 +8,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from controller.ports import open_port  # noqa: E402
-from controller.ports.pythoncan import PythonCanPort  # noqa: E402
+from controller.bus.ports import open_port  # noqa: E402
+from controller.bus.ports.pythoncan import PythonCanPort  # noqa: E402
 
 FRAMES = [(0x100 + n, False, bytes(range(n))) for n in range(9)]
 FRAMES += [(0x18DAF100 + n, True, bytes(range(0xA0, 0xA0 + n))) for n in range(9)]

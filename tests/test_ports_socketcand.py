@@ -19,8 +19,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from controller.ports import open_port  # noqa: E402
-from controller.ports.socketcand import SocketcandPort  # noqa: E402
+from controller.bus.ports import open_port  # noqa: E402
+from controller.bus.ports.socketcand import SocketcandPort  # noqa: E402
 from hil.socketcand_hub import SocketcandHub, format_error, format_frame, parse_send  # noqa: E402
 from tools.canbus import open_bus  # noqa: E402
 
@@ -472,7 +472,7 @@ def find_micropython():
 MP_ECHO = """
 import sys
 sys.path.insert(0, ROOT)
-from controller.ports.socketcand import SocketcandPort
+from controller.bus.ports.socketcand import SocketcandPort
 port = SocketcandPort("127.0.0.1", PORT, "vcan0", 5000)
 print("READY")
 n = 0

@@ -6,8 +6,9 @@ import pathlib
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "firmware"))
 
-from controller import config, limits  # noqa: E402
-from controller.gateway import Gateway  # noqa: E402
+from controller import config  # noqa: E402
+from controller.control import limits
+from controller.control.gateway import Gateway  # noqa: E402
 from controller.iso15118.gateway_evse import GatewayEvse  # noqa: E402
 from controller.iso15118.secc import Secc  # noqa: E402
 from hil.evcc import Evcc, inprocess_exchange  # noqa: E402

@@ -1,12 +1,12 @@
-"""Interoperability of controller.uds with udsoncan, the tester side used by `v2xgw diag`.
+"""Interoperability of controller.diag.uds with udsoncan, the tester side used by `v2xgw diag`.
 
-Two levels, no transport yet (ISO-TP over the virtual bus comes with controller/isotp.py):
+Two levels, no transport yet (ISO-TP over the virtual bus comes with controller/diag/isotp.py):
 - message level: requests built by udsoncan's services (make_request), our responses
   parsed by udsoncan.Response.from_payload and the services' interpret_response;
 - client level: a real udsoncan.Client over udsoncan's QueueConnection, with the
   server answering from a thread on the real clock: session handling, SecurityAccess
   through the client's key function, 0x78 responsePending handled by the client, and
-  the full programming sequence, and (with controller.update's Updater and a signed
+  the full programming sequence, and (with controller.update.slots' Updater and a signed
   image from tools/image.py) a real image flashed, a tampered one refused.
 """
 
@@ -23,9 +23,11 @@ from udsoncan.connections import QueueConnection
 from udsoncan.exceptions import NegativeResponseException
 from udsoncan.ResponseCode import ResponseCode
 
-from controller import config, dtc, uds
+from controller import config
+from controller.diag import dtc
+from controller.diag import uds
 from controller.clock import RealClock, ticks_add
-from controller.dtc import DtcMemory
+from controller.diag.dtc import DtcMemory
 
 SECRET = bytes(range(32))
 READY = uds.SECURITY_DELAY_US
@@ -427,7 +429,7 @@ def _flash(c, image):
 
 def test_client_flashes_signed_image_through_updater():
     from controller.storage import MemoryMedium, Partition
-    from controller.update import Updater
+    from controller.update.slots import Updater
     from tools.image import DEV_SEED, manifest_for, pack
 
     files = [("controller/__init__.py", b""), ("controller/main.py", b"VERSION = '9.9.9'\n" * 50)]

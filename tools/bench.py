@@ -12,7 +12,7 @@ Measures (times in microseconds; n, p50, p99, p99.9, max for each; docs/benchmar
   / ``reaction_socketcand_micropython``: one hil.socketcand_hub.SocketcandHub on 127.0.0.1
   per interpreter, each in a process of its own (``python -m tools.bench _hub``), the bench
   on it as a python-can ``socketcand`` client, and two other processes: a bare echo on
-  controller.ports.socketcand.SocketcandPort (``bench_util.py echo``) and the controller
+  controller.bus.ports.socketcand.SocketcandPort (``bench_util.py echo``) and the controller
   itself (``python -m controller.main`` / ``micropython -m controller.main``). The bench
   feeds each controller the site's healthy cyclic inputs, then times trigger -> reaction
   frame; the samples of the four lanes are interleaved in one run;
@@ -53,7 +53,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from controller import candb  # noqa: E402
+from controller.bus import candb  # noqa: E402
 from tools import bench_util as bu  # noqa: E402
 
 BENCH_UTIL = str(ROOT / "tools" / "bench_util.py")

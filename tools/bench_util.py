@@ -36,10 +36,11 @@ if __name__ == "__main__":  # a script run from tools/: make the repository root
     _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
     sys.path.insert(0, _here + "/..")
 
-from controller import candb, config  # noqa: E402
-from controller.e2e import E2ESender  # noqa: E402
-from controller.gateway import Gateway  # noqa: E402
-from controller.ports import memory_pair  # noqa: E402
+from controller import config  # noqa: E402
+from controller.bus import candb
+from controller.bus.e2e import E2ESender  # noqa: E402
+from controller.control.gateway import Gateway  # noqa: E402
+from controller.bus.ports import memory_pair  # noqa: E402
 
 PERIOD_US = 10000
 TICKS_MAX = (1 << 30) - 1
@@ -259,9 +260,9 @@ def mp_main(argv):
 def mp_echo(host, port, trigger_id=EV_LIMITS_ID, answer_id=CMD_ID, channel="vcan0"):
     """The bare socketcand floor: answer every frame with id `trigger_id` with one frame
     `answer_id` carrying the same bytes (other frames are read and ignored), through
-    controller.ports.socketcand.SocketcandPort (the port the controller uses), until the
+    controller.bus.ports.socketcand.SocketcandPort (the port the controller uses), until the
     server closes the connection. Usage: ``bench_util.py echo HOST PORT [TRIGGER ANSWER]``."""
-    from controller.ports.socketcand import SocketcandPort
+    from controller.bus.ports.socketcand import SocketcandPort
 
     p = SocketcandPort(host, port, channel)
     n = 0
@@ -284,7 +285,7 @@ def mp_jitter(host, port, cfg_path, seconds, channel="vcan0"):
 
     from controller import runtime
     from controller.clock import RealClock
-    from controller.ports import open_port
+    from controller.bus.ports import open_port
 
     base = runtime.LoopStats
     cap = int(seconds * 1000000) // PERIOD_US + 64
@@ -364,7 +365,7 @@ class _Controller:
         import threading
 
         from controller.clock import RealClock
-        from controller.ports.pythoncan import PythonCanPort
+        from controller.bus.ports.pythoncan import PythonCanPort
         from controller.runtime import run
 
         self.channel = _channel("ctl")

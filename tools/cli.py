@@ -150,8 +150,8 @@ def cmd_hil_matrix(args):
 def cmd_run(args):
     from controller import config
     from controller.clock import RealClock
-    from controller.gateway import Gateway
-    from controller.ports import open_port
+    from controller.control.gateway import Gateway
+    from controller.bus.ports import open_port
     from controller.runtime import run
 
     try:

@@ -2,7 +2,7 @@
 
 `v2xgw diag`, `v2xgw flash`, `v2xgw build-image`, `v2xgw deploy`. The tester is the
 independent implementation here (udsoncan, can-isotp); the ECU side is the firmware's
-controller/uds.py over controller/isotp.py.
+controller/diag/uds.py over controller/diag/isotp.py.
 """
 
 import json
@@ -37,7 +37,7 @@ def _secret(args):
 
 
 class _LiveCodec(udsoncan.DidCodec):
-    """udsoncan codec for one of the gateway's live DIDs (controller/uds.py LIVE_DIDS)."""
+    """udsoncan codec for one of the gateway's live DIDs (controller/diag/uds.py LIVE_DIDS)."""
 
     def __init__(self, fmt, scales):
         self.fmt = ">" + fmt
@@ -63,7 +63,7 @@ def _client(args):
     from udsoncan.client import Client
     from udsoncan.connections import PythonIsoTpConnection
 
-    from controller import uds
+    from controller.diag import uds
     from tools.canbus import open_bus
 
     kw = {"interface": args.interface, "channel": args.channel}
@@ -103,7 +103,8 @@ def _connect(args):
 def cmd_diag(args):
     import udsoncan
 
-    from controller import dtc, uds
+    from controller.diag import dtc
+    from controller.diag import uds
 
     c = _connect(args)
     if c is None:
@@ -167,7 +168,7 @@ def flash(client, image, log=print):
     from udsoncan import DataFormatIdentifier, MemoryLocation
     from udsoncan.services import DiagnosticSessionControl as DSC, ECUReset, RoutineControl
 
-    from controller import uds
+    from controller.diag import uds
 
     log("default, then extended session")
     client.change_session(DSC.Session.defaultSession)  # from wherever a previous tester left it

@@ -1,9 +1,9 @@
-"""Generate ``controller/candb.py`` (MicroPython-clean CAN codecs) from ``dbc/*.dbc``.
+"""Generate ``controller/bus/candb.py`` (MicroPython-clean CAN codecs) from ``dbc/*.dbc``.
 
 The DBC files are the single source of truth of the site bus; cantools parses them and
 this generator turns every message into straight-line shift/mask code::
 
-    python -m tools.gen_candb                 # regenerate controller/candb.py and dbc/README.md
+    python -m tools.gen_candb                 # regenerate controller/bus/candb.py and dbc/README.md
     python -m tools.gen_candb --check         # exit 1 if a committed file is stale
 
 The generator also writes the generated parts of ``dbc/README.md`` (the ``--readme``
@@ -34,7 +34,7 @@ Exactness with cantools is the contract (tests/test_candb.py proves it):
 Refused with a clear :class:`GeneratorError`: multiplexed and container messages,
 float signals that are not 32 or 64 bits, signals outside the payload, duplicate frame
 ids or message names across files, and E2E-protected messages (``E2EDataID`` != 0)
-whose ``AliveCounter``/``Crc`` layout the E2E layer (controller/e2e.py) cannot use.
+whose ``AliveCounter``/``Crc`` layout the E2E layer (controller/bus/e2e.py) cannot use.
 """
 
 import argparse
@@ -54,7 +54,7 @@ from cantools.database.conversion import (
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DBC_DIR = os.path.join(ROOT, "dbc")
-DEFAULT_OUT = os.path.join(ROOT, "controller", "candb.py")
+DEFAULT_OUT = os.path.join(ROOT, "controller", "bus", "candb.py")
 DEFAULT_README = os.path.join(DEFAULT_DBC_DIR, "README.md")
 
 E2E_COUNTER = "AliveCounter"
@@ -484,7 +484,7 @@ class Message:
 
     decode(data) -> dict / decode_into(data, out) -> out: physical values (cantools'
     signal names; ints where cantools gives ints, floats where it gives floats;
-    enumerations as raw ints).  No CRC or alive-counter check here (controller/e2e.py).
+    enumerations as raw ints).  No CRC or alive-counter check here (controller/bus/e2e.py).
     Raises ValueError if data is shorter than ``length`` (extra bytes are ignored).
 
     encode(d) -> bytes / encode_into(d, buf) -> buf: every signal is required
@@ -986,7 +986,7 @@ def check(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.gen_candb", description=__doc__.split("\n")[0])
     ap.add_argument("--dbc-dir", default=DEFAULT_DBC_DIR, help="directory of *.dbc files (default: dbc/)")
-    ap.add_argument("--out", default=DEFAULT_OUT, help="generated module (default: controller/candb.py)")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="generated module (default: controller/bus/candb.py)")
     ap.add_argument("--readme", default=None,
                     help="Markdown file with generated sections (default: <dbc-dir>/README.md if it exists)")
     ap.add_argument("--no-readme", action="store_true", help="leave the README alone")

@@ -1,4 +1,4 @@
-"""Build, sign and verify firmware update images (CPython; the format is in controller/update.py
+"""Build, sign and verify firmware update images (CPython; the format is in controller/update/image.py
 and docs/storage-and-update.md).
 
     python -m tools.image keygen --out keys/release            # keys/release (secret), keys/release.pub
@@ -9,8 +9,8 @@ and docs/storage-and-update.md).
 `build` compiles every controller/**/*.py with mpy-cross into .mpy files, writes the
 manifest (format, software version, build time, target, mpy version, files with size
 and SHA-256), and signs header + manifest with Ed25519. `verify` runs the firmware's own
-verifier (controller.update.verify_image). Signing uses the `cryptography` package when
-it is installed and falls back to controller.ed25519 (pure Python, not constant time).
+verifier (controller.update.image.verify_image). Signing uses the `cryptography` package when
+it is installed and falls back to controller.update.ed25519 (pure Python, not constant time).
 """
 
 import argparse
@@ -25,9 +25,9 @@ import subprocess
 import sys
 import tempfile
 
-from controller import ed25519
+from controller.update import ed25519
 from controller.storage import MemoryMedium
-from controller.update import HDR_FMT, IMG_FORMAT, IMG_MAGIC, PUBLIC_KEY, SCHEME_ED25519, TARGET, verify_image
+from controller.update.image import HDR_FMT, IMG_FORMAT, IMG_MAGIC, PUBLIC_KEY, SCHEME_ED25519, TARGET, verify_image
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEV_SEED = hashlib.sha256(b"v2xgw development signing key - not for production").digest()
@@ -121,7 +121,7 @@ def mpy_version(mpy_cross):
 def compile_package(src_dir, mpy_cross=None):
     """Compile every .py under the package directory `src_dir` (e.g. controller/) with
     mpy-cross; returns [(image path, .mpy bytes)] sorted by path, paths like
-    'controller/ports/socketcand.mpy'."""
+    'controller/bus/ports/socketcand.mpy'."""
     src = pathlib.Path(src_dir).resolve()
     if not (src / "__init__.py").exists():
         raise ImageError(f"{src} is not a package (no __init__.py)")
@@ -218,7 +218,7 @@ def build_parser():
     v = sub.add_parser("verify", help="verify an image with the firmware's verifier")
     v.add_argument("image")
     g = v.add_mutually_exclusive_group()
-    g.add_argument("--pubkey", help="public key, 64 hex digits (default: the key in controller/update.py)")
+    g.add_argument("--pubkey", help="public key, 64 hex digits (default: the key in controller/update/image.py)")
     g.add_argument("--pubkey-file")
     v.add_argument("--target", default=TARGET)
     return p
@@ -232,7 +232,7 @@ def main(argv=None):
             pub = write_key(args.out, seed)
             print(f"secret key: {args.out} (keep it off the firmware and out of git)")
             print(f"public key: {args.out}.pub")
-            print(f'PUBLIC_KEY = unhexlify("{pub.hex()}")  # controller/update.py')
+            print(f'PUBLIC_KEY = unhexlify("{pub.hex()}")  # controller/update/image.py')
             return 0
         if args.cmd == "build":
             seed = DEV_SEED if args.dev_key else load_key(args.key)

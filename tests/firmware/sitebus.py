@@ -5,9 +5,9 @@ under MicroPython. The HIL (hil/) is the full simulation; this is the minimum to
 drive the Gateway deterministically from a test.
 """
 
-from controller import candb
-from controller.e2e import E2ESender
-from controller.ports import memory_pair
+from controller.bus import candb
+from controller.bus.e2e import E2ESender
+from controller.bus.ports import memory_pair
 
 
 class Device:

@@ -1,8 +1,8 @@
 """Backup switchover state machine and the SFS active method (MicroPython and CPython)."""
 
-from controller import backup as B
+from controller.control import backup as B
 from controller import events
-from controller.anti_islanding import SandiaFrequencyShift
+from controller.protection.anti_islanding import SandiaFrequencyShift
 
 MS = 1000
 

@@ -1,4 +1,4 @@
-"""Generated CAN codecs (controller/candb.py) under MicroPython and CPython: golden vectors.
+"""Generated CAN codecs (controller/bus/candb.py) under MicroPython and CPython: golden vectors.
 
 The vectors were computed by cantools (the independent DBC implementation) when this
 test was written: ``python tests/test_candb.py --vectors`` prints them, and
@@ -8,8 +8,8 @@ MicroPython interpreter: bytes, values and int/float types, including cantools'
 round-half-to-even rounding of off-grid physical values (ROUNDING).
 Plain test_* functions and assert only: run by pytest and by tests/firmware/mp_run.py.
 """
-from controller.candb import BY_NAME, CHOICES, MESSAGES, Message  # noqa: E402
-from controller.candb import (  # noqa: E402
+from controller.bus.candb import BY_NAME, CHOICES, MESSAGES, Message  # noqa: E402
+from controller.bus.candb import (  # noqa: E402
     ID_INV_AcLossEvent,
     ID_GW_RelayCmd,
     ID_RLY_Feedback,

@@ -1,16 +1,16 @@
-"""E2E protection (controller/e2e.py) under MicroPython and CPython.
+"""E2E protection (controller/bus/e2e.py) under MicroPython and CPython.
 
 Known answers: the CRC-8 SAE J1850 check value (0x4B for "123456789") and the
 SAE J1850 examples of the AUTOSAR CRC library specification (Crc_CalculateCRC8);
 the table-driven CRC is also compared with a bitwise reference written here.
-Then sealing and checking real site messages from controller/candb.py: every single
+Then sealing and checking real site messages from controller/bus/candb.py: every single
 bit flip is caught, repeated frames refused, lost frames tolerated up to max_delta,
 wrong sequences refused with resynchronisation, and the counter wraps 15 -> 0.
 Plain test_* functions and assert only: run by pytest and by tests/firmware/mp_run.py.
 """
-from controller import e2e
-from controller.candb import BY_NAME
-from controller.e2e import (
+from controller.bus import e2e
+from controller.bus.candb import BY_NAME
+from controller.bus.e2e import (
     BAD_CRC,
     BAD_LENGTH,
     INITIAL,

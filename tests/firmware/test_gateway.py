@@ -1,7 +1,8 @@
 """The gateway controller against a scripted site (run under MicroPython and CPython)."""
 
-from controller import config, events, limits
-from controller.gateway import Gateway
+from controller import config, events
+from controller.control import limits
+from controller.control.gateway import Gateway
 from sitebus import Site
 
 PERIOD = 10000  # us
@@ -110,7 +111,7 @@ def test_corrupt_frames_counted_and_refused():
 def test_out_of_range_refused():
     gw, site = _gw()
     t = _run(gw, site, 0, 3)
-    from controller import candb
+    from controller.bus import candb
     msg = candb.BY_NAME["MTR_Grid"]
     # encode a raw value past the DBC maximum (400 V) with a valid CRC
     site.dev.send("MTR_Grid", GridVoltage=600.0, GridFrequency=50.0)
@@ -189,8 +190,8 @@ def test_meter_and_inverter_disagree_is_implausible():
 
 
 def test_rx_ids_are_the_inputs_and_the_diagnostic_requests():
-    from controller import candb
-    from controller.diagnostics import Diagnostics
+    from controller.bus import candb
+    from controller.diag.diagnostics import Diagnostics
 
     gw, site = _gw()
     inputs = ["MTR_Grid", "MTR_Power", "INV_Status", "INV_AcMeasure", "RLY_Feedback", "EVCC_Limits",

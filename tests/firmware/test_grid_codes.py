@@ -1,7 +1,8 @@
 """Grid-code profiles: names, sources, frequency conversion, consistency (MicroPython and CPython)."""
 
-from controller import config, grid_codes
-from controller.interface_protection import conflicts
+from controller import config
+from controller.protection import grid_codes
+from controller.protection.interface_protection import conflicts
 
 
 def _all():

@@ -2,9 +2,9 @@
 and the shared scenarios' disturbances fed as meter samples (MicroPython and CPython)."""
 
 from controller.clock import TICKS_MAX, ticks_add
-from controller import grid_codes
-from controller import interface_protection as ipm
-from controller.interface_protection import InterfaceProtection, EnterService, conflicts
+from controller.protection import grid_codes
+from controller.protection import interface_protection as ipm
+from controller.protection.interface_protection import InterfaceProtection, EnterService, conflicts
 
 STEP = 10000  # 10 ms meter period
 

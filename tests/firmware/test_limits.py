@@ -4,7 +4,8 @@ The randomized check here is the MicroPython-side twin of the hypothesis propert
 test in tests/test_limits_property.py: a fixed-seed generator, so it runs anywhere.
 """
 
-from controller import config, limits
+from controller import config
+from controller.control import limits
 
 
 class Lcg:

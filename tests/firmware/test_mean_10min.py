@@ -1,7 +1,7 @@
 """10-minute mean overvoltage (run under MicroPython and CPython)."""
 
 from controller.clock import TICKS_MAX, ticks_add
-from controller.mean_10min import Mean10Min
+from controller.protection.mean_10min import Mean10Min
 
 SEC = 1000000
 

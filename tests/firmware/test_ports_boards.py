@@ -8,9 +8,9 @@ memoryview the driver resizes in place).
 """
 import sys
 
-from controller.ports import EXT_KEY, MemoryBus, Port, acceptance, check_frame, memory_pair, open_port
-from controller.ports.machine_can import MachineCanPort
-from controller.ports.pyb_can import PybCanPort
+from controller.bus.ports import EXT_KEY, MemoryBus, Port, acceptance, check_frame, memory_pair, open_port
+from controller.bus.ports.machine_can import MachineCanPort
+from controller.bus.ports.pyb_can import PybCanPort
 
 ETIMEDOUT = 110
 EIO = 5

@@ -1,7 +1,7 @@
 """ROCOF stage and df/dt estimator (run under MicroPython and CPython)."""
 
 from controller.clock import TICKS_MAX, ticks_add
-from controller.rocof import RocofEstimator, RocofStage
+from controller.protection.rocof import RocofEstimator, RocofStage
 
 STEP = 10000
 

@@ -1,7 +1,7 @@
 """TripStage: threshold and clearing time (run under MicroPython and CPython)."""
 
 from controller.clock import TICKS_MAX, ticks_add
-from controller.trip_stage import TripStage
+from controller.protection.trip_stage import TripStage
 
 STEP = 10000  # 10 ms meter period, in us
 

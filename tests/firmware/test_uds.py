@@ -8,10 +8,11 @@ downloads with block sequence counters, 0x78 responsePending and the S3 timeout.
 
 import struct
 
-from controller import config, dtc, events
-from controller import uds
-from controller.dtc import DtcMemory
-from controller.uds import PENDING, UdsError, UdsServer, security_key
+from controller import config, events
+from controller.diag import dtc
+from controller.diag import uds
+from controller.diag.dtc import DtcMemory
+from controller.diag.uds import PENDING, UdsError, UdsServer, security_key
 
 SECRET = b"per-device-secret-0123456789abcd"
 READY = uds.SECURITY_DELAY_US  # the power-up security delay has passed
@@ -558,7 +559,7 @@ def test_dtc_text_and_table():
 
 
 def test_trip_reasons_map_to_families():
-    from controller import interface_protection as ip
+    from controller.protection import interface_protection as ip
 
     for code in ip.REASON_NAMES:
         assert code in dtc.TRIP_DTC, code
@@ -725,7 +726,7 @@ def test_from_bytes_never_raises_on_damage():
 
 
 def test_gateway_snapshot():
-    from controller.gateway import Gateway
+    from controller.control.gateway import Gateway
     from sitebus import Site
 
     site = Site()
@@ -1086,7 +1087,7 @@ def test_random_requests_never_raise():
 
 
 def test_gateway_live_values():
-    from controller.gateway import Gateway
+    from controller.control.gateway import Gateway
     from sitebus import Site
 
     site = Site()
@@ -1120,7 +1121,7 @@ class _Slot:
 
 
 class FakeUpdater:
-    """controller.update.Updater's UDS contract: begin/write/erase -> bool (+ reason), finish/check -> (ok, why)."""
+    """controller.update.slots.Updater's UDS contract: begin/write/erase -> bool (+ reason), finish/check -> (ok, why)."""
 
     def __init__(self):
         self.slots = [_Slot(1000), _Slot(2000)]

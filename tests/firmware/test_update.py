@@ -15,10 +15,10 @@ import sys
 from binascii import hexlify
 from hashlib import sha256
 
-from controller import ed25519
+from controller.update import ed25519
 from controller.storage import CuttingMedium, MemoryMedium, Partition, PowerCut
-from controller.update import (HDR_LEN, NONE, ImageFS, Updater, boot, parse_header, read_manifest,
-                               verify_image)
+from controller.update.image import HDR_LEN, ImageFS, parse_header, read_manifest, verify_image
+from controller.update.slots import NONE, Updater, boot
 
 SEED = bytes(range(32))
 OTHER_SEED = bytes(range(100, 132))
@@ -326,7 +326,7 @@ def _steps(gen, medium):
 
 def test_erase_and_verify_run_in_bounded_steps():
     """The loop-friendly forms do the same work as the plain calls, a sector at a time."""
-    from controller.update import STEP_BYTES
+    from controller.update.image import STEP_BYTES
 
     size = 6 * STEP_BYTES
     boot_m = MemoryMedium(BOOT)

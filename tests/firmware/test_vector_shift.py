@@ -1,7 +1,7 @@
 """Vector shift / phase jump from the meter's PhaseAngle (run under MicroPython and CPython)."""
 
 from controller.clock import TICKS_MAX, ticks_add
-from controller.vector_shift import VectorShift, wrap180
+from controller.protection.vector_shift import VectorShift, wrap180
 
 STEP = 10000
 

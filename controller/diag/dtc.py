@@ -249,7 +249,7 @@ def decode_snapshot(data):
 
 
 def gateway_snapshot(gw):
-    """Snapshot values from a controller.gateway.Gateway (duck-typed; None where not received)."""
+    """Snapshot values from a controller.control.gateway.Gateway (duck-typed; None where not received)."""
     m = gw.mtr_grid.values
     soc = None if gw.timed_out[events.IN_EV] else gw.ev_status.values.get("Soc")
     p_grid = None if gw.timed_out[events.IN_METER] else gw.mtr_power.values.get("ActivePower")

@@ -28,7 +28,7 @@ requests get no response for 0x11, 0x12, 0x31, 0x7E, 0x7F.
 Hooks (duck-typed; any of them may raise UdsError(nrc) to answer with that NRC):
 - live: {name: callable() -> value}, the live values of LIVE_DIDS (engineering units);
 - config: get(path) / set(path, value) (ConfigAccess validates with controller.config);
-- dtcs: a controller.dtc.DtcMemory;
+- dtcs: a controller.diag.dtc.DtcMemory;
 - update: capacity, begin(size), write(offset, data), finish() -> bool, optional abort();
 - routines: {rid: object with start(option_bytes) / stop(..) / results(..) -> bytes or None};
 - reset(kind): 0x01 hard, 0x03 soft; called from poll() RESET_DELAY_US after the response;
@@ -40,7 +40,7 @@ docs/uds.md is the reference for the person at the workbench.
 import hashlib
 import struct
 
-from controller import dtc as _dtc
+from controller.diag import dtc as _dtc
 from controller.clock import ticks_add, ticks_diff
 
 # sessions (DiagnosticSessionControl sub-functions)
@@ -142,7 +142,7 @@ IDENTITY_DIDS = {  # DID -> (identity key, fixed length); ASCII, right-padded wi
 
 # live values: DID -> (name in the `live` dict, struct format, scale per field)
 LIVE_DIDS = {
-    0xD000: ("grid_state", "B", (1,)),  # controller.backup state: 0 grid .. 5 closing
+    0xD000: ("grid_state", "B", (1,)),  # controller.control.backup state: 0 grid .. 5 closing
     0xD001: ("operating_mode", "B", (1,)),  # GW_Status.OperatingMode: 0 idle .. 5 safe_state
     0xD002: ("active_limits", "Biii", (1, 1, 1, 1)),  # limiting factor, min W, max W, command W
     0xD003: ("soc", "H", (10,)),  # EV state of charge, 0.1 %
@@ -231,7 +231,7 @@ class ConfigAccess:
 
 
 def gateway_live(gw, uptime_s=None):
-    """The `live` hook dict for a controller.gateway.Gateway (duck-typed).
+    """The `live` hook dict for a controller.control.gateway.Gateway (duck-typed).
 
     uptime_s: callable() -> operating seconds (e.g. DtcMemory's up_s); without it
     the operating-time DID is not supported.
@@ -282,7 +282,7 @@ def _stepped(gen, then):
 
 
 class UpdaterHooks:
-    """The `update` hook and the erase / check routines on a controller.update.Updater
+    """The `update` hook and the erase / check routines on a controller.update.slots.Updater
     (its UDS contract: begin/write/erase -> bool with .reason; finish/check -> (ok, reason)).
 
     RequestDownload: begin() refused for its size -> 0x70, otherwise -> 0x22; a write

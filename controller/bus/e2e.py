@@ -11,7 +11,7 @@ form:
   check value 0x4B for ASCII "123456789") over
   ``[data_id & 0xFF, data_id >> 8, data[0], ..., data[6]]`` and is sent in ``data[7]``;
 * the alive counter (signal ``AliveCounter``, 4 bits, location from the generated
-  ``controller.candb`` message) counts 0..15 and wraps to 0; unlike Profile 1, the
+  ``controller.bus.candb`` message) counts 0..15 and wraps to 0; unlike Profile 1, the
   value 15 is a valid counter value.
 
 Guarantees (what a receiver can rely on when ``check`` accepts a frame):

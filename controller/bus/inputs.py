@@ -7,7 +7,7 @@ place and is counted by reason. stale() tells whether the input missed its timeo
 """
 
 from controller.clock import ticks_diff
-from controller.e2e import E2EReceiver, BAD_CRC, accepted
+from controller.bus.e2e import E2EReceiver, BAD_CRC, accepted
 from controller import events
 
 

@@ -15,14 +15,17 @@ Guarantees:
   only after all inputs were fresh for control.recover_hold_ms.
 """
 
-from controller import candb, events, grid_codes, limits
-from controller.anti_islanding import FrequencyDrift, SandiaFrequencyShift
-from controller.backup import Backup, GRID as BK_GRID
+from controller import events
+from controller.bus import candb
+from controller.protection import grid_codes
+from controller.control import limits
+from controller.protection.anti_islanding import FrequencyDrift, SandiaFrequencyShift
+from controller.control.backup import Backup, GRID as BK_GRID
 from controller.clock import ticks_diff, ticks_add
 from controller.config import timeout_ms
-from controller.e2e import E2ESender
-from controller.inputs import Input
-from controller.interface_protection import InterfaceProtection, EnterService
+from controller.bus.e2e import E2ESender
+from controller.bus.inputs import Input
+from controller.protection.interface_protection import InterfaceProtection, EnterService
 from controller.timing import RampLimiter, ConditionalDelay, MovingAverage
 
 INV_OFF, INV_GFL, INV_GFM = 0, 1, 2

@@ -49,11 +49,11 @@ Ride-through and its arbitration with trips (IEEE 1547-2018 6.4.2, 6.5.2):
 
 from controller.clock import ticks_diff
 from controller.timing import ConditionalDelay, MovingAverage
-from controller.trip_stage import TripStage, UNDER, OVER
-from controller.rocof import RocofStage
-from controller.vector_shift import VectorShift
-from controller.mean_10min import Mean10Min
-from controller import grid_codes
+from controller.protection.trip_stage import TripStage, UNDER, OVER
+from controller.protection.rocof import RocofStage
+from controller.protection.vector_shift import VectorShift
+from controller.protection.mean_10min import Mean10Min
+from controller.protection import grid_codes
 
 # Trip reasons (16..63; 1..15 are the inverter-reported faults in events.py)
 UNDERVOLTAGE_2 = 16

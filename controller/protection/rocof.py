@@ -19,7 +19,7 @@ over the same window.
 """
 
 from controller.clock import ticks_diff
-from controller.trip_stage import OVER, TripStage
+from controller.protection.trip_stage import OVER, TripStage
 
 
 class RocofStage(TripStage):

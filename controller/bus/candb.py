@@ -16,7 +16,7 @@ class Message:
 
     decode(data) -> dict / decode_into(data, out) -> out: physical values (cantools'
     signal names; ints where cantools gives ints, floats where it gives floats;
-    enumerations as raw ints).  No CRC or alive-counter check here (controller/e2e.py).
+    enumerations as raw ints).  No CRC or alive-counter check here (controller/bus/e2e.py).
     Raises ValueError if data is shorter than ``length`` (extra bytes are ignored).
 
     encode(d) -> bytes / encode_into(d, buf) -> buf: every signal is required

@@ -14,8 +14,9 @@ Guarantee: a malformed request gets the negative response ISO 14229 prescribes (
 server never raises); nothing here blocks the control loop.
 """
 
-from controller import dtc, uds
-from controller.isotp import IsoTp
+from controller.diag import dtc
+from controller.diag import uds
+from controller.diag.isotp import IsoTp
 
 
 class Diagnostics:

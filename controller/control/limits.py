@@ -14,7 +14,7 @@ Limits in force:
 - main fuse: grid current at the point of connection <= main_fuse_a.
 - export limit: power exported at the point of connection <= export_limit_kw.
 - enter service: while the unit enters service, its AC output (discharging) stays under
-  the cap of the enter-service ramp (controller.interface_protection.EnterService).
+  the cap of the enter-service ramp (controller.protection.interface_protection.EnterService).
 - input supervision: without fresh inputs both bounds are 0.
 """
 

@@ -1,0 +1,299 @@
+"""Signed update images: the format and its verification (Ed25519 over header + manifest).
+
+Image layout (little-endian; docs/storage-and-update.md has the full description):
+    header   16 bytes  "<4sHHII": magic b"V2XI", format 1, signature scheme 1 (Ed25519),
+                       manifest length M, payload length N
+    manifest M bytes   UTF-8 JSON: format, software_version, build_time, target, mpy,
+                       files [{path, offset, size, sha256}], payload_size
+    payload  N bytes   the file blobs, back to back, in manifest order
+    signature 64 bytes Ed25519 over header + manifest (the manifest's SHA-256 per file
+                       binds the payload)
+
+ImageFS mounts a verified image so that its modules are imported straight from its slot.
+The A/B slots and the boot record are in controller/update/slots.py.
+"""
+
+import json
+import struct
+from binascii import hexlify, unhexlify
+from hashlib import sha256
+
+from controller.steps import run_to_end
+from controller.update import ed25519
+
+IMG_MAGIC = b"V2XI"
+IMG_FORMAT = 1
+SCHEME_ED25519 = 1
+HDR_FMT = "<4sHHII"
+HDR_LEN = 16
+SIG_LEN = 64
+MAX_MANIFEST = 65536
+
+# The development key pair: the seed is SHA-256 of
+# b"v2xgw development signing key - not for production" (tools/image.py DEV_SEED).
+# A production build replaces this constant with its own public key (tools/image.py keygen).
+PUBLIC_KEY = unhexlify("4d152ea717ac500b54cd0e6892e1a4fd7fc712d0dab57d6e0b4fff554faa251b")
+TARGET = "v2xgw"
+
+_CHUNK = 512
+STEP_BYTES = 4096  # bytes hashed or erased per step of the *_steps generators (one flash sector)
+_PATH_OK = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"
+
+def parse_header(h):
+    """(manifest length, payload length, total image size) or a reason string."""
+    if len(h) < HDR_LEN:
+        return "truncated"
+    magic, fmt, scheme, mlen, plen = struct.unpack(HDR_FMT, h[:HDR_LEN])
+    if magic != IMG_MAGIC:
+        return "magic"
+    if fmt != IMG_FORMAT:
+        return "format"
+    if scheme != SCHEME_ED25519:
+        return "scheme"
+    if mlen == 0 or mlen > MAX_MANIFEST:
+        return "manifest size"
+    return mlen, plen, HDR_LEN + mlen + plen + SIG_LEN
+
+
+def _good_path(p):
+    if not p or p[0] == "/" or len(p) > 120:
+        return False
+    for c in p:
+        if c not in _PATH_OK:
+            return False
+    for part in p.split("/"):
+        if part in ("", ".", ".."):
+            return False
+    return True
+
+
+def check_manifest(man, plen, target):
+    """'ok' or the reason the (already authenticated) manifest is unacceptable."""
+    if not isinstance(man, dict) or man.get("format") != IMG_FORMAT:
+        return "manifest format"
+    if man.get("target") != target:
+        return "target"
+    if man.get("payload_size") != plen:
+        return "manifest size"
+    files = man.get("files")
+    if not isinstance(files, list) or not files:
+        return "manifest files"
+    off = 0
+    seen = {}
+    for f in files:
+        if not isinstance(f, dict):
+            return "manifest files"
+        path = f.get("path")
+        size = f.get("size")
+        digest = f.get("sha256")
+        if not isinstance(path, str) or not _good_path(path) or path in seen:
+            return "manifest path"
+        if f.get("offset") != off or not isinstance(size, int) or size < 0:
+            return "manifest layout"
+        if not isinstance(digest, str) or len(digest) != 64:
+            return "manifest hash"
+        seen[path] = 1
+        off += size
+    if off != plen:
+        return "manifest layout"
+    mpy = man.get("mpy")
+    if mpy is not None:
+        try:
+            import sys
+
+            have = sys.implementation._mpy & 0xFF
+        except AttributeError:  # not MicroPython: nothing to compare with
+            have = None
+        if have is not None and str(mpy).split(".")[0] != str(have):
+            return "mpy version"
+    return "ok"
+
+
+def verify_image(medium, size=None, public_key=PUBLIC_KEY, target=TARGET):
+    """Verify the image at the start of `medium`: (True, manifest) or (False, reason).
+
+    `size` is the number of bytes downloaded (None: take it from the header). Order:
+    header, signature over header + manifest, manifest fields, then every file's
+    SHA-256 -- untrusted JSON is parsed only after the signature checked out."""
+    return run_to_end(verify_image_steps(medium, size, public_key, target))
+
+
+def verify_image_steps(medium, size=None, public_key=PUBLIC_KEY, target=TARGET):
+    """verify_image() in bounded steps (controller.steps): one hash chunk or a slice of
+    the signature check per step; the generator returns (ok, manifest or reason)."""
+    if size is not None and size < HDR_LEN + SIG_LEN:
+        return False, "truncated"
+    hdr = parse_header(medium.read(0, HDR_LEN) if medium.size >= HDR_LEN else b"")
+    if isinstance(hdr, str):
+        return False, hdr
+    mlen, plen, total = hdr
+    if size is None:
+        size = total
+    if total > size or total > medium.size:
+        return False, "truncated"
+    if total < size:
+        return False, "size"
+    signed = medium.read(0, HDR_LEN + mlen)
+    sig = medium.read(HDR_LEN + mlen + plen, SIG_LEN)
+    ok = yield from ed25519.verify_steps(public_key, signed, sig)
+    if not ok:
+        return False, "signature"
+    try:
+        man = json.loads(signed[HDR_LEN:])
+    except ValueError:
+        return False, "manifest json"
+    why = check_manifest(man, plen, target)
+    if why != "ok":
+        return False, why
+    base = HDR_LEN + mlen
+    done = 0
+    for f in man["files"]:
+        h = sha256()
+        pos = base + f["offset"]
+        left = f["size"]
+        while left > 0:
+            n = left if left < _CHUNK else _CHUNK
+            h.update(medium.read(pos, n))
+            pos += n
+            left -= n
+            done += n
+            if done >= STEP_BYTES:
+                done = 0
+                yield
+        if hexlify(h.digest()).decode() != f["sha256"]:
+            return False, "hash " + f["path"]
+    return True, man
+
+
+def read_manifest(medium):
+    """The manifest of the image in `medium`, unverified (for diagnostics), or None."""
+    hdr = parse_header(medium.read(0, HDR_LEN))
+    if isinstance(hdr, str) or hdr[2] > medium.size:
+        return None
+    try:
+        return json.loads(medium.read(HDR_LEN, hdr[0]))
+    except ValueError:
+        return None
+
+
+# --- running an image: a read-only file system over a slot (os.mount) ----------------------
+
+try:
+    import io as _io
+
+    _StreamBase = _io.IOBase
+except (ImportError, AttributeError):
+    _StreamBase = object
+
+
+class ImageFile(_StreamBase):
+    """A read-only file inside an image (what `import` reads a .mpy through)."""
+
+    def __init__(self, medium, start, size):
+        self._m = medium
+        self._start = start
+        self._size = size
+        self._pos = 0
+
+    def readinto(self, buf):
+        n = self._size - self._pos
+        if n > len(buf):
+            n = len(buf)
+        if n <= 0:
+            return 0
+        buf[:n] = self._m.read(self._start + self._pos, n)
+        self._pos += n
+        return n
+
+    def read(self, n=-1):
+        left = self._size - self._pos
+        if n < 0 or n > left:
+            n = left
+        data = self._m.read(self._start + self._pos, n) if n > 0 else b""
+        self._pos += n
+        return data
+
+    def ioctl(self, req, arg):
+        return 0
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        pass
+
+
+class ImageFS:
+    """MicroPython VFS over a verified image: `os.mount(ImageFS(slot), "/app")` and put
+    "/app" first on sys.path; modules are then imported straight from the slot."""
+
+    def __init__(self, medium):
+        man = read_manifest(medium)
+        if man is None:
+            raise OSError(22)
+        mlen = parse_header(medium.read(0, HDR_LEN))[0]
+        base = HDR_LEN + mlen
+        self._m = medium
+        self._files = {}
+        self._dirs = {"": 1}
+        for f in man["files"]:
+            self._files[f["path"]] = (base + f["offset"], f["size"])
+            parts = f["path"].split("/")
+            for i in range(1, len(parts)):
+                self._dirs["/".join(parts[:i])] = 1
+        self._cwd = "/"
+
+    def _norm(self, path):
+        # the VFS layer hands over paths relative to the mount point ("/controller/x.mpy")
+        return path.strip("/")
+
+    def mount(self, readonly, mkfs):
+        pass
+
+    def umount(self):
+        pass
+
+    def stat(self, path):
+        p = self._norm(path)
+        if p in self._files:
+            return (0x8000, 0, 0, 0, 0, 0, self._files[p][1], 0, 0, 0)
+        if p in self._dirs:
+            return (0x4000, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        raise OSError(2)
+
+    def open(self, path, mode):
+        if "w" in mode or "a" in mode or "+" in mode:
+            raise OSError(30)  # EROFS
+        p = self._norm(path)
+        if p not in self._files:
+            raise OSError(2)
+        start, size = self._files[p]
+        return ImageFile(self._m, start, size)
+
+    def ilistdir(self, path):
+        p = self._norm(path)
+        if p not in self._dirs:
+            raise OSError(2)
+        pre = p + "/" if p else ""
+        seen = {}
+        out = []
+        for name in list(self._files) + list(self._dirs):
+            if name and name.startswith(pre):
+                head = name[len(pre):].split("/")[0]
+                if head and head not in seen:
+                    seen[head] = 1
+                    isdir = (pre + head) in self._dirs
+                    out.append((head, 0x4000 if isdir else 0x8000, 0))
+        return iter(out)
+
+    def chdir(self, path):
+        self._cwd = path
+
+    def getcwd(self):
+        return self._cwd
+
+    def statvfs(self, path):
+        return (512, 512, 0, 0, 0, 0, 0, 0, 0, 255)
