@@ -62,8 +62,8 @@ def _drive(steps):
 
     def checked_send():
         send_cmd()
-        p = gw.o_cmd.sig["PSetpoint"]
-        if gw.safe or not gw.inputs_ok or gw.o_cmd.sig["InvModeReq"] != 1:
+        p = gw.out.cmd.sig["PSetpoint"]
+        if gw.safe or not gw.inputs_ok or gw.out.cmd.sig["InvModeReq"] != 1:
             assert p == 0  # no power setpoint unless grid-following and healthy
             return
         ev = gw.ev_limits.values
