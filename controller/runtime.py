@@ -6,6 +6,7 @@ events it sleeps in port.wait(). Tick lateness is recorded for jitter statistics
 """
 
 from controller.clock import ticks_diff, ticks_add
+from controller.timing import Elapsed, split_us
 
 
 class LoopStats:
@@ -40,6 +41,11 @@ def run(gw, port, clock, duration_us=None, should_stop=None):
     period = gw.period_us
     start = clock.ticks_us()
     next_tick = start
+    # how long it has run: any duration (a raw ticks difference wraps after ~9 minutes)
+    ran = Elapsed()
+    ran.restart(start)
+    if duration_us is not None:
+        dur_s, dur_us = split_us(duration_us)
     while True:
         now = clock.ticks_us()
         gw.poll(now)
@@ -52,7 +58,8 @@ def run(gw, port, clock, duration_us=None, should_stop=None):
                 # more than a period behind: skip missed ticks instead of bursting
                 stats.overruns += 1
                 next_tick = ticks_add(now, period)
-            if duration_us is not None and ticks_diff(now, start) >= duration_us:
+            ran.update(now)
+            if duration_us is not None and ran.reached(dur_s, dur_us):
                 break
             if should_stop is not None and should_stop():
                 break

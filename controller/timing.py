@@ -8,33 +8,95 @@ after construction.
 from controller.clock import ticks_diff
 
 
+_MAX_S = (1 << 29) - 1  # Elapsed saturates here (17 years): a small int on every port
+
+
+def split_us(duration_us):
+    """(whole seconds, microseconds) of a duration: the form Elapsed.reached() takes, so
+    that durations beyond the small-int range of a board stay exact."""
+    s = int(duration_us // 1000000)
+    return s, int(duration_us - s * 1000000)
+
+
+class Elapsed:
+    """Time since restart(), right for any duration and any starting value of the clock.
+
+    A raw ticks_diff(now, start) is only right while the difference stays below half the
+    ticks period (about 9 minutes for ticks_us); Elapsed instead adds up the time between
+    successive update() calls in whole seconds plus microseconds, saturating at _MAX_S
+    seconds. Guarantee: exact as long as update() is called at least once per half ticks
+    period (every control period in practice); it never goes back and never wraps.
+    No allocation on update() (small ints only).
+    """
+
+    __slots__ = ("_last", "s", "us")
+
+    def __init__(self):
+        self._last = None
+        self.s = 0
+        self.us = 0
+
+    def restart(self, now):
+        self._last = now
+        self.s = 0
+        self.us = 0
+
+    def update(self, now):
+        last = self._last
+        self._last = now
+        if last is None:
+            return
+        d = ticks_diff(now, last)
+        if d <= 0:
+            return
+        us = self.us + d
+        if us >= 1000000:
+            k = us // 1000000
+            us -= k * 1000000
+            s = self.s + k
+            self.s = s if s < _MAX_S else _MAX_S
+        self.us = us
+
+    def reached(self, s, us):
+        """At least s seconds and us microseconds (us < 1000000) since restart()."""
+        return self.s > s or (self.s == s and self.us >= us)
+
+
 class ConditionalDelay:
     """True once `condition` has held continuously for `delay_us`.
 
     update(cond, now) returns the delayed output. A False input resets the timer
     at once (a "pickup" delay with instantaneous dropout, as protection stages use).
+    Right for any delay (Elapsed): an IEEE 1547 enter-service delay of up to 600 s
+    is longer than the 9 minutes a raw ticks difference can span.
     """
 
-    __slots__ = ("delay_us", "_since", "output")
+    __slots__ = ("delay_us", "_s", "_us", "_t", "_on", "output")
 
     def __init__(self, delay_us):
         self.delay_us = delay_us
-        self._since = None
+        self._s, self._us = split_us(delay_us if delay_us > 0 else 0)
+        self._t = Elapsed()
+        self._on = False
         self.output = False
 
     def update(self, cond, now):
         if not cond:
-            self._since = None
+            self._on = False
             self.output = False
-        elif self._since is None:
-            self._since = now
+        elif not self._on:
+            self._on = True
+            self._t.restart(now)
             self.output = self.delay_us <= 0
-        elif not self.output and ticks_diff(now, self._since) >= self.delay_us:
-            self.output = True
+        elif not self.output:
+            t = self._t
+            t.update(now)
+            if t.reached(self._s, self._us):
+                self.output = True
         return self.output
 
     def reset(self):
-        self._since = None
+        self._on = False
         self.output = False
 
 

@@ -4,6 +4,11 @@ An Input owns one message from the site bus. accept() runs the checks in the ord
 a frame must pass them (length, end-to-end CRC and alive counter, value range) and
 only then exposes the new values; a refused frame leaves the last good values in
 place and is counted by reason. stale() tells whether the input missed its timeout.
+
+Staleness latches: once the timeout has passed, the input stays stale until a frame
+is accepted again, however long the silence lasts (a raw ticks difference would look
+fresh again after half the ticks period, about 9 minutes). The latch needs stale() to
+be asked at least once per half ticks period; the supervision asks every period.
 """
 
 from controller.clock import ticks_diff
@@ -12,7 +17,8 @@ from controller import events
 
 
 class Input:
-    __slots__ = ("msg", "values", "_scratch", "e2e", "timeout_us", "last_us", "seen", "received", "refused", "new")
+    __slots__ = ("msg", "values", "_scratch", "e2e", "timeout_us", "last_us", "seen", "received", "refused", "new",
+                 "_stale")
 
     def __init__(self, msg, timeout_ms):
         self.msg = msg
@@ -25,6 +31,7 @@ class Input:
         self.received = 0
         self.refused = 0
         self.new = False  # set on each accepted frame; consumers clear it
+        self._stale = True
 
     def accept(self, data, now):
         """Check and take one frame. Returns 0 if accepted, else an events.R_* reason."""
@@ -45,6 +52,7 @@ class Input:
         self.values = d
         self.last_us = now
         self.seen = True
+        self._stale = False
         self.received += 1
         self.new = True
         return 0
@@ -55,6 +63,11 @@ class Input:
             self.e2e.reset()
 
     def stale(self, now):
-        """True if never received or silent for longer than the timeout."""
-        return (not self.seen) or ticks_diff(now, self.last_us) > self.timeout_us
+        """True if never received, or silent for longer than the timeout since the last
+        accepted frame (latched until the next one)."""
+        if self._stale:
+            return True
+        if ticks_diff(now, self.last_us) > self.timeout_us:
+            self._stale = True
+        return self._stale
 

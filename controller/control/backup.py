@@ -29,8 +29,7 @@ inverter stays off.
 """
 
 from controller import events
-from controller.clock import ticks_diff
-from controller.timing import ConditionalDelay
+from controller.timing import ConditionalDelay, Elapsed, split_us
 
 GRID, OPENING, BACKUP, BLACKOUT, RESYNC, CLOSING = 0, 1, 2, 3, 4, 5
 STATE_NAMES = ("grid", "opening", "backup", "blackout", "resync", "closing")
@@ -44,7 +43,7 @@ STEER_RANGE_HZ = 1.0  # the island's frequency setpoint stays within f_nom +- th
 
 
 class Backup:
-    __slots__ = ("state", "emit", "v_nom", "f_nom", "observe", "relay_timeout_us", "since",
+    __slots__ = ("state", "emit", "v_nom", "f_nom", "observe", "relay_timeout_us", "since", "_rt_s", "_rt_us",
                  "sync_phase_deg", "sync_slip_hz", "sync_voltage_pu", "sync_ok", "f_set", "v_set",
                  "steer_hz_per_deg", "steer_max_hz", "dead_close", "overload")
 
@@ -56,7 +55,8 @@ class Backup:
         self.f_nom = f_nom
         self.observe = ConditionalDelay(int(observation_s * 1000000))
         self.relay_timeout_us = relay_timeout_ms * 1000
-        self.since = 0
+        self.since = Elapsed()  # since the relay was commanded (its operate-time supervision)
+        self._rt_s, self._rt_us = split_us(self.relay_timeout_us)
         self.sync_phase_deg = sync_phase_deg
         self.sync_slip_hz = sync_slip_hz
         self.sync_voltage_pu = sync_voltage_pu
@@ -93,7 +93,7 @@ class Backup:
         if self.state != GRID:
             return False
         self.state = OPENING
-        self.since = now
+        self.since.restart(now)
         self.observe.reset()
         self.emit(events.RELAY_OPEN_COMMAND, reason, 0)
         return True
@@ -118,12 +118,18 @@ class Backup:
 
     def _enter_backup(self, now):
         self.state = BACKUP
-        self.since = now
+        self.since.restart(now)
         self.f_set = self.f_nom
         self.v_set = self.v_nom
         self.overload = False
         self.observe.reset()
         self.emit(events.GRID_FORMING, 0, 0)
+
+    def _relay_late(self, now):
+        """The relay has not reported its new position within relay_timeout_us."""
+        t = self.since
+        t.update(now)
+        return t.s > self._rt_s or (t.s == self._rt_s and t.us > self._rt_us)
 
     # -------------------------------------------------------------- per period
     def update(self, now, grid_ok, can_backup, util_v, home_v, f_grid, f_island, phase_diff_deg, at_limit):
@@ -134,8 +140,8 @@ class Backup:
         """
         s = self.state
         if s == OPENING:
-            if ticks_diff(now, self.since) > self.relay_timeout_us:
-                self.since = now  # report again after another timeout, not every period
+            if self._relay_late(now):
+                self.since.restart(now)  # report again after another timeout, not every period
                 self.emit(events.RELAY_FAULT, 0, 0)
             return
         if s == GRID:
@@ -165,7 +171,7 @@ class Backup:
                 # dead home bus: nothing to synchronise, close onto the healthy grid
                 self.state = CLOSING
                 self.dead_close = True
-                self.since = now
+                self.since.restart(now)
                 self.emit(events.RELAY_CLOSE, 0, 0)
             return
         if s == RESYNC:
@@ -198,9 +204,9 @@ class Backup:
             if self.sync_ok >= SYNC_CONFIRM:
                 self.state = CLOSING
                 self.dead_close = False
-                self.since = now
+                self.since.restart(now)
                 self.emit(events.RELAY_CLOSE, 0, 0)
             return
-        if s == CLOSING and ticks_diff(now, self.since) > self.relay_timeout_us:
-            self.since = now
+        if s == CLOSING and self._relay_late(now):
+            self.since.restart(now)
             self.emit(events.RELAY_FAULT, 1, 0)

@@ -261,6 +261,22 @@ class InterfaceProtection:
         self.frequency_valid = False
         self.rocof_hz_s = 0.0
 
+    def restart(self):
+        """The meter went silent (its input timed out): what happened in the gap is
+        unknown, so the stage timers, ride-through clocks and measuring windows start
+        again with the next sample. A latched trip stays latched, and the 10-minute mean
+        keeps its history (it counts a gap as one interval at the last voltage)."""
+        for _, s in self.v_stages:
+            s.reset()
+        self._reset_frequency_units()
+        self._v.clear()
+        self._f.clear()
+        self._last = None
+        self._rem_us = 0
+        self.frequency_valid = False
+        if not self.must_trip:
+            self.ride_through = False
+
     def _reset_frequency_units(self):
         for _, s in self.f_stages:
             s.reset()

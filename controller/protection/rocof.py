@@ -76,8 +76,13 @@ class RocofEstimator:
         t = self._t
         cap = len(t)
         n = self._n
-        if n and ticks_diff(now, t[(self._old + n - 1) % cap]) > self.max_gap_us:
-            n = 0
+        if n:
+            # a gap restarts the window; so does time going back, which is what a gap
+            # longer than half the ticks period looks like (all kept samples are within
+            # max_gap_us of each other, so their differences never wrap)
+            gap = ticks_diff(now, t[(self._old + n - 1) % cap])
+            if gap > self.max_gap_us or gap < 0:
+                n = 0
         if n == cap:  # full: the oldest makes room
             self._old = (self._old + 1) % cap
             n -= 1

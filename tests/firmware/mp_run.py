@@ -5,6 +5,7 @@ Every module tests/firmware/test_*.py holds plain `test_*` functions that use on
 runner executes the very same functions under the `micropython` interpreter.
 Prints one line per failure and a closing 'N passed, N failed' line; exit 1 on failure.
 """
+import gc
 import os
 import sys
 
@@ -27,6 +28,7 @@ def main(argv):
             fn = getattr(mod, attr)
             if not callable(fn):
                 continue
+            gc.collect()  # each test starts on a collected heap: one test's garbage is not another's MemoryError
             try:
                 fn()
                 passed += 1
