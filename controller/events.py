@@ -55,9 +55,9 @@ IDLE, CHARGE, V2H, V2G, BACKUP, SAFE = 0, 1, 2, 3, 4, 5
 MODE_NAMES = ("idle", "charge", "v2h", "v2g", "backup", "safe_state")
 
 # Supervised inputs (EventDetail of INPUT_TIMEOUT / INPUT_RESTORED)
-IN_METER, IN_INVERTER, IN_RELAY, IN_EV, IN_PLAUSIBILITY = 1, 2, 3, 4, 5
+IN_METER, IN_INVERTER, IN_RELAY, IN_EV, IN_PLAUSIBILITY, IN_EMS = 1, 2, 3, 4, 5, 6
 INPUT_NAMES = {IN_METER: "meter", IN_INVERTER: "inverter", IN_RELAY: "relay", IN_EV: "ev",
-               IN_PLAUSIBILITY: "meter_vs_inverter"}
+               IN_PLAUSIBILITY: "meter_vs_inverter", IN_EMS: "ems"}
 
 # Why a frame was refused (EventDetail of FRAME_REFUSED; EventValue = frame id)
 R_LENGTH, R_CRC, R_COUNTER, R_RANGE, R_UNKNOWN_ID = 1, 2, 3, 4, 5
@@ -87,7 +87,7 @@ def trip_name(code):
 
 # What binds the power command (EventDetail of LIMIT_CHANGE; GW_Status.LimitingFactor)
 LIMIT_NAMES = ("none", "ev_charge", "ev_discharge", "inverter_rating", "export_limit", "main_fuse", "min_soc",
-               "ramp", "input_timeout", "enter_service")
+               "ramp", "input_timeout", "enter_service", "mode_direction")
 
 
 def describe(code, detail, value):

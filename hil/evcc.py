@@ -79,7 +79,7 @@ class Evcc:
     "Charge" or "Discharge"; loops: charge-loop iterations before stopping."""
 
     def __init__(self, energy="DC", bpt=True, control="Scheduled", channel="Charge", loops=5,
-                 evcc_id="WMIV1234567890ABCDEX", soc=50):
+                 evcc_id="WMIV1234567890ABCDEX", soc=50, min_soc=20):
         self.energy = energy
         self.ns = NS_DC if energy == "DC" else NS_AC
         self.bpt = bpt
@@ -88,6 +88,7 @@ class Evcc:
         self.loops = loops
         self.evcc_id = evcc_id
         self.soc = soc
+        self.min_soc = min_soc  # None: the EV does not announce a minimum
         self.sid = "0000000000000000"
         self.ts = 1795691000
         self.log = []  # (request name, response dict)
@@ -214,6 +215,8 @@ class Evcc:
     def _loop(self, exchange, last):
         self.soc = max(0, min(100, self.soc + (5 if self.channel == "Charge" else -5)))
         disp = {"PresentSOC": self.soc, "ChargingComplete": bool(last)}
+        if self.min_soc is not None:
+            disp["MinimumSOC"] = self.min_soc
         sign = 1 if self.channel == "Charge" else -1
         if self.energy == "DC":
             if self.control == "Scheduled":

@@ -313,11 +313,13 @@ class SiteNodes:
                 v["MaxDischargePower"] = ev["max_discharge_w"]
                 v["MinSoc"] = ev["min_soc"] * 100.0
                 v["SessionActive"] = 1 if ev["session_active"] else 0
+                v["MinSocValid"] = 1
                 self._send(lim, v, now_us)
             if now_us >= st.next_us:
                 st.next_us += st.period_us
                 v = st.sig
                 v["Soc"] = ev["soc"] * 100.0
+                v["SocValid"] = 1
                 v["BatteryCapacity"] = ev["capacity_kwh"]
                 v["BatteryVoltage"] = ev["v_batt"]
                 self._send(st, v, now_us)
@@ -328,6 +330,7 @@ class SiteNodes:
             v = tx.sig
             v["ModeReq"] = ("idle", "charge", "v2h", "v2g").index(mode["kind"])
             v["SetpointPower"] = int(mode.get("setpoint_kw", 0.0) * 1000.0)
+            v["ValidFor"] = 0  # holds until three cycle times pass without a repetition
             self._send(tx, v, now_us)
         due = self.tx_ems.next_us
         for tx in self._all_tx:

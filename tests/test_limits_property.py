@@ -76,7 +76,7 @@ def _drive(steps):
     t = 0
     for s in steps:
         site.ev = {"MaxChargePower": s["ev_charge"], "MaxDischargePower": s["ev_discharge"],
-                   "MinSoc": s["min_soc"], "SessionActive": 1}
+                   "MinSoc": s["min_soc"], "SessionActive": 1, "MinSocValid": 1}
         site.soc, site.grid_v, site.p_grid, site.p_inv = s["soc"], s["grid_v"], s["p_grid"], s["p_inv"]
         site.dev.send("EMS_ModeRequest", ModeReq=s["mode"], SetpointPower=s["setpoint"])
         for _ in range(s["ticks"]):

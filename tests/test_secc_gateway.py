@@ -69,7 +69,7 @@ def test_lost_session_brings_power_to_zero_within_a_period():
     evse.ev_limits({"max_charge_power": 11000, "max_discharge_power": 11000, "soc": 60})
     evse.output("Discharge")
     for _ in range(5):
-        evse.ev_target({"present_voltage": 400.0, "soc": 60})
+        evse.ev_target({"present_voltage": 400.0, "soc": 60, "min_soc": 20})
         _period(site, gw, clock)
     assert gw.p_cmd == -5000.0
     evse.session_lost("connection_lost")
@@ -90,3 +90,37 @@ def test_ev_input_times_out_without_charge_loop_messages():
     for _ in range(60):  # 600 ms without a message from the EV: longer than the EV input timeout
         _period(site, gw, clock)
     assert gw.p_cmd == 0.0 and gw.safe
+
+
+def test_values_the_ev_did_not_announce_restrict_and_never_enable():
+    # no state of charge or no minimum announced: the gateway does not discharge the EV,
+    # whatever it asks for (it used to invent SoC 50 % and minimum 0 %)
+    for announced in ({}, {"soc": 60}, {"min_soc": 20}):
+        site, gw, clock, evse, secc = _setup("v2g", -5.0)
+        evse.voltage = 400.0
+        evse.ev_limits({"max_charge_power": 11000, "max_discharge_power": 11000})
+        evse.output("Discharge")
+        for _ in range(5):
+            evse.ev_target(dict({"present_voltage": 400.0}, **announced))
+            _period(site, gw, clock)
+        assert gw.p_cmd == 0.0 and gw.limiting == limits.MIN_SOC, announced
+    # both known and above the minimum: the discharge the EV allows
+    evse.ev_target({"present_voltage": 400.0, "soc": 60, "min_soc": 20})
+    _period(site, gw, clock)
+    assert gw.p_cmd == -5000.0
+
+
+def test_out_of_range_ev_values_are_refused_like_bad_frames():
+    from controller import events
+
+    site, gw, clock, evse, secc = _setup("charge", 4.0)
+    evse.voltage = 400.0
+    evse.output("Charge")
+    for _ in range(5):
+        evse.ev_target({"present_voltage": 400.0, "max_charge_power": 3000, "soc": 40, "min_soc": 20})
+        _period(site, gw, clock)
+    assert gw.p_cmd == 3000.0
+    before = gw.refused[events.R_RANGE]
+    evse.ev_target({"present_voltage": 400.0, "soc": 140.0})  # no such state of charge
+    assert gw.refused[events.R_RANGE] == before + 1
+    assert gw.ev_status.values["Soc"] == 40.0  # the last good value stays

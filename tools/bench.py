@@ -495,7 +495,7 @@ class _Lane:
             limit = self.limit
             self.limit -= 400 if len(self.us) & 1 else 100
             fid, data = self.enc.frame("EVCC_Limits", {"MaxChargePower": 11000, "MaxDischargePower": limit,
-                                                       "MinSoc": 20.0, "SessionActive": 1})
+                                                       "MinSoc": 20.0, "SessionActive": 1, "MinSocValid": 1})
             msg = can.Message(arbitration_id=fid, is_extended_id=False, data=data)
             answer, want = bu.CMD_ID, -limit
         clock = time.perf_counter_ns

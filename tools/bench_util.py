@@ -59,8 +59,8 @@ ROUND = (
     ("INV_AcMeasure", {"AcVoltage": 230.0, "AcFrequency": 50.0}),
     ("RLY_Feedback", {"ContactState": 1, "UtilityVoltagePresent": 1, "UtilityVoltage": 230.0}),
     ("EVCC_Limits", {"MaxChargePower": 11000, "MaxDischargePower": EV_HIGH_W, "MinSoc": 20.0,
-                     "SessionActive": 1}),
-    ("EVCC_Status", {"Soc": 80.0, "BatteryCapacity": 94.0, "BatteryVoltage": 390.0}),
+                     "SessionActive": 1, "MinSocValid": 1}),
+    ("EVCC_Status", {"Soc": 80.0, "SocValid": 1, "BatteryCapacity": 94.0, "BatteryVoltage": 390.0}),
 )
 
 
@@ -503,7 +503,7 @@ class _Driver:
 
         can = self.can
         fid, data = self.enc.frame("EVCC_Limits", {"MaxChargePower": 11000, "MaxDischargePower": limit_w,
-                                                   "MinSoc": 20.0, "SessionActive": 1})
+                                                   "MinSoc": 20.0, "SessionActive": 1, "MinSocValid": 1})
         msg = can.Message(arbitration_id=fid, is_extended_id=False, data=data)
         clock = time.perf_counter_ns
         bus = self.ctl

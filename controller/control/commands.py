@@ -84,7 +84,7 @@ class Commands:
         self.rly.sig["RelayCloseReq"] = 1 if close else 0
         self.tx(self.rly)
 
-    def send_status(self, mode, limiting, timed_out, p_w, refused):
+    def send_status(self, mode, limiting, timed_out, ems_expired, p_w, refused):
         """GW_Status; timed_out: {events.IN_*: bool} of the supervised input groups."""
         s = self.status.sig
         s["OperatingMode"] = mode
@@ -93,6 +93,7 @@ class Commands:
         s["TimeoutInverter"] = 1 if timed_out[events.IN_INVERTER] else 0
         s["TimeoutRelay"] = 1 if timed_out[events.IN_RELAY] else 0
         s["TimeoutEv"] = 1 if timed_out[events.IN_EV] else 0
+        s["TimeoutEms"] = 1 if ems_expired else 0
         s["PTarget"] = int(p_w)
         s["RxRefused"] = refused if refused < 65535 else 65535
         self.status_counter = (self.status_counter + 1) & 15

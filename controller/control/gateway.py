@@ -1,7 +1,8 @@
 """The gateway controller: one control period of data flow, plus a fast path.
 
 Data flows one way per period (tick), one step a method:
-  1. inputs      receive-timeout supervision per device (control/supervision.py)
+  1. inputs      receive-timeout supervision per device (control/supervision.py), and
+                 the energy manager's request validity (control/operating_mode.py)
   1b. plausible  meter and inverter agree on the bus they share
   2. inverter    the inverter's own fault flags
   3. safe state  enter at once, leave after control.recover_hold_ms of health
@@ -37,7 +38,7 @@ from controller.control.operating_mode import OperatingMode
 from controller.protection import grid_codes
 from controller.protection.anti_islanding import FrequencyDrift, SandiaFrequencyShift
 from controller.protection.interface_protection import EnterService, InterfaceProtection
-from controller.timing import ConditionalDelay, MovingAverage, RampLimiter
+from controller.timing import ConditionalDelay, Elapsed, MovingAverage, RampLimiter, split_us
 
 INV_OFF, INV_GFL, INV_GFM = 0, 1, 2
 # inverter faults of the power stage itself: no backup possible, safe state until cleared
@@ -63,7 +64,7 @@ class Gateway:
         # over the same span, so that grid minus inverter is the load and not a timing artefact
         n = cfg["meter"]["window_ms"] // cfg["inverter"]["period_ms"]
         self.p_ac_avg = MovingAverage(n if n > 0 else 1)
-        self.op = OperatingMode(cfg)
+        self.op = OperatingMode(cfg, candb.BY_NAME["EMS_ModeRequest"].timeout_ms)
         # grid protection, islanding and backup: the profile named by site.grid_code
         prof = grid_codes.profile(cfg["site"]["grid_code"], self.f_nom)
         self.prot = InterfaceProtection(prof, cfg["meter"]["period_ms"] / 1000.0)
@@ -80,6 +81,8 @@ class Gateway:
         self.q_cmd = 0.0
         self.separated_by = 0
         self._started = False
+        self._meter_stale = True
+        self._inverter_stale = True
 
         # inputs, and the dispatch table of received frames
         M = candb.BY_NAME
@@ -124,7 +127,9 @@ class Gateway:
         self.p_target = 0.0
         self.limiting = limits.INPUT_TIMEOUT
         self.limit_reported = None  # the safe state says enough; reported again after it
-        self.limit_event_at = None
+        self.limit_since = Elapsed()  # since the last limit event (at most one per status period)
+        self.limit_since_started = False
+        self._status_s, self._status_us = split_us(self.status_period_us)
         self.trip_flags = 0
         self.refused = [0, 0, 0, 0, 0, 0]  # by events.R_* reason
         self.refused_total = 0
@@ -188,7 +193,7 @@ class Gateway:
             if consumed:
                 continue
             if f[1]:  # extended id: nothing on the site bus uses it
-                self._refuse(events.R_UNKNOWN_ID, f[0] & 0xFFFF)
+                self.refuse(events.R_UNKNOWN_ID, f[0] & 0xFFFF)
                 continue
             self.on_frame(f[0], f[2], now)
         for tap in self.taps:
@@ -202,17 +207,18 @@ class Gateway:
             if can_id in candb.MESSAGES:
                 self.ignored += 1  # on the site bus, but not for the controller
             else:
-                self._refuse(events.R_UNKNOWN_ID, can_id)
+                self.refuse(events.R_UNKNOWN_ID, can_id)
             return
         reason = entry[0].accept(data, now)
         if reason:
-            self._refuse(reason, can_id)
+            self.refuse(reason, can_id)
             return
         handler = entry[2]
         if handler is not None:
             handler(now)
 
-    def _refuse(self, reason, can_id):
+    def refuse(self, reason, can_id):
+        """Count one refused frame (events.R_* reason); reported once per status period."""
         self.refused[reason] += 1
         self.refused_total += 1
         self._last_refused = (reason, can_id)
@@ -258,8 +264,10 @@ class Gateway:
                 self._send_cmd()
 
     def _on_mode_request(self, now):
+        """A request of the energy manager: in force for its validity (control/operating_mode.py)."""
         v = self.ems.values
-        self.op.request(v["ModeReq"], v["SetpointPower"])
+        if self.op.request(v["ModeReq"], v["SetpointPower"], v["ValidFor"], now):
+            self._event(events.INPUT_RESTORED, events.IN_EMS, 0)
 
     # ------------------------------------------------------- separation and backup
     def _separate(self, reason, now):
@@ -293,7 +301,8 @@ class Gateway:
         ev = self.ev_limits.values
         if ev.get("SessionActive", 0) != 1 or ev.get("MaxDischargePower", 0) <= 0:
             return False
-        return self.ev_status.values.get("Soc", 0.0) > ev.get("MinSoc", 100.0)
+        soc, min_soc = self._soc()
+        return soc > min_soc
 
     def _back_in_service(self, now):
         """The relay closed onto the grid again (Backup.contact(), the only way back to GRID):
@@ -310,6 +319,9 @@ class Gateway:
     def tick(self, now):
         """One control period: supervise, decide, arbitrate, command, report."""
         ok = self.sup.inputs(now)
+        self._restart_on_silence()
+        if self.op.expire(now):
+            self._event(events.INPUT_TIMEOUT, events.IN_EMS, 0)  # the configured mode again
         if self.sup.plausibility(ok and self._implausible(), now):
             ok = False
         if not self.sup.timed_out[events.IN_INVERTER]:
@@ -319,6 +331,20 @@ class Gateway:
         self._switchover(now)
         self._command()
         self._report(now)
+
+    def _restart_on_silence(self):
+        """A measurement source went silent: the units that integrate its samples over
+        time start again with its next sample (a gap of any length, even one longer than
+        half the ticks period, can then never look like a short one)."""
+        t = self.sup.timed_out
+        m = t[events.IN_METER]
+        if m and not self._meter_stale:
+            self.prot.restart()
+        self._meter_stale = m
+        i = t[events.IN_INVERTER]
+        if i and not self._inverter_stale:
+            self.drift.reset()
+        self._inverter_stale = i
 
     def _implausible(self):
         """Step 1b: with the relay closed, meter and inverter measure the same bus."""
@@ -383,8 +409,11 @@ class Gateway:
         p = self.ramp.update(target, now)
         p, by = self.arbiter.clamp(p)
         self.ramp.value = p
-        if by == limits.NONE and self.ramp.limited:
-            by = limits.RAMP
+        if by == limits.NONE:
+            if self.op.direction_limited:
+                by = limits.MODE_DIRECTION
+            elif self.ramp.limited:
+                by = limits.RAMP
         self.p_cmd = p
         self.limiting = by
 
@@ -422,16 +451,19 @@ class Gateway:
         if reported != self.reported_mode:
             self.reported_mode = reported
             self._event(events.MODE_CHANGE, reported, 0)
+        since = self.limit_since
+        since.update(now)
         if (not safe and self.backup.state == BK_GRID and self.limiting != self.limit_reported
-                and (self.limit_event_at is None or ticks_diff(now, self.limit_event_at) >= self.status_period_us)):
+                and (not self.limit_since_started or since.reached(self._status_s, self._status_us))):
             # at most one per status period: a command hovering at a bound must not flood the bus
             self.limit_reported = self.limiting
-            self.limit_event_at = now
+            since.restart(now)
+            self.limit_since_started = True
             self._event(events.LIMIT_CHANGE, self.limiting, int(self.p_cmd))
         if self.next_status is None or ticks_diff(now, self.next_status) >= 0:
             self.next_status = ticks_add(now, self.status_period_us)
             self.out.send_status(events.SAFE if safe else self.op.mode, self.limiting, self.sup.timed_out,
-                                 self.p_cmd, self.refused_total)
+                                 self.op.expired, self.p_cmd, self.refused_total)
             if self.refused_total != self.refused_reported:
                 # at most one refusal event per status period: a corrupt node must not flood the bus
                 self.refused_reported = self.refused_total
@@ -461,12 +493,21 @@ class Gateway:
         """Home load estimate: grid import minus inverter AC power (point of connection balance)."""
         return self.mtr_power.values.get("ActivePower", 0) - self.p_ac_avg.value
 
-    def _arbitrate(self):
+    def _soc(self):
+        """(state of charge, minimum) in %; a value the EV did not report restricts:
+        (0, 100) means no discharge."""
         ev = self.ev_limits.values
         st = self.ev_status.values
+        if st.get("SocValid", 0) != 1 or ev.get("MinSocValid", 0) != 1:
+            return 0.0, 100.0
+        return st["Soc"], ev["MinSoc"]
+
+    def _arbitrate(self):
+        ev = self.ev_limits.values
+        soc, min_soc = self._soc()
         self.arbiter.update(self.inputs_ok and ev.get("SessionActive", 0) == 1,
                             ev.get("MaxChargePower", 0), ev.get("MaxDischargePower", 0),
-                            st.get("Soc", 0.0), ev.get("MinSoc", 100.0), self.mtr_grid.values.get("GridVoltage", 0.0),
+                            soc, min_soc, self.mtr_grid.values.get("GridVoltage", 0.0),
                             self._load_w(), self.q_cmd, self.out_cap)
 
     def _send_cmd(self):

@@ -1,46 +1,98 @@
 """The operating mode and its power target: idle, charge, V2H (power the home), V2G (export).
 
-The mode comes from the configuration and from the energy manager (EMS_ModeRequest).
+The configured mode (configuration `mode`) is the site's local behaviour. A request
+from the energy manager (EMS_ModeRequest) replaces it for its validity: ValidFor
+seconds after its reception, or the message's receive timeout (3 s, three cycle times)
+when ValidFor is 0, renewed by every repetition. When it expires the configured mode is
+in force again (an EMS that dies mid-export does not keep the site exporting).
+
 The target is battery-side power (positive = charging the EV) before ramp and limits:
-- charge, v2g: the commanded setpoint;
+- charge: the setpoint, never below zero (charge never discharges the EV);
+- v2g: the setpoint, never above zero (export never charges the EV from the grid);
 - v2h: cover the home load from the EV, keeping a small import (v2h_import_bias_w) so
   that V2H never exports; a first-order controller on each new meter sample, in AC
   power, converted to battery power through the inverter efficiency;
 - idle: zero.
-Guarantee: target() depends only on the mode, the setpoint and the load estimate; the
-limit arbitration (controller/control/limits.py) bounds it afterwards.
+Guarantees: target() never has the sign its mode forbids (v2h and idle never charge,
+charge never discharges), and a request never outlives its validity (Elapsed: right
+for any duration); the limit arbitration (controller/control/limits.py) bounds the
+target afterwards.
 """
 
 from controller import events
 from controller.control.limits import ac_to_batt
+from controller.timing import Elapsed, split_us
 
 MODE_NAMES = ("idle", "charge", "v2h", "v2g")
 
 
 class OperatingMode:
-    __slots__ = ("mode", "setpoint_w", "bias_w", "gain", "eff", "v2h_ac")
+    __slots__ = ("mode", "setpoint_w", "local_mode", "local_setpoint_w", "bias_w", "gain", "eff", "v2h_ac",
+                 "requested", "expired", "_valid", "_valid_s", "_valid_us", "_default_s", "_default_us",
+                 "direction_limited")
 
-    def __init__(self, cfg):
-        self.mode = MODE_NAMES.index(cfg["mode"]["kind"])
-        self.setpoint_w = cfg["mode"]["setpoint_kw"] * 1000.0
+    def __init__(self, cfg, request_timeout_ms):
+        """request_timeout_ms: how long a request with ValidFor 0 holds."""
+        self.local_mode = MODE_NAMES.index(cfg["mode"]["kind"])
+        self.local_setpoint_w = cfg["mode"]["setpoint_kw"] * 1000.0
+        self.mode = self.local_mode
+        self.setpoint_w = self.local_setpoint_w
         self.bias_w = cfg["limits"]["v2h_import_bias_w"]
         self.gain = cfg["limits"]["v2h_gain"]
         self.eff = cfg["inverter"]["efficiency"]
         self.v2h_ac = 0.0
+        self.requested = False  # an energy-manager request is in force
+        self.expired = False  # the last one expired (GW_Status.TimeoutEms)
+        self._valid = Elapsed()
+        self._default_s, self._default_us = split_us(request_timeout_ms * 1000)
+        self._valid_s = self._default_s
+        self._valid_us = self._default_us
+        self.direction_limited = False
 
-    def request(self, mode, setpoint_w):
-        """A mode request from the energy manager (EMS_ModeRequest); unknown modes are ignored."""
-        if mode <= events.V2G:
-            self.mode = mode
-            self.setpoint_w = float(setpoint_w)
+    def request(self, mode, setpoint_w, valid_for_s, now):
+        """A mode request from the energy manager (EMS_ModeRequest); unknown modes are
+        ignored. Returns True if it ends an expiry (the energy manager is back)."""
+        if mode > events.V2G:
+            return False
+        self.mode = mode
+        self.setpoint_w = float(setpoint_w)
+        self.requested = True
+        self._valid.restart(now)
+        if valid_for_s > 0:
+            self._valid_s, self._valid_us = valid_for_s, 0
+        else:
+            self._valid_s, self._valid_us = self._default_s, self._default_us
+        back = self.expired
+        self.expired = False
+        return back
+
+    def expire(self, now):
+        """Every period: True once, when the request in force has outlived its validity
+        and the configured mode takes over again."""
+        if not self.requested:
+            return False
+        v = self._valid
+        v.update(now)
+        if not v.reached(self._valid_s, self._valid_us):
+            return False
+        self.requested = False
+        self.expired = True
+        self.mode = self.local_mode
+        self.setpoint_w = self.local_setpoint_w
+        return True
 
     def target(self, new_sample, load_w):
         """Battery power this mode asks for. new_sample: a meter sample arrived since the
         last call (the V2H controller moves only on new measurements); load_w: the home
         load estimate at the point of connection."""
         m = self.mode
+        self.direction_limited = False
         if m == events.CHARGE or m == events.V2G:
-            return self.setpoint_w
+            p = self.setpoint_w
+            if (m == events.CHARGE and p < 0.0) or (m == events.V2G and p > 0.0):
+                self.direction_limited = True
+                return 0.0
+            return p
         if m == events.V2H:
             if new_sample:
                 want = self.bias_w - load_w

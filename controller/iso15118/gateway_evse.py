@@ -14,10 +14,13 @@ keeps inside every limit in force, including the EV's own announced ones.
 """
 
 from controller import events
+from controller.bus import candb
+from controller.control.commands import Frame
 
 
 class GatewayEvse:
-    __slots__ = ("gw", "clock", "lim", "voltage", "channel", "lost", "isolation_state", "auth_state")
+    __slots__ = ("gw", "clock", "lim", "voltage", "channel", "lost", "isolation_state", "auth_state",
+                 "ev", "st", "tx_lim", "tx_st")
 
     def __init__(self, gw, ticks_us, max_voltage=500, min_voltage=150, nominal_voltage=400):
         self.gw = gw
@@ -32,6 +35,13 @@ class GatewayEvse:
         self.lost = []
         self.isolation_state = "ok"
         self.auth_state = "ok"
+        # the EV input as an EVCC bridge would send it; nothing known yet
+        self.ev = {"MaxChargePower": 0, "MaxDischargePower": 0, "MinSoc": 0.0, "SessionActive": 0,
+                   "MinSocValid": 0, "AliveCounter": 0, "Crc": 0}
+        self.st = {"Soc": 0.0, "SocValid": 0, "BatteryCapacity": 0.0, "BatteryVoltage": 0.0,
+                   "AliveCounter": 0, "Crc": 0}
+        self.tx_lim = Frame(candb.BY_NAME["EVCC_Limits"])
+        self.tx_st = Frame(candb.BY_NAME["EVCC_Status"])
 
     # -- what the SECC reads -------------------------------------------------------
     def limits(self):
@@ -61,29 +71,39 @@ class GatewayEvse:
         return self.auth_state
 
     # -- what the SECC reports --------------------------------------------------------
-    def _ev_input(self, max_charge_w, max_discharge_w, soc):
-        """Refresh the gateway's EV input as an accepted EVCC frame pair would."""
-        gw = self.gw
-        now = self.clock()
-        lim = gw.ev_limits
-        vals = lim.values
+    def _ev_input(self, max_charge_w, max_discharge_w, soc, min_soc=None):
+        """Feed what the EV announced through the gateway's own EV input path, as the
+        EVCC_Limits / EVCC_Status frames of a CAN EVCC bridge would arrive: the same
+        length, end-to-end, range and timeout checks, the same fast path. A value the EV
+        has not announced restricts: no discharge without a known state of charge and
+        minimum (SocValid / MinSocValid 0)."""
         if max_charge_w is not None:
-            vals["MaxChargePower"] = max_charge_w
+            self.ev["MaxChargePower"] = max_charge_w
         if max_discharge_w is not None:
-            vals["MaxDischargePower"] = max_discharge_w
-        vals.setdefault("MaxChargePower", 0)
-        vals.setdefault("MaxDischargePower", 0)
-        vals.setdefault("MinSoc", 0.0)
-        vals["SessionActive"] = 1 if self.channel is not None or self.lost == [] else 0
-        lim.last_us = now
-        lim.seen = True
-        st = gw.ev_status
+            self.ev["MaxDischargePower"] = max_discharge_w
         if soc is not None:
-            st.values["Soc"] = float(soc)
-        st.values.setdefault("Soc", 50.0)
-        st.values["BatteryVoltage"] = self.voltage
-        st.last_us = now
-        st.seen = True
+            self.st["Soc"] = float(soc)
+            self.st["SocValid"] = 1
+        if min_soc is not None:
+            self.ev["MinSoc"] = float(min_soc)
+            self.ev["MinSocValid"] = 1
+        self.ev["SessionActive"] = 1 if self.channel is not None or self.lost == [] else 0
+        self.st["BatteryVoltage"] = self.voltage
+        self._send()
+
+    def _send(self):
+        now = self.clock()
+        for tx, values in ((self.tx_lim, self.ev), (self.tx_st, self.st)):
+            msg = tx.msg
+            try:
+                msg.encode_into(values, tx.buf)
+            except (OverflowError, ValueError, TypeError):
+                # beyond what the frame can carry: refused like a bad frame, the input
+                # goes stale and the gateway stops the power
+                self.gw.refuse(events.R_RANGE, msg.frame_id)
+                continue
+            tx.e2e.seal(tx.buf)
+            self.gw.on_frame(msg.frame_id, tx.buf, now)
 
     def ev_limits(self, d):
         self._ev_input(d.get("max_charge_power"), d.get("max_discharge_power"), d.get("soc"))
@@ -93,7 +113,9 @@ class GatewayEvse:
             if d.get(k):
                 self.voltage = float(d[k])
                 break
-        self._ev_input(d.get("max_charge_power"), d.get("max_discharge_power"), d.get("soc") or d.get("present_soc"))
+        soc = d.get("soc")
+        self._ev_input(d.get("max_charge_power"), d.get("max_discharge_power"),
+                       d.get("present_soc") if soc is None else soc, d.get("min_soc"))
 
     def output(self, channel):
         self.channel = channel
@@ -106,9 +128,9 @@ class GatewayEvse:
         self._stop()
 
     def _stop(self):
-        # the EV is no longer a source or sink: its limits drop to zero at once (fast path
-        # equivalent), and the input stops being refreshed, so it also times out
-        vals = self.gw.ev_limits.values
-        vals["MaxChargePower"] = 0
-        vals["MaxDischargePower"] = 0
-        vals["SessionActive"] = 0
+        # the EV is no longer a source or sink: its limits drop to zero at once (the fast
+        # path), and the input stops being refreshed, so it also times out
+        self.ev["MaxChargePower"] = 0
+        self.ev["MaxDischargePower"] = 0
+        self.ev["SessionActive"] = 0
+        self._send()

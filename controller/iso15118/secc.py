@@ -724,6 +724,8 @@ class Secc:
         if isinstance(dp, dict):
             if "PresentSOC" in dp:
                 tgt["soc"] = dp["PresentSOC"]
+            if "MinimumSOC" in dp:
+                tgt["min_soc"] = dp["MinimumSOC"]
             if "ChargingComplete" in dp:
                 tgt["charging_complete"] = dp["ChargingComplete"]
 

@@ -41,7 +41,8 @@ class Site:
         self.grid_v = 230.0
         self.p_grid = 1000
         self.p_inv = 0
-        self.ev = {"MaxChargePower": 11000, "MaxDischargePower": 11000, "MinSoc": 20.0, "SessionActive": 1}
+        self.ev = {"MaxChargePower": 11000, "MaxDischargePower": 11000, "MinSoc": 20.0, "SessionActive": 1,
+                   "MinSocValid": 1}
         self.soc = 80.0
         self.relay_state = 1
         self.inv_v = None  # None: the inverter measures what the meter measures (one bus)
@@ -58,7 +59,7 @@ class Site:
             d.send("RLY_Feedback", ContactState=self.relay_state, UtilityVoltagePresent=1, UtilityVoltage=self.grid_v)
         if ev:
             d.send("EVCC_Limits", **self.ev)
-            d.send("EVCC_Status", Soc=self.soc, BatteryCapacity=94.0, BatteryVoltage=390.0)
+            d.send("EVCC_Status", Soc=self.soc, SocValid=1, BatteryCapacity=94.0, BatteryVoltage=390.0)
 
     def commands(self):
         """Decoded frames the gateway sent since the last call: list of (name, values)."""

@@ -220,3 +220,73 @@ def test_acceptance_filter_off_by_configuration():
     site.port.send(0x555, b"\x00" * 8)
     gw.poll(0)
     assert gw.refused[events.R_UNKNOWN_ID] == 1 and gw.port.rx_filtered == 0
+
+
+def _ems(site, mode, setpoint_w, valid_for_s=0):
+    site.dev.send("EMS_ModeRequest", ModeReq=mode, SetpointPower=setpoint_w, ValidFor=valid_for_s)
+
+
+def test_ems_request_expires_to_the_configured_mode():
+    gw, site = _gw(mode="idle", setpoint_kw=0.0)
+    seen = []
+    gw.listeners.append(lambda code, detail, value: seen.append((code, detail)))
+    t = 0
+    for _ in range(5):  # the energy manager repeats its request every second
+        _ems(site, events.V2G, -6000)
+        t = _run(gw, site, t, 100)
+    assert gw.mode == events.V2G and gw.p_cmd == -6000.0
+    t = _run(gw, site, t, 190)  # the last request came 2.9 s ago: still in force
+    assert gw.mode == events.V2G and gw.p_cmd == -6000.0
+    t = _run(gw, site, t, 20)  # past 3 s (EMS_ModeRequest's receive timeout): idle again
+    assert gw.mode == events.IDLE and gw.p_cmd == 0.0
+    assert (events.INPUT_TIMEOUT, events.IN_EMS) in seen
+    site.commands()
+    t = _run(gw, site, t, 20)
+    assert site.last("GW_Status")["TimeoutEms"] == 1
+    _ems(site, events.CHARGE, 3000)
+    t = _run(gw, site, t, 20)
+    assert gw.mode == events.CHARGE and gw.p_cmd == 3000.0
+    assert (events.INPUT_RESTORED, events.IN_EMS) in seen
+    assert site.last("GW_Status")["TimeoutEms"] == 0
+
+
+def test_ems_request_holds_for_its_validity():
+    gw, site = _gw(mode="idle", setpoint_kw=0.0, control={"recover_hold_ms": 0, "period_ms": 100})
+    _ems(site, events.V2G, -4000, valid_for_s=900)  # a plan slot: 15 minutes
+    t = 0
+    for _ in range(8990):  # 899 s in 100 ms periods, without a repetition
+        site.send_all()
+        gw.poll(t)
+        gw.tick(t)
+        t += 100000
+    assert gw.mode == events.V2G and gw.p_cmd == -4000.0
+    for _ in range(20):
+        site.send_all()
+        gw.poll(t)
+        gw.tick(t)
+        t += 100000
+    assert gw.mode == events.IDLE and gw.p_cmd == 0.0
+
+
+def test_charge_never_discharges_and_v2g_never_charges():
+    gw, site = _gw(mode="idle", setpoint_kw=0.0)
+    _ems(site, events.CHARGE, -5000)  # a charge request with a discharge setpoint
+    t = _run(gw, site, 0, 5)
+    assert gw.mode == events.CHARGE and gw.p_cmd == 0.0 and gw.limiting == limits.MODE_DIRECTION
+    _ems(site, events.V2G, 5000)  # an export request with a charge setpoint
+    t = _run(gw, site, t, 5)
+    assert gw.mode == events.V2G and gw.p_cmd == 0.0 and gw.limiting == limits.MODE_DIRECTION
+    _ems(site, events.V2G, -5000)
+    _run(gw, site, t, 5)
+    assert gw.p_cmd == -5000.0
+
+
+def test_unknown_soc_or_minimum_means_no_discharge():
+    gw, site = _gw()
+    site.ev["MinSocValid"] = 0
+    _run(gw, site, 0, 5)
+    assert gw.p_cmd == 0.0 and gw.limiting == limits.MIN_SOC
+    gw, site = _gw(mode="charge", setpoint_kw=3.0)
+    site.ev["MinSocValid"] = 0  # charging needs neither
+    _run(gw, site, 0, 5)
+    assert gw.p_cmd == 3000.0
