@@ -2,7 +2,10 @@
 
 Guarantees: validate() returns a complete configuration (defaults filled) or raises
 ConfigError naming the key path and the problem. Unknown keys are an error, never
-ignored. docs/configuration.md documents every key; a test keeps the two in step.
+ignored. Values that feed a CAN signal are cross-checked against that signal's range
+in the DBC (controller/bus/candb.py): a configuration the bus cannot carry is refused
+at load, never discovered in the control loop. docs/configuration.md documents every
+key; a test keeps the two in step.
 """
 
 GRID_CODES = ("EN50549-1", "IEEE1547-2018-CatII", "IEEE1547-2018-CatIII", "DK-EN50549-1")
@@ -125,6 +128,60 @@ def _merge(path, schema, base, override):
     return out
 
 
+# the island's frequency setpoint stays within f_nom +- this while it is steered onto the
+# grid for reconnection (controller/control/backup.py): GW_InverterForming must carry it
+FORMING_STEER_HZ = 1.0
+
+
+def _check_bus(cfg):
+    """The values the configuration makes the gateway send fit their DBC signals."""
+    from controller.bus import candb
+
+    def rng(msg, sig):
+        for s in candb.BY_NAME[msg].signals:
+            if s[0] == sig:
+                return s[1], s[2]
+
+    p_lo, p_hi = rng("GW_InverterCmd", "PSetpoint")
+    sp = cfg["mode"]["setpoint_kw"] * 1000.0
+    if not p_lo <= sp <= p_hi:
+        raise ConfigError("mode.setpoint_kw", "%g kW is beyond what GW_InverterCmd.PSetpoint carries (%g..%g W)"
+                          % (sp / 1000.0, p_lo, p_hi))
+    kind = cfg["mode"]["kind"]
+    if (kind == "charge" and sp < 0) or (kind == "v2g" and sp > 0):
+        raise ConfigError("mode.setpoint_kw", "must be %s for %s, not %g" % (">= 0" if kind == "charge" else "<= 0",
+                                                                              kind, sp / 1000.0))
+    inv = cfg["inverter"]
+    s = inv["rating_kva"] * 1000.0
+    # the largest battery power the rating allows: discharging, the stage's losses come on top
+    p_max = s / inv["efficiency"]
+    if p_max > p_hi or -p_max < p_lo:
+        raise ConfigError("inverter.rating_kva", "%g kVA at efficiency %g needs battery power up to %d W, beyond "
+                          "what GW_InverterCmd.PSetpoint carries (%g..%g W)"
+                          % (inv["rating_kva"], inv["efficiency"], int(p_max), p_lo, p_hi))
+    site = cfg["site"]
+    i_lo, i_hi = rng("GW_InverterLimits", "IacMax")
+    i_rated = s / (site["phases"] * site["nominal_voltage_v"])
+    if i_rated > i_hi:
+        raise ConfigError("inverter.rating_kva", "%g kVA on %d phase(s) at %g V is %.1f A per phase, beyond what "
+                          "GW_InverterLimits.IacMax carries (%g A)"
+                          % (inv["rating_kva"], site["phases"], site["nominal_voltage_v"], i_rated, i_hi))
+    f_lo, f_hi = rng("GW_InverterForming", "FrequencySetpoint")
+    f = site["nominal_frequency_hz"]
+    if f - FORMING_STEER_HZ < f_lo or f + FORMING_STEER_HZ > f_hi:
+        raise ConfigError("site.nominal_frequency_hz", "%g Hz: the island is steered within +-%g Hz of it, beyond "
+                          "what GW_InverterForming.FrequencySetpoint carries (%g..%g Hz)" % (f, FORMING_STEER_HZ, f_lo, f_hi))
+    v_lo, v_hi = rng("GW_InverterForming", "VoltageSetpoint")
+    v = site["nominal_voltage_v"] * (1.0 + FORMING_STEER_PU)
+    if v > v_hi:
+        raise ConfigError("site.nominal_voltage_v", "%g V: the island is steered up to %g V, beyond what "
+                          "GW_InverterForming.VoltageSetpoint carries (%g V)" % (site["nominal_voltage_v"], v, v_hi))
+    return cfg
+
+
+# and its voltage setpoint within v_nom +- this
+FORMING_STEER_PU = 0.15
+
 _TIMEOUT_FLOOR_MS = {"inverter": 50, "meter": 50, "relay": 50, "ev": 500}
 
 
@@ -140,7 +197,7 @@ def timeout_ms(cfg, section):
 
 def validate(override=None, base=None):
     """A complete, checked configuration from `override` on top of `base` (or defaults)."""
-    return _merge("", SCHEMA, base, override if override is not None else {})
+    return _check_bus(_merge("", SCHEMA, base, override if override is not None else {}))
 
 
 def defaults():

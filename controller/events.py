@@ -23,6 +23,7 @@ BACKUP_OVERLOAD = 16
 BACKUP_END = 17
 RELAY_FAULT = 18
 IMPLAUSIBLE = 19
+COMMAND_CLAMPED = 20
 
 KIND = {
     MODE_CHANGE: "mode_change",
@@ -44,6 +45,7 @@ KIND = {
     BACKUP_END: "backup_end",
     RELAY_FAULT: "relay_fault",
     IMPLAUSIBLE: "implausible",
+    COMMAND_CLAMPED: "command_clamped",
 }
 
 # Why backup ended or could not start (EventDetail of BACKUP_END)
@@ -66,6 +68,8 @@ REFUSE_NAMES = {R_LENGTH: "length", R_CRC: "crc", R_COUNTER: "alive_counter", R_
 # Trip reasons (EventDetail of TRIP). Inverter-reported faults; protection stages join later.
 # Codes 16..63 are the interface protection's (controller/protection/interface_protection.py REASON_NAMES).
 T_INV_OVERCURRENT, T_INV_OVERTEMP, T_INV_DC, T_INV_AC_GRID, T_AC_LOSS, T_FREQ_DRIFT = 1, 2, 3, 4, 5, 6
+# the inverter's report held against the command (controller/control/inverter_monitor.py)
+T_INV_NOT_FOLLOWING, T_INV_UNCOMMANDED, T_INV_CMD_TIMEOUT, T_INV_FAULT_STATE, T_INV_E2E = 7, 8, 9, 10, 11
 TRIP_NAMES = {
     T_INV_OVERCURRENT: "inverter_overcurrent",
     T_INV_OVERTEMP: "inverter_overtemperature",
@@ -73,6 +77,11 @@ TRIP_NAMES = {
     T_INV_AC_GRID: "inverter_ac_grid_fault",
     T_AC_LOSS: "ac_voltage_loss",
     T_FREQ_DRIFT: "frequency_drift",
+    T_INV_NOT_FOLLOWING: "inverter_not_following",
+    T_INV_UNCOMMANDED: "inverter_running_uncommanded",
+    T_INV_CMD_TIMEOUT: "inverter_command_timeout",
+    T_INV_FAULT_STATE: "inverter_fault_state",
+    T_INV_E2E: "inverter_refuses_commands",
 }
 
 
@@ -114,5 +123,7 @@ def describe(code, detail, value):
         d["p_w"] = value
     elif code == FRAME_REFUSED:
         d["reason"] = REFUSE_NAMES.get(detail, detail)
+        d["frame_id"] = value & 0xFFFF
+    elif code == COMMAND_CLAMPED:
         d["frame_id"] = value & 0xFFFF
     return d

@@ -224,7 +224,30 @@ def validate(sc):
         raise ScenarioError("events", "must be a list")
     events = [_event(f"events[{i}]", ev, duration) for i, ev in enumerate(evs)]
     out["events"] = sorted(events, key=lambda e: e["t_s"])  # stable: same-time events keep file order
+    # the controller configuration the scenario implies must be one the controller accepts
+    # (its values fit the CAN signals they feed): name the scenario key that breaks it
+    try:
+        controller_config(out)
+    except ctl_config.ConfigError as e:
+        key = _SCENARIO_KEY_OF.get(e.key, "controller." + e.key)
+        raise ScenarioError(key, e.problem) from None
+    for i, ev in enumerate(out["events"]):
+        if ev["kind"] == "mode":
+            try:
+                ctl_config.validate({"mode": ev["mode"]}, base=controller_config(out))
+            except ctl_config.ConfigError as e:
+                raise ScenarioError(f"events[{i}].mode.setpoint_kw", e.problem) from None
     return out
+
+
+# controller configuration key -> the scenario key it comes from (controller_config())
+_SCENARIO_KEY_OF = {
+    "site.nominal_voltage_v": "site.nominal_voltage_v",
+    "site.nominal_frequency_hz": "site.nominal_frequency_hz",
+    "site.phases": "site.phases",
+    "inverter.rating_kva": "inverter.rating_kva",
+    "mode.setpoint_kw": "mode.setpoint_kw",
+}
 
 
 def load(path):

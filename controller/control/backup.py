@@ -29,6 +29,8 @@ inverter stays off.
 """
 
 from controller import events
+from controller.config import FORMING_STEER_HZ as STEER_RANGE_HZ  # the island's f_set stays within f_nom +- this
+from controller.config import FORMING_STEER_PU as STEER_RANGE_PU  # and its v_set within v_nom +- this (pu)
 from controller.timing import ConditionalDelay, Elapsed, split_us
 
 GRID, OPENING, BACKUP, BLACKOUT, RESYNC, CLOSING = 0, 1, 2, 3, 4, 5
@@ -39,7 +41,6 @@ CONTACT_OPEN, CONTACT_CLOSED = 0, 1
 
 SYNC_CONFIRM = 3  # consecutive synchro-check samples before closing (30 ms at 10 ms)
 STEER_GAIN = 0.3  # integral gain per control period of the island's frequency and voltage trim
-STEER_RANGE_HZ = 1.0  # the island's frequency setpoint stays within f_nom +- this while steering
 
 
 class Backup:
@@ -196,7 +197,10 @@ class Backup:
                 self.f_set = lo if f < lo else hi if f > hi else f
             # likewise the voltage: the island's voltage is trimmed onto the utility's
             if home_v > 0.0:
-                self.v_set += STEER_GAIN * (util_v - home_v)
+                v = self.v_set + STEER_GAIN * (util_v - home_v)
+                lo = self.v_nom * (1.0 - STEER_RANGE_PU)
+                hi = self.v_nom * (1.0 + STEER_RANGE_PU)
+                self.v_set = lo if v < lo else hi if v > hi else v
             ok = (-self.sync_phase_deg <= phase_diff_deg <= self.sync_phase_deg
                   and -self.sync_slip_hz <= f_grid - f_island <= self.sync_slip_hz
                   and abs(util_v - home_v) <= self.sync_voltage_pu * self.v_nom)

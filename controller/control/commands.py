@@ -5,6 +5,12 @@ Each message keeps one signal dict and one frame buffer for its whole life (no
 allocation per period); the end-to-end CRC and alive counter are sealed into every
 frame that carries them (controller/bus/e2e.py). The signal layout comes from the
 generated codecs (controller/bus/candb.py): the DBC is the source of truth.
+
+Guarantee: sending never raises. Every value computed in the loop is fitted into its
+signal's DBC range before encoding (NaN counts as 0): the configuration check at load
+makes that a no-op in practice, and when it is not, the value is clamped, `clamped`
+counts it and the gateway reports it (a command_clamped event). A frame the receiver
+would refuse for range is never sent.
 """
 
 from controller import events
@@ -13,15 +19,18 @@ from controller.bus.e2e import E2ESender
 
 
 class Frame:
-    """One transmitted message: its signal dict, frame buffer and E2E sender."""
+    """One transmitted message: its signal dict, frame buffer, E2E sender and the DBC
+    range of each signal (name -> (minimum, maximum))."""
 
-    __slots__ = ("msg", "sig", "buf", "e2e")
+    __slots__ = ("msg", "sig", "buf", "e2e", "range")
 
     def __init__(self, msg):
         self.msg = msg
         self.sig = {}
+        self.range = {}
         for s in msg.signals:
             self.sig[s[0]] = 0
+            self.range[s[0]] = (s[1], s[2])
         self.buf = bytearray(msg.length)
         self.e2e = E2ESender(msg) if msg.e2e_data_id else None
 
@@ -30,7 +39,7 @@ class Commands:
     """Builds and sends the gateway's frames on `port`; counts sent frames and send errors."""
 
     __slots__ = ("port", "cmd", "lim", "rly", "form", "status", "event", "sent", "tx_errors",
-                 "status_counter", "event_seq")
+                 "status_counter", "event_seq", "clamped", "clamped_id")
 
     def __init__(self, port):
         M = candb.BY_NAME
@@ -45,9 +54,32 @@ class Commands:
         self.tx_errors = 0
         self.status_counter = 0
         self.event_seq = 0
+        self.clamped = 0  # values fitted into their signal's range (reported by the gateway)
+        self.clamped_id = 0  # the frame of the last one
+
+    def fit(self, out, name, x):
+        """x inside the DBC range of signal `name` of `out`; counts what it had to change."""
+        lo, hi = out.range[name]
+        if x != x:  # NaN: nothing to command
+            y = 0 if lo <= 0 <= hi else lo
+        elif x < lo:
+            y = lo
+        elif x > hi:
+            y = hi
+        else:
+            return x
+        self.clamped += 1
+        self.clamped_id = out.msg.frame_id
+        return y
 
     def tx(self, out):
-        out.msg.encode_into(out.sig, out.buf)
+        try:
+            out.msg.encode_into(out.sig, out.buf)
+        except (OverflowError, ValueError, TypeError, KeyError):
+            # cannot happen with fitted values; if it does, the frame is not sent (its
+            # receiver's command supervision then acts) and the loop goes on
+            self.tx_errors += 1
+            return
         if out.e2e is not None:
             out.e2e.seal(out.buf)
         if self.port.send(out.msg.frame_id, out.buf):
@@ -58,27 +90,34 @@ class Commands:
     def send_inverter(self, mode, p_w, q_var, takes_setpoint):
         """GW_InverterCmd. Only grid-following takes power setpoints (takes_setpoint);
         int() truncates toward 0, so a setpoint never lands above its bound."""
-        s = self.cmd.sig
+        out = self.cmd
+        s = out.sig
         s["InvModeReq"] = mode
-        s["PSetpoint"] = int(p_w) if takes_setpoint else 0
-        s["QSetpoint"] = int(q_var) if takes_setpoint else 0
-        self.tx(self.cmd)
+        if takes_setpoint:
+            s["PSetpoint"] = int(self.fit(out, "PSetpoint", p_w))
+            s["QSetpoint"] = int(self.fit(out, "QSetpoint", q_var))
+        else:
+            s["PSetpoint"] = 0
+            s["QSetpoint"] = 0
+        self.tx(out)
 
     def send_limits(self, iac_max, idc_charge_max, idc_discharge_max):
         """GW_InverterLimits: AC current and DC currents the inverter must not exceed."""
-        s = self.lim.sig
-        s["IacMax"] = iac_max
-        s["IdcChargeMax"] = idc_charge_max
-        s["IdcDischargeMax"] = idc_discharge_max
-        self.tx(self.lim)
+        out = self.lim
+        s = out.sig
+        s["IacMax"] = self.fit(out, "IacMax", iac_max)
+        s["IdcChargeMax"] = self.fit(out, "IdcChargeMax", idc_charge_max)
+        s["IdcDischargeMax"] = self.fit(out, "IdcDischargeMax", idc_discharge_max)
+        self.tx(out)
 
     def send_forming(self, v_set, f_set):
         """GW_InverterForming: the island's voltage and frequency setpoints, droop on."""
-        s = self.form.sig
-        s["VoltageSetpoint"] = v_set
-        s["FrequencySetpoint"] = f_set
+        out = self.form
+        s = out.sig
+        s["VoltageSetpoint"] = self.fit(out, "VoltageSetpoint", v_set)
+        s["FrequencySetpoint"] = self.fit(out, "FrequencySetpoint", f_set)
         s["DroopEnable"] = 1
-        self.tx(self.form)
+        self.tx(out)
 
     def send_relay(self, close):
         self.rly.sig["RelayCloseReq"] = 1 if close else 0
@@ -94,7 +133,7 @@ class Commands:
         s["TimeoutRelay"] = 1 if timed_out[events.IN_RELAY] else 0
         s["TimeoutEv"] = 1 if timed_out[events.IN_EV] else 0
         s["TimeoutEms"] = 1 if ems_expired else 0
-        s["PTarget"] = int(p_w)
+        s["PTarget"] = int(self.fit(self.status, "PTarget", p_w))
         s["RxRefused"] = refused if refused < 65535 else 65535
         self.status_counter = (self.status_counter + 1) & 15
         s["AliveCounter"] = self.status_counter
@@ -106,5 +145,6 @@ class Commands:
         s["EventDetail"] = detail
         self.event_seq = (self.event_seq + 1) & 255
         s["EventSeq"] = self.event_seq
+        value &= 0xFFFF  # EventValue is 16 bits, two's complement
         s["EventValue"] = value if value < 32768 else value - 65536
         self.tx(self.event)

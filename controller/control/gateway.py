@@ -4,7 +4,8 @@ Data flows one way per period (tick), one step a method:
   1. inputs      receive-timeout supervision per device (control/supervision.py), and
                  the energy manager's request validity (control/operating_mode.py)
   1b. plausible  meter and inverter agree on the bus they share
-  2. inverter    the inverter's own fault flags
+  2. inverter    its reported mode, state and fault flags against the command
+                 (control/inverter_monitor.py)
   3. safe state  enter at once, leave after control.recover_hold_ms of health
   4. decide      active anti-islanding Q, mode target (control/operating_mode.py), ramp,
                  limit arbitration (control/limits.py)
@@ -31,7 +32,7 @@ from controller.bus import candb
 from controller.bus.inputs import Input
 from controller.clock import ticks_add, ticks_diff
 from controller.config import timeout_ms
-from controller.control import limits, supervision
+from controller.control import inverter_monitor, limits, supervision
 from controller.control.backup import GRID as BK_GRID, Backup
 from controller.control.commands import Commands
 from controller.control.operating_mode import OperatingMode
@@ -41,8 +42,6 @@ from controller.protection.interface_protection import EnterService, InterfacePr
 from controller.timing import ConditionalDelay, Elapsed, MovingAverage, RampLimiter, split_us
 
 INV_OFF, INV_GFL, INV_GFM = 0, 1, 2
-# inverter faults of the power stage itself: no backup possible, safe state until cleared
-_INTERNAL_FAULTS = (1 << events.T_INV_OVERCURRENT) | (1 << events.T_INV_OVERTEMP) | (1 << events.T_INV_DC)
 RELAY_OPEN, RELAY_CLOSED = 0, 1
 OVERLOAD_CONFIRM_US = 200000  # an overload must last 200 ms: the forming transient is not one
 
@@ -78,6 +77,8 @@ class Gateway:
         immunity = grid_codes.value(prof["rocof_ride_through"]["hz_s"]) or 2.0
         self.drift = FrequencyDrift(self.f_nom, 2.0 * immunity)
         self.overload = ConditionalDelay(OVERLOAD_CONFIRM_US)
+        self.inv_mon = inverter_monitor.InverterMonitor()
+        self.gfm_refused = 0  # grid-forming commands held back because the relay reported closed
         self.q_cmd = 0.0
         self.separated_by = 0
         self._started = False
@@ -134,6 +135,7 @@ class Gateway:
         self.refused = [0, 0, 0, 0, 0, 0]  # by events.R_* reason
         self.refused_total = 0
         self.refused_reported = 0
+        self.clamped_reported = 0
         self._last_refused = (0, 0)
         # extensions on the same bus (diagnostics over ISO-TP): objects with
         # on_port_frame(frame, now) -> bool (True = consumed) and an event listener list
@@ -285,15 +287,20 @@ class Gateway:
 
     def _command_now(self):
         """Send relay and inverter commands for the present backup state without waiting for the tick."""
-        self.inv_mode = self.backup.inverter_mode(self.inv_mode if self.backup.state == BK_GRID else INV_OFF)
-        self.out.send_relay(self.backup.relay_close())
+        bk = self.backup
+        if bk.state != BK_GRID:
+            self.inv_mode = bk.inverter_mode(INV_OFF)
+        elif self.inv_mode == INV_GFM:
+            # just back on the grid: the island's grid-forming ends with the contact closing
+            self.inv_mode = INV_GFL if self._may_energize() else INV_OFF
+        self.out.send_relay(bk.relay_close())
         self._send_cmd()
-        if self.inv_mode == INV_GFM:
+        if self.inv_mode == INV_GFM and self.rly.values.get("ContactState") != RELAY_CLOSED:
             self.out.send_forming(self.backup.v_set, self.backup.f_set)
 
     def _can_backup(self):
         """The EV can carry the home: enabled, fresh inputs, no inverter fault, discharge allowed."""
-        if not self.backup_enabled or self.trip_flags & _INTERNAL_FAULTS:
+        if not self.backup_enabled or self.trip_flags:
             return False
         t = self.sup.timed_out
         if t[events.IN_EV] or t[events.IN_INVERTER] or t[events.IN_RELAY]:
@@ -310,6 +317,7 @@ class Gateway:
         self.prot.reset()
         self.drift.reset()
         self.separated_by = 0
+        self.p_cmd = 0.0
         self.ramp.reset(0.0, now)
         self.op.v2h_ac = 0.0
         if self.es_ramp != "off":
@@ -325,7 +333,7 @@ class Gateway:
         if self.sup.plausibility(ok and self._implausible(), now):
             ok = False
         if not self.sup.timed_out[events.IN_INVERTER]:
-            self._inverter_faults(now)
+            self._inverter_report(now)
         self._safe_state(ok, now)
         self._decide(now)
         self._switchover(now)
@@ -344,6 +352,7 @@ class Gateway:
         i = t[events.IN_INVERTER]
         if i and not self._inverter_stale:
             self.drift.reset()
+            self.inv_mon.reset()
         self._inverter_stale = i
 
     def _implausible(self):
@@ -352,28 +361,27 @@ class Gateway:
             return False
         return supervision.disagree(self.mtr_grid.values, self.inv_ac.values, self.v_nom)
 
-    def _inverter_faults(self, now):
-        """Step 2: inverter-reported protection trips (rising edges)."""
-        v = self.inv_status.values
-        flags = 0
-        if v.get("FaultOverCurrent"):
-            flags |= 1 << events.T_INV_OVERCURRENT
-        if v.get("FaultOverTemp"):
-            flags |= 1 << events.T_INV_OVERTEMP
-        if v.get("FaultDc"):
-            flags |= 1 << events.T_INV_DC
-        if v.get("FaultAcGrid"):
-            flags |= 1 << events.T_INV_AC_GRID
-        # a fault that appears while the controller is not yet in the safe state is a trip;
-        # the inverter is commanded off, so a flapping flag cannot produce a stream of trips
-        new = flags & ~self.trip_flags if not self.sup.safe else 0
-        for reason in (events.T_INV_OVERCURRENT, events.T_INV_OVERTEMP, events.T_INV_DC):
-            if new & (1 << reason):
-                self._event(events.TRIP, reason, 0)
-        # an AC grid fault seen by the inverter is a grid event: separate like any loss of mains
-        if new & (1 << events.T_INV_AC_GRID) and self.backup.state == BK_GRID and not self.separated_by:
+    def _inverter_report(self, now):
+        """Step 2: the inverter's mode, state and fault flags against the command
+        (control/inverter_monitor.py): trips, the safe state, separation."""
+        mon = self.inv_mon
+        new = mon.update(self.inv_status.values, self.inv_mode, now)
+        if not self.sup.safe:
+            # a finding that appears while in service is a trip; in the safe state the
+            # inverter is commanded off, so a flapping flag cannot produce a stream of trips
+            for reason in inverter_monitor.reasons():
+                if new & (1 << reason):
+                    self._event(events.TRIP, reason, 0)
+        connected = self.backup.state == BK_GRID and not self.separated_by
+        if mon.separate and connected:
+            # commanded off and still running: only the relay can keep it off the grid
+            self._separate(events.T_INV_UNCOMMANDED, now)
+        elif mon.ac_grid and connected and not self.sup.safe and self.inv_mode == INV_GFL \
+                and not self.prot.ride_through:
+            # the inverter's power stage lost the grid: a grid event, a trip unless the
+            # interface protection is riding through it (momentary cessation is allowed there)
             self._separate(events.T_INV_AC_GRID, now)
-        self.trip_flags = flags & _INTERNAL_FAULTS
+        self.trip_flags = mon.active
 
     def _safe_state(self, ok, now):
         """Step 3: inverter off and zero power on an input timeout or a trip; left once every
@@ -439,7 +447,7 @@ class Gateway:
         self._send_cmd()
         self._send_limits()
         self.out.send_relay(self.backup.relay_close())
-        if self.inv_mode == INV_GFM:
+        if self.inv_mode == INV_GFM and self.rly.values.get("ContactState") != RELAY_CLOSED:
             self.out.send_forming(self.backup.v_set, self.backup.f_set)
 
     def _report(self, now):
@@ -469,6 +477,10 @@ class Gateway:
                 self.refused_reported = self.refused_total
                 r, fid = self._last_refused
                 self._event(events.FRAME_REFUSED, r, fid)
+            if self.out.clamped != self.clamped_reported:
+                # likewise a value that had to be fitted into its signal (control/commands.py)
+                self.clamped_reported = self.out.clamped
+                self._event(events.COMMAND_CLAMPED, 0, self.out.clamped_id)
 
     # ---------------------------------------------------------------- helpers
     def _grid_ok(self):
@@ -511,7 +523,13 @@ class Gateway:
                             self._load_w(), self.q_cmd, self.out_cap)
 
     def _send_cmd(self):
-        self.out.send_inverter(self.inv_mode, self.p_cmd, self.q_cmd, self.inv_mode == INV_GFL)
+        mode = self.inv_mode
+        if mode == INV_GFM and self.rly.values.get("ContactState") == RELAY_CLOSED:
+            # never form a grid against a closed relay (it would fight the utility): the
+            # backup state machine cannot ask for it; this guard holds whatever asks
+            mode = INV_OFF
+            self.gfm_refused += 1
+        self.out.send_inverter(mode, self.p_cmd, self.q_cmd, mode == INV_GFL)
 
     def _send_limits(self):
         v = self.ev_status.values.get("BatteryVoltage", 0.0)

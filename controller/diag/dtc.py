@@ -83,6 +83,9 @@ INV_OVERCURRENT = 0x1A2019  # P1A20-19 inverter overcurrent
 INV_OVERTEMPERATURE = 0x1A214B  # P1A21-4B inverter over temperature
 INV_DC_FAULT = 0x1A2200  # P1A22-00 inverter DC-side fault
 INV_AC_GRID_FAULT = 0x1A2300  # P1A23-00 inverter reports an AC grid fault
+INV_NOT_FOLLOWING = 0x1A2400  # P1A24-00 inverter does not take the commanded mode
+INV_UNCOMMANDED = 0x1A2500  # P1A25-00 inverter runs although commanded off
+INV_FAULT_STATE = 0x1A2600  # P1A26-00 inverter reports the state Fault without a cause
 # islanding, backup, relay
 ISLANDING_EVENT = 0x1A3000  # P1A30-00 the site separated from the grid (island or blackout)
 BACKUP_OVERLOAD = 0x1A4000  # P1A40-00 backup island overloaded
@@ -92,11 +95,14 @@ COMM_METER = 0xD10087  # U1100-87 missing message: grid meter
 COMM_INVERTER = 0xD10187  # U1101-87 missing message: inverter
 COMM_RELAY = 0xD10287  # U1102-87 missing message: relay feedback
 COMM_EV = 0xD10387  # U1103-87 missing message: EV (EVCC)
+COMM_EMS = 0xD10587  # U1105-87 missing message: energy manager (its request expired)
+INV_CMD_TIMEOUT = 0xD10687  # U1106-87 the inverter reports our command missing
 IMPLAUSIBLE = 0xD10464  # U1104-64 meter and inverter disagree on the same bus
 # frames refused by the end-to-end checks
 FRAME_INVALID = 0xD11081  # U1110-81 invalid serial data (length or signal range)
 FRAME_COUNTER = 0xD11082  # U1110-82 alive counter incorrect
 FRAME_CRC = 0xD11083  # U1110-83 signal protection calculation (CRC) incorrect
+INV_E2E = 0xD11183  # U1111-83 the inverter refuses our commands (CRC or alive counter)
 
 # code -> (name, priority)
 DTCS = {
@@ -112,6 +118,9 @@ DTCS = {
     INV_OVERTEMPERATURE: ("inverter_overtemperature", PRIO_SAFETY),
     INV_DC_FAULT: ("inverter_dc_fault", PRIO_SAFETY),
     INV_AC_GRID_FAULT: ("inverter_ac_grid_fault", PRIO_SAFETY),
+    INV_NOT_FOLLOWING: ("inverter_not_following", PRIO_SAFETY),
+    INV_UNCOMMANDED: ("inverter_running_uncommanded", PRIO_SAFETY),
+    INV_FAULT_STATE: ("inverter_fault_state", PRIO_SAFETY),
     ISLANDING_EVENT: ("islanding_event", PRIO_SAFETY),
     BACKUP_OVERLOAD: ("backup_overload", PRIO_SAFETY),
     RELAY_FAULT: ("relay_fault", PRIO_SAFETY),
@@ -119,6 +128,9 @@ DTCS = {
     COMM_INVERTER: ("comm_loss_inverter", PRIO_COMM),
     COMM_RELAY: ("comm_loss_relay", PRIO_COMM),
     COMM_EV: ("comm_loss_ev", PRIO_COMM),
+    COMM_EMS: ("comm_loss_ems", PRIO_COMM),
+    INV_CMD_TIMEOUT: ("inverter_command_timeout", PRIO_COMM),
+    INV_E2E: ("inverter_refuses_commands", PRIO_COMM),
     IMPLAUSIBLE: ("meter_inverter_implausible", PRIO_COMM),
     FRAME_INVALID: ("frame_invalid", PRIO_FRAME),
     FRAME_COUNTER: ("frame_alive_counter", PRIO_FRAME),
@@ -135,6 +147,11 @@ TRIP_DTC = {
     events.T_INV_AC_GRID: INV_AC_GRID_FAULT,
     events.T_AC_LOSS: TRIP_AC_LOSS,
     events.T_FREQ_DRIFT: TRIP_ANTI_ISLANDING,
+    events.T_INV_NOT_FOLLOWING: INV_NOT_FOLLOWING,
+    events.T_INV_UNCOMMANDED: INV_UNCOMMANDED,
+    events.T_INV_CMD_TIMEOUT: INV_CMD_TIMEOUT,
+    events.T_INV_FAULT_STATE: INV_FAULT_STATE,
+    events.T_INV_E2E: INV_E2E,
     16: TRIP_UNDERVOLTAGE, 17: TRIP_UNDERVOLTAGE,
     18: TRIP_OVERVOLTAGE, 19: TRIP_OVERVOLTAGE, 20: TRIP_OVERVOLTAGE,
     21: TRIP_UNDERFREQUENCY, 22: TRIP_UNDERFREQUENCY,
@@ -144,7 +161,7 @@ TRIP_DTC = {
     27: TRIP_ANTI_ISLANDING,
 }
 _INPUT_DTC = {events.IN_METER: COMM_METER, events.IN_INVERTER: COMM_INVERTER, events.IN_RELAY: COMM_RELAY,
-              events.IN_EV: COMM_EV, events.IN_PLAUSIBILITY: IMPLAUSIBLE}
+              events.IN_EV: COMM_EV, events.IN_PLAUSIBILITY: IMPLAUSIBLE, events.IN_EMS: COMM_EMS}
 _REFUSE_DTC = {events.R_CRC: FRAME_CRC, events.R_COUNTER: FRAME_COUNTER, events.R_LENGTH: FRAME_INVALID,
                events.R_RANGE: FRAME_INVALID}
 

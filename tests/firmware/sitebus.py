@@ -46,30 +46,57 @@ class Site:
         self.soc = 80.0
         self.relay_state = 1
         self.inv_v = None  # None: the inverter measures what the meter measures (one bus)
+        # the inverter reports the mode it was last commanded (None: whatever that is);
+        # set inv_mode to make it report something else
+        self.inv_mode = None
+        self.inv_flags = {}  # extra INV_Status signals, e.g. {"FaultAcGrid": 1}
+        self.inv_f = 50.0
+        self.sync_phase = 0.0
+        self._commanded = 0
+        self._rx = []  # the gateway's frames not yet read by commands(): the last RX_KEEP
 
     def send_all(self, meter=True, inverter=True, relay=True, ev=True):
         d = self.dev
         if meter:
             d.send("MTR_Grid", GridVoltage=self.grid_v, GridFrequency=50.0)
             d.send("MTR_Power", ActivePower=self.p_grid)
+        self._drain()
         if inverter:
-            d.send("INV_Status", InvModeActual=1, InvState=2, PActual=self.p_inv)
-            d.send("INV_AcMeasure", AcVoltage=self.grid_v if self.inv_v is None else self.inv_v, AcFrequency=50.0)
+            mode = self._commanded if self.inv_mode is None else self.inv_mode
+            d.send("INV_Status", InvModeActual=mode, InvState=2 if mode else 1, PActual=self.p_inv, **self.inv_flags)
+            d.send("INV_AcMeasure", AcVoltage=self.grid_v if self.inv_v is None else self.inv_v, AcFrequency=self.inv_f)
         if relay:
-            d.send("RLY_Feedback", ContactState=self.relay_state, UtilityVoltagePresent=1, UtilityVoltage=self.grid_v)
+            d.send("RLY_Feedback", ContactState=self.relay_state, UtilityVoltagePresent=1, UtilityVoltage=self.grid_v,
+                   SyncPhaseDiff=self.sync_phase)
         if ev:
             d.send("EVCC_Limits", **self.ev)
             d.send("EVCC_Status", Soc=self.soc, SocValid=1, BatteryCapacity=94.0, BatteryVoltage=390.0)
 
-    def commands(self):
-        """Decoded frames the gateway sent since the last call: list of (name, values)."""
-        out = []
+    RX_KEEP = 256
+
+    def _drain(self):
+        """Take the gateway's frames off the bus; the inverter follows its command."""
+        rx = self._rx
         while True:
             f = self.port.recv()
             if f is None:
-                return out
-            msg = candb.MESSAGES[f[0]]
-            out.append((msg.name, msg.decode(f[2])))
+                break
+            if f[0] == candb.ID_GW_InverterCmd:
+                self._commanded = f[2][0] & 0x3
+            rx.append((f[0], bytes(f[2])))
+        if len(rx) > self.RX_KEEP:
+            del rx[:len(rx) - self.RX_KEEP]
+
+    def commands(self):
+        """Decoded frames the gateway sent since the last call (the last RX_KEEP of them):
+        list of (name, values)."""
+        self._drain()
+        out = []
+        for fid, data in self._rx:
+            msg = candb.MESSAGES[fid]
+            out.append((msg.name, msg.decode(data)))
+        self._rx = []
+        return out
 
     def last(self, name):
         v = None

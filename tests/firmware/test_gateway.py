@@ -290,3 +290,111 @@ def test_unknown_soc_or_minimum_means_no_discharge():
     site.ev["MinSocValid"] = 0  # charging needs neither
     _run(gw, site, 0, 5)
     assert gw.p_cmd == 3000.0
+
+
+# -- the inverter's report against the command (control/inverter_monitor.py) ------------
+def _trips(seen):
+    return [d for c, d in seen if c == events.TRIP]
+
+
+def test_inverter_running_while_commanded_off_opens_the_relay():
+    gw, site = _gw(mode="idle", setpoint_kw=0.0)
+    seen = []
+    gw.listeners.append(lambda c, d, v: seen.append((c, d)))
+    t = _run(gw, site, 0, 10)
+    assert gw.inv_mode == 0 and not gw.safe
+    site.inv_mode = 1  # it runs grid-following although commanded off
+    t = _run(gw, site, t, 15)  # 150 ms: not yet
+    assert events.T_INV_UNCOMMANDED not in _trips(seen)
+    t = _run(gw, site, t, 10)
+    assert events.T_INV_UNCOMMANDED in _trips(seen)
+    assert site.last("GW_RelayCmd")["RelayCloseReq"] == 0  # the relay is its only off switch
+    assert gw.safe and gw.backup.state != 0
+
+
+def test_inverter_not_following_its_command_is_a_fault_then_retried():
+    gw, site = _gw()
+    seen = []
+    gw.listeners.append(lambda c, d, v: seen.append((c, d)))
+    t = _run(gw, site, 0, 10)
+    assert gw.p_cmd == -6000.0
+    site.inv_mode = 0  # commanded grid-following, stays off, no flag says why
+    t = _run(gw, site, t, 40)
+    assert events.T_INV_NOT_FOLLOWING not in _trips(seen) and not gw.safe
+    t = _run(gw, site, t, 20)
+    assert events.T_INV_NOT_FOLLOWING in _trips(seen)
+    assert gw.safe and gw.p_cmd == 0.0 and not gw._can_backup()
+    site.inv_mode = None  # it follows again
+    t = _run(gw, site, t, 900)  # within the 10 s retry time: still out
+    assert gw.safe
+    _run(gw, site, t, 200)
+    assert not gw.safe and gw.p_cmd == -6000.0
+    assert _trips(seen).count(events.T_INV_NOT_FOLLOWING) == 1
+
+
+def test_inverter_off_with_an_ac_fault_flag_is_not_a_mismatch():
+    gw, site = _gw()
+    seen = []
+    gw.listeners.append(lambda c, d, v: seen.append((c, d)))
+    t = _run(gw, site, 0, 10)
+    site.inv_mode = 0
+    site.inv_flags = {"FaultAcGrid": 1}
+    site.grid_v = 0.4 * 230.0  # a deep sag the grid code rides through (momentary cessation)
+    t = _run(gw, site, t, 15)
+    assert events.T_INV_NOT_FOLLOWING not in _trips(seen)
+    assert gw.separated_by == 0  # no separation inside ride-through
+
+
+def test_inverter_ac_fault_outside_ride_through_separates():
+    gw, site = _gw()
+    seen = []
+    gw.listeners.append(lambda c, d, v: seen.append((c, d)))
+    t = _run(gw, site, 0, 10)
+    site.inv_flags = {"FaultAcGrid": 1}  # the meter sees a healthy grid: nothing to ride through
+    _run(gw, site, t, 2)
+    assert gw.separated_by == events.T_INV_AC_GRID
+
+
+def test_command_timeout_reported_by_the_inverter_holds_the_safe_state():
+    gw, site = _gw()
+    seen = []
+    gw.listeners.append(lambda c, d, v: seen.append((c, d)))
+    t = _run(gw, site, 0, 10)
+    site.inv_flags = {"FaultCmdTimeout": 1}
+    t = _run(gw, site, t, 3)
+    assert events.T_INV_CMD_TIMEOUT in _trips(seen) and gw.safe
+    site.inv_flags = {}
+    _run(gw, site, t, 5)
+    assert not gw.safe
+
+
+def test_no_grid_forming_command_once_the_relay_reports_closed():
+    # a whole outage and return on the scripted site: the command sent in reply to the
+    # relay's 'closed' feedback, and every one after it, is grid-following or off
+    gw, site = _gw(mode="v2h")
+    t = _run(gw, site, 0, 20)
+    site.dev.send("INV_AcLossEvent", LossReason=1, VoltageAtEvent=20.0)
+    gw.poll(t)
+    assert gw.backup.state == 1  # opening
+    site.grid_v = 0.0
+    site.relay_state = 0
+    site.inv_v = 230.0  # the island, formed by the inverter
+    t = _run(gw, site, t, 5)
+    assert gw.backup.state == 2 and gw.inv_mode == 2  # backup, grid-forming
+    site.grid_v = 230.0  # the grid is back (meter and relay see it)
+    # EN 50549-1 observation time, then resync: phase and frequency already match here
+    for _ in range(7000):
+        t = _run(gw, site, t, 1)
+        if gw.backup.state == 5:  # closing
+            break
+    assert gw.backup.state == 5
+    site.commands()
+    site.relay_state = 1
+    site.dev.send("RLY_Feedback", ContactState=1, UtilityVoltagePresent=1, UtilityVoltage=230.0)
+    gw.poll(t)
+    cmds = [d for n, d in site.commands() if n == "GW_InverterCmd"]
+    assert cmds and all(c["InvModeReq"] != 2 for c in cmds), cmds
+    t = _run(gw, site, t, 10)
+    cmds = [d for n, d in site.commands() if n == "GW_InverterCmd"]
+    assert cmds and all(c["InvModeReq"] != 2 for c in cmds)
+    assert gw.gfm_refused == 0  # the state machine never asked for it; the guard stayed idle

@@ -553,7 +553,7 @@ def test_dtc_text_and_table():
     assert dtc.text(dtc.COMM_METER) == "U1100-87"
     assert dtc.text(dtc.FRAME_CRC) == "U1110-83"
     assert dtc.text(dtc.INV_OVERTEMPERATURE) == "P1A21-4B"
-    assert len(dtc.SUPPORTED) == len(dtc.DTCS) == 23
+    assert len(dtc.SUPPORTED) == len(dtc.DTCS) == 29
     names = [dtc.DTCS[c][0] for c in dtc.DTCS]
     assert len(set(names)) == len(names)
 
