@@ -110,8 +110,9 @@ class RampLimiter:
 
     __slots__ = ("rate_per_s", "value", "_last", "limited")
 
-    def __init__(self, rate_per_s, value=0.0):
-        self.rate_per_s = rate_per_s
+    def __init__(self, rate_per_s, value=0):
+        # an integral rate is kept as an int: the ramp then steps in whole units
+        self.rate_per_s = int(rate_per_s) if rate_per_s is not None and rate_per_s == int(rate_per_s) else rate_per_s
         self.value = value
         self._last = None
         self.limited = False
@@ -127,7 +128,8 @@ class RampLimiter:
         dt = ticks_diff(now, last)
         if dt < 0:
             dt = 0
-        step = self.rate_per_s * dt / 1000000.0
+        # whole watts (an int rate): no float, so no heap allocation under MicroPython
+        step = self.rate_per_s * dt // 1000000
         if (v >= 0 and target >= 0) or (v <= 0 and target <= 0):
             if abs(target) <= abs(v):
                 out = target
@@ -172,15 +174,23 @@ class LowPass:
 
 
 class MovingAverage:
-    """Mean of the last n samples (a fixed ring: no allocation after construction)."""
+    """Mean of the last n samples (a fixed ring: no allocation after construction).
 
-    __slots__ = ("_buf", "_i", "_n", "_sum")
+    `value` is the mean after the last update (0 before the first). With integer=True
+    the samples are ints and the mean is floor(sum / count): no heap allocation at all
+    under MicroPython (a float mean allocates one float per update).
+    """
 
-    def __init__(self, n):
-        self._buf = [0.0] * (n if n > 0 else 1)
+    __slots__ = ("_buf", "_i", "_n", "_sum", "_int", "value")
+
+    def __init__(self, n, integer=False):
+        self._int = integer
+        zero = 0 if integer else 0.0
+        self._buf = [zero] * (n if n > 0 else 1)
         self._i = 0
         self._n = 0
-        self._sum = 0.0
+        self._sum = zero
+        self.value = zero
 
     def update(self, x):
         buf = self._buf
@@ -190,9 +200,7 @@ class MovingAverage:
             self._n += 1
         buf[self._i] = x
         self._sum += x
-        self._i = (self._i + 1) % len(buf)
-        return self._sum / self._n
-
-    @property
-    def value(self):
-        return self._sum / self._n if self._n else 0.0
+        i = self._i + 1
+        self._i = i if i < len(buf) else 0
+        self.value = self._sum // self._n if self._int else self._sum / self._n
+        return self.value

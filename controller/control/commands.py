@@ -22,7 +22,7 @@ class Frame:
     """One transmitted message: its signal dict, frame buffer, E2E sender and the DBC
     range of each signal (name -> (minimum, maximum))."""
 
-    __slots__ = ("msg", "sig", "buf", "e2e", "range")
+    __slots__ = ("msg", "sig", "buf", "e2e", "range", "dirty")
 
     def __init__(self, msg):
         self.msg = msg
@@ -33,6 +33,15 @@ class Frame:
             self.range[s[0]] = (s[1], s[2])
         self.buf = bytearray(msg.length)
         self.e2e = E2ESender(msg) if msg.e2e_data_id else None
+        self.dirty = True  # the buffer does not hold the signals yet
+
+    def set(self, name, value):
+        """One signal for the next transmission; the frame is encoded again only when a
+        value changed (encoding scaled values allocates floats under MicroPython)."""
+        s = self.sig
+        if s[name] != value:
+            s[name] = value
+            self.dirty = True
 
 
 class Commands:
@@ -73,13 +82,15 @@ class Commands:
         return y
 
     def tx(self, out):
-        try:
-            out.msg.encode_into(out.sig, out.buf)
-        except (OverflowError, ValueError, TypeError, KeyError):
-            # cannot happen with fitted values; if it does, the frame is not sent (its
-            # receiver's command supervision then acts) and the loop goes on
-            self.tx_errors += 1
-            return
+        if out.dirty:
+            try:
+                out.msg.encode_into(out.sig, out.buf)
+            except (OverflowError, ValueError, TypeError, KeyError):
+                # cannot happen with fitted values; if it does, the frame is not sent (its
+                # receiver's command supervision then acts) and the loop goes on
+                self.tx_errors += 1
+                return
+            out.dirty = False
         if out.e2e is not None:
             out.e2e.seal(out.buf)
         if self.port.send(out.msg.frame_id, out.buf):
@@ -91,60 +102,57 @@ class Commands:
         """GW_InverterCmd. Only grid-following takes power setpoints (takes_setpoint);
         int() truncates toward 0, so a setpoint never lands above its bound."""
         out = self.cmd
-        s = out.sig
-        s["InvModeReq"] = mode
+        out.set("InvModeReq", mode)
         if takes_setpoint:
-            s["PSetpoint"] = int(self.fit(out, "PSetpoint", p_w))
-            s["QSetpoint"] = int(self.fit(out, "QSetpoint", q_var))
+            out.set("PSetpoint", int(self.fit(out, "PSetpoint", p_w)))
+            out.set("QSetpoint", int(self.fit(out, "QSetpoint", q_var)))
         else:
-            s["PSetpoint"] = 0
-            s["QSetpoint"] = 0
+            out.set("PSetpoint", 0)
+            out.set("QSetpoint", 0)
         self.tx(out)
 
     def send_limits(self, iac_max, idc_charge_max, idc_discharge_max):
         """GW_InverterLimits: AC current and DC currents the inverter must not exceed."""
         out = self.lim
-        s = out.sig
-        s["IacMax"] = self.fit(out, "IacMax", iac_max)
-        s["IdcChargeMax"] = self.fit(out, "IdcChargeMax", idc_charge_max)
-        s["IdcDischargeMax"] = self.fit(out, "IdcDischargeMax", idc_discharge_max)
+        out.set("IacMax", self.fit(out, "IacMax", iac_max))
+        out.set("IdcChargeMax", self.fit(out, "IdcChargeMax", idc_charge_max))
+        out.set("IdcDischargeMax", self.fit(out, "IdcDischargeMax", idc_discharge_max))
         self.tx(out)
 
     def send_forming(self, v_set, f_set):
         """GW_InverterForming: the island's voltage and frequency setpoints, droop on."""
         out = self.form
-        s = out.sig
-        s["VoltageSetpoint"] = self.fit(out, "VoltageSetpoint", v_set)
-        s["FrequencySetpoint"] = self.fit(out, "FrequencySetpoint", f_set)
-        s["DroopEnable"] = 1
+        out.set("VoltageSetpoint", self.fit(out, "VoltageSetpoint", v_set))
+        out.set("FrequencySetpoint", self.fit(out, "FrequencySetpoint", f_set))
+        out.set("DroopEnable", 1)
         self.tx(out)
 
     def send_relay(self, close):
-        self.rly.sig["RelayCloseReq"] = 1 if close else 0
+        self.rly.set("RelayCloseReq", 1 if close else 0)
         self.tx(self.rly)
 
     def send_status(self, mode, limiting, timed_out, ems_expired, p_w, refused):
         """GW_Status; timed_out: {events.IN_*: bool} of the supervised input groups."""
-        s = self.status.sig
-        s["OperatingMode"] = mode
-        s["LimitingFactor"] = limiting
-        s["TimeoutMeter"] = 1 if timed_out[events.IN_METER] else 0
-        s["TimeoutInverter"] = 1 if timed_out[events.IN_INVERTER] else 0
-        s["TimeoutRelay"] = 1 if timed_out[events.IN_RELAY] else 0
-        s["TimeoutEv"] = 1 if timed_out[events.IN_EV] else 0
-        s["TimeoutEms"] = 1 if ems_expired else 0
-        s["PTarget"] = int(self.fit(self.status, "PTarget", p_w))
-        s["RxRefused"] = refused if refused < 65535 else 65535
+        out = self.status
+        out.set("OperatingMode", mode)
+        out.set("LimitingFactor", limiting)
+        out.set("TimeoutMeter", 1 if timed_out[events.IN_METER] else 0)
+        out.set("TimeoutInverter", 1 if timed_out[events.IN_INVERTER] else 0)
+        out.set("TimeoutRelay", 1 if timed_out[events.IN_RELAY] else 0)
+        out.set("TimeoutEv", 1 if timed_out[events.IN_EV] else 0)
+        out.set("TimeoutEms", 1 if ems_expired else 0)
+        out.set("PTarget", int(self.fit(out, "PTarget", p_w)))
+        out.set("RxRefused", refused if refused < 65535 else 65535)
         self.status_counter = (self.status_counter + 1) & 15
-        s["AliveCounter"] = self.status_counter
-        self.tx(self.status)
+        out.set("AliveCounter", self.status_counter)
+        self.tx(out)
 
     def send_event(self, code, detail, value):
-        s = self.event.sig
-        s["EventCode"] = code
-        s["EventDetail"] = detail
+        out = self.event
+        out.set("EventCode", code)
+        out.set("EventDetail", detail)
         self.event_seq = (self.event_seq + 1) & 255
-        s["EventSeq"] = self.event_seq
+        out.set("EventSeq", self.event_seq)
         value &= 0xFFFF  # EventValue is 16 bits, two's complement
-        s["EventValue"] = value if value < 32768 else value - 65536
-        self.tx(self.event)
+        out.set("EventValue", value if value < 32768 else value - 65536)
+        self.tx(out)

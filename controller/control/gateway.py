@@ -62,12 +62,27 @@ class Gateway:
         # the meter reports power averaged over its window: average the inverter's power
         # over the same span, so that grid minus inverter is the load and not a timing artefact
         n = cfg["meter"]["window_ms"] // cfg["inverter"]["period_ms"]
-        self.p_ac_avg = MovingAverage(n if n > 0 else 1)
+        self.p_ac_avg = MovingAverage(n if n > 0 else 1, integer=True)
+        e = self.eff * 1000.0  # per-mille, rounded both ways (AC from battery power in ints)
+        self._eff_dn = int(e)
+        self._eff_up = self._eff_dn if self._eff_dn == e else self._eff_dn + 1
+        # GW_InverterLimits: the rated AC current is a constant; the DC currents follow the
+        # EV's limits and battery voltage, recomputed only when those change
+        self._iac_max = int(self.arbiter.rating_va / (self.phases * self.v_nom) * 10) / 10.0
+        self._idc_key = None
+        self._idc = (0.0, 0.0)
+        self._soc_pct = 0.0
+        self._min_soc_pct = 100.0
+        # thresholds in the units of the signals, computed once (no float per period)
+        self._iac_97 = 0.97 * self._iac_max  # the backup runs at its current limit
+        self._v_85 = 0.85 * self.v_nom  # the island sags: a current-limited source under overload
         self.op = OperatingMode(cfg, candb.BY_NAME["EMS_ModeRequest"].timeout_ms)
         # grid protection, islanding and backup: the profile named by site.grid_code
         prof = grid_codes.profile(cfg["site"]["grid_code"], self.f_nom)
         self.prot = InterfaceProtection(prof, cfg["meter"]["period_ms"] / 1000.0)
         self.enter = EnterService(prof)
+        self._grid_v_lo = self.enter.v_lo * self.v_nom  # the enter-service window in volts
+        self._grid_v_hi = self.enter.v_hi * self.v_nom
         self.es_ramp = cfg["limits"]["enter_service_ramp"]
         self.out_cap = None  # the enter-service ramp's AC output cap this period (None: no ramp)
         self.backup = Backup(self.v_nom, self.f_nom, grid_codes.value(prof["enter_service"]["delay_s"]), self._event)
@@ -245,7 +260,9 @@ class Gateway:
             self._separate(events.T_FREQ_DRIFT, now)
 
     def _on_inverter_status(self, now):
-        self.p_ac_avg.update(limits.batt_to_ac(self.inv_status.values["PActual"], self.eff))
+        """The inverter's AC power, averaged over the meter's window (whole watts)."""
+        p = self.inv_status.values["PActual"]
+        self.p_ac_avg.update(p * 1000 // self._eff_dn if p > 0 else p * self._eff_dn // 1000)
 
     def _on_relay_feedback(self, now):
         was = self.backup.state
@@ -258,10 +275,10 @@ class Gateway:
         """Fast path: a tighter EV limit must not wait for the next period."""
         if not self.sup.safe and self.backup.state == BK_GRID:
             self._arbitrate()
-            p, by = self.arbiter.clamp(self.p_cmd)
+            p = self.arbiter.limit(self.p_cmd)
             if p != self.p_cmd:
                 self.p_cmd = p
-                self.limiting = by
+                self.limiting = self.arbiter.by
                 self.ramp.value = p
                 self._send_cmd()
 
@@ -308,8 +325,8 @@ class Gateway:
         ev = self.ev_limits.values
         if ev.get("SessionActive", 0) != 1 or ev.get("MaxDischargePower", 0) <= 0:
             return False
-        soc, min_soc = self._soc()
-        return soc > min_soc
+        self._soc()
+        return self._soc_pct > self._min_soc_pct
 
     def _back_in_service(self, now):
         """The relay closed onto the grid again (Backup.contact(), the only way back to GRID):
@@ -317,9 +334,9 @@ class Gateway:
         self.prot.reset()
         self.drift.reset()
         self.separated_by = 0
-        self.p_cmd = 0.0
-        self.ramp.reset(0.0, now)
-        self.op.v2h_ac = 0.0
+        self.p_cmd = 0
+        self.ramp.reset(0, now)
+        self.op.v2h_ac = 0
         if self.es_ramp != "off":
             self.enter.start_ramp(self.arbiter.rating_va, now)
 
@@ -414,8 +431,8 @@ class Gateway:
             self.mtr_power.new = False
             target = self.op.target(new, self._load_w())
         self.p_target = target
-        p = self.ramp.update(target, now)
-        p, by = self.arbiter.clamp(p)
+        p = self.arbiter.limit(self.ramp.update(target, now))
+        by = self.arbiter.by
         self.ramp.value = p
         if by == limits.NONE:
             if self.op.direction_limited:
@@ -434,9 +451,9 @@ class Gateway:
         # current limit, or the island sags (a current-limited voltage source under overload)
         lim = self.ev_limits.values.get("MaxDischargePower", 0)
         at_limit = self.overload.update(
-            (lim > 0 and self.inv_status.values.get("PActual", 0) <= -0.97 * lim)
-            or ac.get("AcCurrent", 0.0) >= 0.97 * self.out.lim.sig["IacMax"]
-            or (bk.state != BK_GRID and 0.0 < ac.get("AcVoltage", 0.0) < 0.85 * self.v_nom), now)
+            (lim > 0 and self.inv_status.values.get("PActual", 0) * 100 <= -97 * lim)
+            or ac.get("AcCurrent", 0.0) >= self._iac_97
+            or (bk.state != BK_GRID and 0.0 < ac.get("AcVoltage", 0.0) < self._v_85), now)
         bk.update(now, self._grid_ok(), self._can_backup(), rv.get("UtilityVoltage", 0.0), ac.get("AcVoltage", 0.0),
                   self.mtr_grid.values.get("GridFrequency", 0.0), ac.get("AcFrequency", 0.0),
                   rv.get("SyncPhaseDiff", 0.0), at_limit)
@@ -488,10 +505,10 @@ class Gateway:
         if self.sup.timed_out[events.IN_METER]:
             return False
         v = self.mtr_grid.values
-        u = v.get("GridVoltage", 0.0) / self.v_nom
+        u = v.get("GridVoltage", 0.0)
         f = v.get("GridFrequency", 0.0)
         e = self.enter
-        return e.v_lo <= u <= e.v_hi and e.f_lo <= f <= e.f_hi
+        return self._grid_v_lo <= u <= self._grid_v_hi and e.f_lo <= f <= e.f_hi
 
     def _may_energize(self):
         if self.sup.safe or self.op.mode == events.IDLE or self.separated_by:
@@ -506,20 +523,23 @@ class Gateway:
         return self.mtr_power.values.get("ActivePower", 0) - self.p_ac_avg.value
 
     def _soc(self):
-        """(state of charge, minimum) in %; a value the EV did not report restricts:
-        (0, 100) means no discharge."""
+        """State of charge and minimum in % into _soc_pct/_min_soc_pct; a value the EV did
+        not report restricts: (0, 100) means no discharge."""
         ev = self.ev_limits.values
         st = self.ev_status.values
         if st.get("SocValid", 0) != 1 or ev.get("MinSocValid", 0) != 1:
-            return 0.0, 100.0
-        return st["Soc"], ev["MinSoc"]
+            self._soc_pct = 0.0
+            self._min_soc_pct = 100.0
+        else:
+            self._soc_pct = st["Soc"]
+            self._min_soc_pct = ev["MinSoc"]
 
     def _arbitrate(self):
         ev = self.ev_limits.values
-        soc, min_soc = self._soc()
+        self._soc()
         self.arbiter.update(self.inputs_ok and ev.get("SessionActive", 0) == 1,
                             ev.get("MaxChargePower", 0), ev.get("MaxDischargePower", 0),
-                            soc, min_soc, self.mtr_grid.values.get("GridVoltage", 0.0),
+                            self._soc_pct, self._min_soc_pct, self.mtr_grid.values.get("GridVoltage", 0.0),
                             self._load_w(), self.q_cmd, self.out_cap)
 
     def _send_cmd(self):
@@ -534,13 +554,20 @@ class Gateway:
     def _send_limits(self):
         v = self.ev_status.values.get("BatteryVoltage", 0.0)
         ev = self.ev_limits.values
-        iac = int(self.arbiter.rating_va / (self.phases * self.v_nom) * 10) / 10.0
-        if v > 1.0 and not self.sup.safe:
-            ch = min(409.5, int(ev.get("MaxChargePower", 0) / v * 10) / 10.0)
-            dis = min(409.5, int(ev.get("MaxDischargePower", 0) / v * 10) / 10.0)
-        else:
-            ch = dis = 0.0
-        self.out.send_limits(iac, ch, dis)
+        pc = ev.get("MaxChargePower", 0)
+        pd = ev.get("MaxDischargePower", 0)
+        on = v > 1.0 and not self.sup.safe
+        k = self._idc_key
+        if k is None or k[0] != on or k[1] != v or k[2] != pc or k[3] != pd:
+            self._idc_key = (on, v, pc, pd)
+            if on:
+                # rounded down to the signal's 0.1 A: never above the EV's power at this
+                # voltage; an EV that allows more than the signal carries saturates it
+                top = self.out.lim.range["IdcChargeMax"][1]
+                self._idc = (min(top, int(pc / v * 10) / 10.0), min(top, int(pd / v * 10) / 10.0))
+            else:
+                self._idc = (0.0, 0.0)
+        self.out.send_limits(self._iac_max, self._idc[0], self._idc[1])
 
     def _event(self, code, detail, value):
         for fn in self.listeners:

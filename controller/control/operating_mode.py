@@ -20,7 +20,6 @@ target afterwards.
 """
 
 from controller import events
-from controller.control.limits import ac_to_batt
 from controller.timing import Elapsed, split_us
 
 MODE_NAMES = ("idle", "charge", "v2h", "v2g")
@@ -29,18 +28,22 @@ MODE_NAMES = ("idle", "charge", "v2h", "v2g")
 class OperatingMode:
     __slots__ = ("mode", "setpoint_w", "local_mode", "local_setpoint_w", "bias_w", "gain", "eff", "v2h_ac",
                  "requested", "expired", "_valid", "_valid_s", "_valid_us", "_default_s", "_default_us",
-                 "direction_limited")
+                 "direction_limited", "_eff_up")
 
     def __init__(self, cfg, request_timeout_ms):
         """request_timeout_ms: how long a request with ValidFor 0 holds."""
         self.local_mode = MODE_NAMES.index(cfg["mode"]["kind"])
-        self.local_setpoint_w = cfg["mode"]["setpoint_kw"] * 1000.0
+        self.local_setpoint_w = int(round(cfg["mode"]["setpoint_kw"] * 1000.0))
         self.mode = self.local_mode
         self.setpoint_w = self.local_setpoint_w
-        self.bias_w = cfg["limits"]["v2h_import_bias_w"]
-        self.gain = cfg["limits"]["v2h_gain"]
-        self.eff = cfg["inverter"]["efficiency"]
-        self.v2h_ac = 0.0
+        # whole watts and per-mille: the V2H controller runs in small ints (no heap
+        # allocation per period under MicroPython)
+        self.bias_w = int(cfg["limits"]["v2h_import_bias_w"])
+        self.gain = int(cfg["limits"]["v2h_gain"] * 1000.0 + 0.5)
+        e = cfg["inverter"]["efficiency"] * 1000.0
+        self.eff = int(e)
+        self._eff_up = self.eff if self.eff == e else self.eff + 1
+        self.v2h_ac = 0
         self.requested = False  # an energy-manager request is in force
         self.expired = False  # the last one expired (GW_Status.TimeoutEms)
         self._valid = Elapsed()
@@ -55,7 +58,7 @@ class OperatingMode:
         if mode > events.V2G:
             return False
         self.mode = mode
-        self.setpoint_w = float(setpoint_w)
+        self.setpoint_w = setpoint_w
         self.requested = True
         self._valid.restart(now)
         if valid_for_s > 0:
@@ -91,14 +94,15 @@ class OperatingMode:
             p = self.setpoint_w
             if (m == events.CHARGE and p < 0.0) or (m == events.V2G and p > 0.0):
                 self.direction_limited = True
-                return 0.0
+                return 0
             return p
         if m == events.V2H:
             if new_sample:
-                want = self.bias_w - load_w
-                if want > 0.0:
-                    want = 0.0
-                self.v2h_ac += self.gain * (want - self.v2h_ac)
-            return ac_to_batt(self.v2h_ac, self.eff)
-        self.v2h_ac = 0.0
-        return 0.0
+                want = self.bias_w - int(load_w)
+                if want > 0:
+                    want = 0
+                self.v2h_ac += self.gain * (want - self.v2h_ac) // 1000
+            a = self.v2h_ac  # AC power (<= 0): the battery gives a / eff
+            return -(-a * 1000 // self._eff_up) if a < 0 else 0
+        self.v2h_ac = 0
+        return 0

@@ -27,7 +27,7 @@ project, not a standard's value.
 
 
 class SandiaFrequencyShift:
-    __slots__ = ("gain", "q_max", "q_0", "f_nom", "enabled", "q")
+    __slots__ = ("gain", "q_max", "q_0", "f_nom", "enabled", "q", "_f")
 
     def __init__(self, s_rated_va, f_nom, enabled=True, gain_pu_per_hz=1.0, q_max_pu=0.3, q_0_pu=0.02):
         self.gain = gain_pu_per_hz * s_rated_va
@@ -36,12 +36,17 @@ class SandiaFrequencyShift:
         self.f_nom = f_nom
         self.enabled = enabled
         self.q = 0.0
+        self._f = 0.0
 
     def update(self, f_hz):
         """Reactive power setpoint (var, positive = supplied) for the measured frequency."""
         if not self.enabled or f_hz <= 0.0:  # 0 Hz = no voltage: nothing to push against
             self.q = 0.0
+            self._f = 0.0
             return 0.0
+        if f_hz == self._f:
+            return self.q  # the same sample again: no arithmetic (no float allocated)
+        self._f = f_hz
         q = self.q_0 - self.gain * (f_hz - self.f_nom)
         if q > self.q_max:
             q = self.q_max
@@ -52,6 +57,7 @@ class SandiaFrequencyShift:
 
     def reset(self):
         self.q = 0.0
+        self._f = 0.0
 
 
 class FrequencyDrift:
@@ -95,6 +101,9 @@ class FrequencyDrift:
         dt = ticks_diff(now, last_t)
         if dt <= 0:
             return self._n >= self.samples
+        if f_hz == last:  # not moving away: no arithmetic (no float allocated)
+            self._n = 0
+            return False
         dev = f_hz - self.f_nom
         away = (dev - (last - self.f_nom)) if dev >= 0 else ((last - self.f_nom) - dev)
         if abs(dev) >= self.df_min and away * 1000000.0 >= self.rocof * dt:

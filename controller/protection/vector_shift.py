@@ -75,8 +75,11 @@ class VectorShift:
             self._f = f_hz
             self.tripped = False
             return False
-        dt_s = ticks_diff(now, t0) / 1000000.0
-        res = wrap180(angle_deg - self._angle - 360.0 * (self._f - self.f_nom_hz) * dt_s)
+        if angle_deg == self._angle and self._f == self.f_nom_hz:
+            res = 0.0  # nothing turned at nominal frequency: no arithmetic (no float allocated)
+        else:
+            dt_s = ticks_diff(now, t0) / 1000000.0
+            res = wrap180(angle_deg - self._angle - 360.0 * (self._f - self.f_nom_hz) * dt_s)
         r = self._res
         r[self._i] = res
         self._i = (self._i + 1) % len(r)
