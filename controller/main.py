@@ -19,10 +19,25 @@ supervisor start it again, which boots the newly flashed slot).
 import sys
 
 from controller import config
+from controller.bus.ports import open_port
 from controller.clock import RealClock
 from controller.control.gateway import Gateway
-from controller.bus.ports import open_port
+from controller.housekeeping import Housekeeping
 from controller.runtime import run
+
+
+def _heap_in_use():
+    """MicroPython heap in use now (after a collection), None on CPython."""
+    try:
+        import gc
+
+        gc.collect()
+        return gc.mem_alloc()
+    except (ImportError, AttributeError):
+        return None
+
+
+HEAP_IMPORT = _heap_in_use()  # what the firmware's modules take, measured before anything runs
 
 
 def parse(argv):
@@ -104,9 +119,10 @@ def main(argv):
     # a lost socketcand connection ends the run (exit 1) instead of spinning on a dead
     # socket: the supervisor restarts the controller, which reconnects
     lost = lambda: getattr(port, "connected", True) is False  # noqa: E731
-    stats = run(gw, port, clock, duration_us=dur, should_stop=lambda: len(reset) > 0 or lost())
-    print("ticks %d late_max_us %d overruns %d refused %d filtered %d"
-          % (stats.ticks, stats.late_max, stats.overruns, gw.refused_total, port.rx_filtered))
+    hk = Housekeeping(cfg["control"]["watchdog_ms"], cfg["control"]["gc_every_bytes"], clock.ticks_us, HEAP_IMPORT)
+    stats = run(gw, port, clock, duration_us=dur, should_stop=lambda: len(reset) > 0 or lost(), housekeeping=hk)
+    print("ticks %d late_max_us %d overruns %d refused %d filtered %d %s"
+          % (stats.ticks, stats.late_max, stats.overruns, gw.refused_total, port.rx_filtered, hk.line()))
     port.close()
     if lost():
         print("error: bus connection lost", file=sys.stderr)

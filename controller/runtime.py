@@ -35,8 +35,10 @@ class LoopStats:
         self.hist[i] += 1
 
 
-def run(gw, port, clock, duration_us=None, should_stop=None):
-    """Run the gateway until duration_us elapsed or should_stop() is true. Returns LoopStats."""
+def run(gw, port, clock, duration_us=None, should_stop=None, housekeeping=None):
+    """Run the gateway until duration_us elapsed or should_stop() is true. Returns LoopStats.
+    housekeeping (controller/housekeeping.py): fed after every tick, so the watchdog and
+    the garbage collection happen at that one point of the period."""
     stats = LoopStats()
     period = gw.period_us
     start = clock.ticks_us()
@@ -52,6 +54,8 @@ def run(gw, port, clock, duration_us=None, should_stop=None):
         late = ticks_diff(now, next_tick)
         if late >= 0:
             gw.tick(now)
+            if housekeeping is not None:
+                housekeeping.after_tick(now)
             stats.add(late)
             next_tick = ticks_add(next_tick, period)
             if ticks_diff(now, next_tick) >= 0:

@@ -35,9 +35,9 @@ Ride-through and its arbitration with trips (IEEE 1547-2018 6.4.2, 6.5.2):
 - within a ride-through band with time left, no stage trips, whatever its clearing time
   (a stage that times out there is held until the band's duration has passed); likewise
   a ROCOF or vector-shift stage never trips on a value within the profile's immunity.
-  The shipped profiles need no holding: conflicts(profile) lists any stage whose
-  clearing time is shorter than a ride-through duration at a level it covers, and the
-  tests assert there is none;
+  The shipped profiles need no holding: ride_through_check.conflicts(profile) lists any
+  stage whose clearing time is shorter than a ride-through duration at a level it covers,
+  and the tests assert there is none;
 - unintentional-islanding detection (IEEE 1547-2018 8.1) is NOT subject to ride-through
   (6.1: ride-through shall not inhibit it). The controller's island detection runs
   independently and may call island_trip(method_code), which latches at once whatever
@@ -369,56 +369,6 @@ class InterfaceProtection:
             self.reason = reason
             self.ride_through = False
         return reason
-
-
-def _stage_conflicts(key, st, thr_key, bands, lo_key, hi_key):
-    out = []
-    if not isinstance(st, dict):
-        return out
-    thr, t = _val(st[thr_key]), _val(st["clearing_time_s"])
-    if thr is None or t is None:
-        return out
-    over = key[0] == "o"
-    for b in _bands(bands, lo_key, hi_key):
-        if b[0] != over:
-            continue
-        lo, hi = b[1], b[2]
-        if over:
-            a = thr if thr > lo else lo
-            if a >= hi:
-                continue
-            need = max(_t_at(b, a), _t_at(b, hi))
-        else:
-            z = thr if thr < hi else hi
-            if lo >= z:
-                continue
-            need = max(_t_at(b, lo), _t_at(b, z))
-        if t + 1e-9 < need:
-            out.append("%s %s (%g, %g s) is shorter than the ride-through of %g s in (%g, %g)"
-                       % (key, st["label"], thr, t, need, lo, hi))
-    return out
-
-
-def conflicts(profile):
-    """Stages that could trip inside a ride-through region before its duration is over
-    (IEEE 1547-2018 clause 6 arbitration); [] for a consistent profile."""
-    out = []
-    trip = profile["trip"]
-    for key in grid_codes.V_STAGES:
-        out += _stage_conflicts(key, trip[key], "threshold_pu", profile["v_ride_through"], "low_pu", "high_pu")
-    for key in grid_codes.F_STAGES:
-        out += _stage_conflicts(key, trip[key], "threshold_hz", profile["f_ride_through"], "low_hz", "high_hz")
-    imm = _val(profile["rocof_ride_through"]["hz_s"])
-    r = profile["rocof_trip"]
-    if isinstance(r, dict) and imm is not None and _val(r["setting_hz_s"]) is not None:
-        if _val(r["setting_hz_s"]) < imm:
-            out.append("rocof setting %g Hz/s is below the ROCOF immunity %g Hz/s" % (_val(r["setting_hz_s"]), imm))
-    pj = _val(profile["phase_jump_ride_through"]["positive_sequence_deg"])
-    v = profile["vector_shift_trip"]
-    if isinstance(v, dict) and pj is not None and _val(v["setting_deg"]) is not None:
-        if _val(v["setting_deg"]) < pj:
-            out.append("vector shift setting %g deg is below the phase-jump immunity %g deg" % (_val(v["setting_deg"]), pj))
-    return out
 
 
 class EnterService:

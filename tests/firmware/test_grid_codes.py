@@ -2,7 +2,7 @@
 
 from controller import config
 from controller.protection import grid_codes
-from controller.protection.interface_protection import conflicts
+from controller.protection.ride_through_check import conflicts
 
 
 def _all():

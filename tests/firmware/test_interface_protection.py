@@ -4,7 +4,8 @@ and the shared scenarios' disturbances fed as meter samples (MicroPython and CPy
 from controller.clock import TICKS_MAX, ticks_add
 from controller.protection import grid_codes
 from controller.protection import interface_protection as ipm
-from controller.protection.interface_protection import InterfaceProtection, EnterService, conflicts
+from controller.protection.interface_protection import InterfaceProtection, EnterService
+from controller.protection.ride_through_check import conflicts
 
 STEP = 10000  # 10 ms meter period
 
