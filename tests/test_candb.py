@@ -51,6 +51,12 @@ def _candb():
     return candb
 
 
+def _meta():
+    from tools import candb_meta
+
+    return candb_meta
+
+
 # ---------------------------------------------------------------------------------
 # strategies and comparisons shared by the site and the synthetic DBC tests
 
@@ -214,12 +220,22 @@ def test_metadata(db, m):
     assert ours.timeout_ms == (attrs["RxTimeoutTime"].value if "RxTimeoutTime" in attrs else 0)
     assert ours.e2e_data_id == (attrs["E2EDataID"].value if "E2EDataID" in attrs else 0)
     assert ours.send_type == (m.send_type or "")
-    assert ours.senders == tuple(m.senders)
     assert ours.signals == tuple((s.name, s.minimum, s.maximum) for s in m.signals)
+    assert [type(x) for sig in ours.signals for x in sig] == [type(x) for s in m.signals
+                                                                for x in (s.name, s.minimum, s.maximum)]
+    # what the firmware does not need lives in the CPython-side companion
+    meta = _meta()
+    assert meta.SOURCE_SHA256 == candb.SOURCE_SHA256
+    assert meta.SENDERS[m.name] == tuple(m.senders)
+    assert meta.RECEIVERS[m.name] == tuple(sorted({r for s in m.signals for r in s.receivers} - {"Vector__XXX"}))
+    assert m.name in [x.name for x in cantools.database.load_file(os.path.join(DBC_DIR, meta.FILES[m.name])).messages]
     for s in m.signals:
         if s.choices:
-            assert ours.choices[s.name] == {int(k): str(v) for k, v in s.choices.items()}
-            assert candb.CHOICES[(m.name, s.name)] == ours.choices[s.name]
+            assert meta.CHOICES[(m.name, s.name)] == {int(k): str(v) for k, v in s.choices.items()}
+            assert meta.choices(m.name)[s.name] == meta.CHOICES[(m.name, s.name)]
+        else:
+            assert (m.name, s.name) not in meta.CHOICES
+        assert meta.UNITS.get((m.name, s.name), "") == (s.unit or "")
     if ours.e2e_data_id:
         cnt = m.get_signal_by_name("AliveCounter")
         assert (ours.counter_start, ours.counter_len, ours.crc_byte) == (cnt.start, 4, 7)
@@ -383,7 +399,7 @@ def synth(tmp_path_factory):
 
 
 def test_synth_covers_what_it_claims(synth):
-    db, mod, _, _ = synth
+    db, mod, _, out = synth
     sigs = [s for m in db.messages for s in m.signals]
     assert any(s.byte_order == "big_endian" and s.is_signed and s.length % 2 for s in sigs)
     assert {32, 64} <= {s.length for s in sigs if s.conversion.is_float}
@@ -393,7 +409,13 @@ def test_synth_covers_what_it_claims(synth):
     ext = db.get_message_by_name("ExtLe")
     assert ext.is_extended_frame and mod.MESSAGES[ext.frame_id].is_extended
     assert mod.BE_Mixed.cycle_time_ms == 20 and mod.BE_Mixed.timeout_ms == 100
-    assert mod.BE_Mixed.choices == {"BeU12": {0: "Zero", 4095: "Max"}}
+    spec = importlib.util.spec_from_file_location("candb_synth_meta", out[:-3] + "_meta.py")
+    meta = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(meta)
+    assert meta.choices("BE_Mixed") == {"BeU12": {0: "Zero", 4095: "Max"}}
+    assert meta.CHOICES[("BE_Mixed", "BeU12")] == {0: "Zero", 4095: "Max"}
+    assert meta.UNITS == {("BE_Mixed", "BeS9"): "u"} and meta.SENDERS["BE_Mixed"] == ("A",)
+    assert meta.SOURCE_SHA256 == mod.SOURCE_SHA256
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
