@@ -751,3 +751,52 @@ def test_frame_bits():
     assert gen_candb.frame_bits(M) == (131, 160)
     M.length, M.is_extended = 0, False
     assert gen_candb.frame_bits(M) == (47, 55)
+
+
+# ---------------------------------------------------------------------------------
+# the lazy companion (controller/bus/candb_lazy.py)
+
+_LAZY_PROBE = r"""
+import sys
+from controller.bus import candb
+grid, cmd = candb.BY_NAME["MTR_Grid"], candb.BY_NAME["GW_InverterCmd"]
+assert "controller.bus.candb_lazy" not in sys.modules
+d = grid.decode(bytes(8))                     # GW receives MTR_Grid: its decoder is here
+assert grid.check_range(d) is None
+buf = cmd.encode({s[0]: 0 for s in cmd.signals})   # GW sends GW_InverterCmd: here too
+assert "controller.bus.candb_lazy" not in sys.modules
+assert grid.encode(d) == bytes(8)             # the first use of a missing half loads it
+assert "controller.bus.candb_lazy" in sys.modules
+assert cmd.decode(buf)["PSetpoint"] == 0 and cmd.cycle_time_ms == 10
+try:
+    grid.no_such_attribute
+except AttributeError:
+    pass
+else:
+    raise AssertionError("no AttributeError")
+print("ok")
+"""
+
+
+def test_lazy_companion_attaches_on_first_use():
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-c", _LAZY_PROBE], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_firmware_module_holds_what_the_gateway_uses():
+    text = gen_candb.generate(DBC_DIR)
+    lazy = gen_candb.generate_lazy(DBC_DIR)
+    msgs = [gen_candb.Msg(b, db, m) for b, db, m in gen_candb.load(DBC_DIR)]
+    for m in msgs:
+        block = text.split("# %s 0x" % m.name, 1)[1].split("\nID_", 1)[0]
+        rest = lazy.split("m = messages[%r]" % m.name, 1)[1].split("m = messages[", 1)[0]
+        receives, sends = "GW" in m.receivers, "GW" in m.senders
+        assert ("def decode_into" in block) == receives and ("def decode_into" in rest) != receives, m.name
+        assert ("def check_range" in block) == receives and ("def check_range" in rest) != receives, m.name
+        assert ("def encode_into" in block) == sends and ("def encode_into" in rest) != sends, m.name
+        assert "cycle_time_ms" not in block and "m.cycle_time_ms = %d" % m.cycle_time_ms in rest
+    # without the node everything stays in one module (the generator's own test DBCs)
+    assert gen_candb.generate_lazy(DBC_DIR, node="") is None
+    assert gen_candb.generate(DBC_DIR, node="").count("def encode_into") == len(msgs)

@@ -3,18 +3,24 @@
 The DBC files are the single source of truth of the site bus; cantools parses them and
 this generator turns every message into straight-line shift/mask code::
 
-    python -m tools.gen_candb                 # regenerate candb.py, tools/candb_meta.py, dbc/README.md
+    python -m tools.gen_candb                 # regenerate the modules below and dbc/README.md
     python -m tools.gen_candb --check         # exit 1 if a committed file is stale
 
-Two modules come out of the same DBC files.  ``controller/bus/candb.py`` is what the
-firmware imports and holds only what it uses at run time, shaped for MicroPython's heap
-(everything in it is loaded into RAM on a board): one ``Message`` class, no class per
-message; each message's codec as three straight-line functions made by a factory and
-held by the instance (a module global per function would crowd the module's dict,
-whose misses MicroPython pays for on every builtin lookup); ``signals`` built on access
-by code instead of tuples kept in RAM.  ``tools/candb_meta.py`` (``--meta-out``) gets
-what only tools, the HIL, docs and tests read: value tables, units, senders,
-receivers, comments.
+Three modules come out of the same DBC files.  ``controller/bus/candb.py`` is what the
+firmware imports and holds only what the firmware node (``--node``, default GW) uses at
+run time, shaped for MicroPython's heap (on a board every object in it is RAM): one
+``Message`` class, no class per message; each message's codec as straight-line
+functions made by a factory and held by the instance (a module global per function
+would crowd the module's dict, whose misses MicroPython pays for on every builtin
+lookup); ``signals`` built on access by code instead of tuples kept in RAM.
+``controller/bus/candb_lazy.py`` gets the rest of the codec (encode of what the node
+receives, decode and check_range of what it sends) and the metadata the firmware never
+reads (is_extended, cycle_time_ms, send_type, timeout_ms); ``Message.__getattr__``
+attaches it to every message the first time one asks for such an attribute, so the
+API is whole everywhere and the board never loads it.  ``tools/candb_meta.py``
+(``--meta-out``) gets what only tools, the HIL, docs and tests read: value tables,
+units, senders, receivers, comments.  Without the node in the DBC files (``--node ''``
+or the generator's own test DBCs) everything stays in the one module.
 
 The generator also writes the generated parts of ``dbc/README.md`` (the ``--readme``
 file; default ``<dbc-dir>/README.md`` when it exists): the per-message tables between
@@ -67,6 +73,7 @@ DEFAULT_DBC_DIR = os.path.join(ROOT, "dbc")
 DEFAULT_OUT = os.path.join(ROOT, "controller", "bus", "candb.py")
 DEFAULT_README = os.path.join(DEFAULT_DBC_DIR, "README.md")
 DEFAULT_META = os.path.join(ROOT, "tools", "candb_meta.py")
+DEFAULT_NODE = "GW"  # the node the firmware is: what it does not use goes to the lazy companion
 
 E2E_COUNTER = "AliveCounter"
 E2E_CRC = "Crc"
@@ -508,11 +515,17 @@ class Message:
     check_range(decoded) -> None or the name of the first signal outside its DBC
     [minimum, maximum] (tolerance |scale| * 1e-6, as cantools' strict encode).
 
-    decode_into, encode_into and check_range are the message's own generated functions,
-    held by the instance (no class per message: each class costs RAM on MicroPython).
-    signals is built on each access, from code rather than data kept in RAM; the
-    firmware reads it once per message at start-up.  Choices, units, senders,
-    receivers and comments: tools/candb_meta.py (CPython side, same generator).
+    Attributes: name, frame_id, length, is_extended, cycle_time_ms, send_type,
+    timeout_ms, e2e_data_id, counter_start, counter_len, crc_byte, signals
+    (``((name, minimum, maximum), ...)`` in DBC order, built on each access).
+
+    RAM on MicroPython decides the layout: no class per message; decode_into,
+    encode_into and check_range are the message's own generated functions, held by
+    the instance.  What the firmware never uses (encode of what it receives, decode
+    and check_range of what it sends, is_extended, cycle_time_ms, send_type,
+    timeout_ms) may be left out of this module: it is then generated into the
+    module's ``_lazy`` companion and attached to every message on first use.  Choices,
+    units, senders, receivers and comments: tools/candb_meta.py (same generator).
     """
 
     __slots__ = (
@@ -521,28 +534,27 @@ class Message:
         "decode_into", "encode_into", "check_range", "_signals",
     )
 
-    def __init__(self, name, frame_id, length, is_extended, cycle_time_ms, send_type,
-                 timeout_ms, e2e_data_id, counter_start, counter_len, crc_byte,
-                 decode_into, encode_into, check_range, signals):
+    def __init__(self, name, frame_id, length, e2e_data_id, counter_start, counter_len, crc_byte,
+                 signals, **more):
         self.name = name
         self.frame_id = frame_id
         self.length = length
-        self.is_extended = is_extended
-        self.cycle_time_ms = cycle_time_ms
-        self.send_type = send_type
-        self.timeout_ms = timeout_ms
         self.e2e_data_id = e2e_data_id
         self.counter_start = counter_start
         self.counter_len = counter_len
         self.crc_byte = crc_byte
-        self.decode_into = decode_into
-        self.encode_into = encode_into
-        self.check_range = check_range
         self._signals = signals
+        for k in more:
+            setattr(self, k, more[k])
+
+    def __getattr__(self, name):
+        # only for an attribute this instance does not hold: load the companion once
+        if name[0] != "_" and _lazy():
+            return getattr(self, name)
+        raise AttributeError(name)
 
     @property
     def signals(self):
-        """((name, minimum, maximum), ...) in DBC order (minimum/maximum None if unset)."""
         return self._signals()
 
     def decode(self, data):
@@ -581,6 +593,30 @@ def _lin_int(v, scale, offset):
     return round(v / scale)
 '''
 
+_LAZY_NONE = '''
+
+def _lazy():
+    return False  # everything is in this module
+'''
+
+_LAZY_LOAD = '''
+
+_lazy_done = False
+
+
+def _lazy():
+    # Attach what %(lazy)s.py holds to every message, once; True if it did.  Idempotent,
+    # so two threads racing here only attach the same functions twice.
+    global _lazy_done
+    if _lazy_done:
+        return False
+    from . import %(lazy)s
+
+    %(lazy)s.attach(BY_NAME)
+    _lazy_done = True
+    return True
+'''
+
 _FLOAT_HELPERS = '''
 
 def _f32(raw):
@@ -598,6 +634,9 @@ def _f32_bits(x):
 def _f64_bits(x):
     return int.from_bytes(struct.pack("<d", x), "little")
 '''
+
+# what the firmware may leave to the lazy companion: the metadata it never reads
+_COLD = ("is_extended", "cycle_time_ms", "send_type", "timeout_ms")
 
 
 def _comment(text, indent=""):
@@ -618,31 +657,68 @@ def _header(dbc_dir, files, digest):
     ]
 
 
-def _message_fields(m):
+def _cold(m):
     return [
-        ("name", repr(m.name)),
-        ("frame_id", "ID_%s" % m.name),
-        ("length", str(m.length)),
         ("is_extended", "True" if m.is_extended else "False"),
         ("cycle_time_ms", str(m.cycle_time_ms)),
         ("send_type", repr(m.send_type)),
         ("timeout_ms", str(m.timeout_ms)),
-        ("e2e_data_id", _hex(m.e2e_data_id) if m.e2e_data_id else "0"),
-        ("counter_start", str(m.counter_start)),
-        ("counter_len", str(m.counter_len)),
-        ("crc_byte", str(m.crc_byte)),
-        ("decode_into", "decode_into"),
-        ("encode_into", "encode_into"),
-        ("check_range", "check_range"),
-        ("signals", "signals"),
     ]
 
 
-def generate(dbc_dir=DEFAULT_DBC_DIR):
-    """Return the text of the generated firmware module for the DBC files in ``dbc_dir``."""
+def firmware_node(msgs, node=DEFAULT_NODE):
+    """``node`` if some message names it as sender or receiver, else None (then every
+    message keeps its whole codec in the firmware module and there is no companion)."""
+    if node and any(node in m.senders or node in m.receivers for m in msgs):
+        return node
+    return None
+
+
+def split(m, node):
+    """(decode here, encode here, cold metadata here) for message ``m`` when the
+    firmware is ``node``: it decodes and range-checks what it receives, encodes what it
+    sends, and never reads the cold metadata.  node None keeps everything here."""
+    if node is None:
+        return True, True, True
+    return node in m.receivers, node in m.senders, False
+
+
+def _codec_lines(m, dec, enc, indent):
+    """The nested definitions of ``m``'s decode_into/check_range (dec) and encode_into (enc)."""
+    p = " " * indent
+    L = []
+    if dec:
+        L.append(p + "def decode_into(data, out):")
+        L.append(p + "    if len(data) < %d:" % m.length)
+        L.append(p + "        _short(%r, data, %d)" % (m.name, m.length))
+        for s in m.signals:
+            L.append(p + "    out[%r] = %s" % (s.name, _decode_expr(s)))
+        L.append(p + "    return out")
+        L.append("")
+        L.append(p + "def check_range(d):")
+        for line in _range_lines(m):
+            L.append(p + "    " + line)
+        L.append("")
+    if enc:
+        L.append(p + "def encode_into(d, buf):")
+        for line in _encode_lines(m):
+            L.append(p + "    " + line)
+        L.append(p + "    return buf")
+        L.append("")
+    return L
+
+
+def _lazy_name(out):
+    return os.path.splitext(os.path.basename(out))[0] + "_lazy"
+
+
+def generate(dbc_dir=DEFAULT_DBC_DIR, node=DEFAULT_NODE, out=DEFAULT_OUT):
+    """Return the text of the generated firmware module for the DBC files in ``dbc_dir``
+    (``out`` names its lazy companion; see split() for what goes there)."""
     files = dbc_files(dbc_dir)
     digest = inputs_sha256(files)
     msgs = [Msg(base, db, m) for base, db, m in load(dbc_dir)]
+    node = firmware_node(msgs, node)
     has_float = any(s.is_float for m in msgs for s in m.signals)
 
     L = _header(dbc_dir, files, digest)
@@ -651,6 +727,8 @@ def generate(dbc_dir=DEFAULT_DBC_DIR):
     L.append("MESSAGES: frame id -> Message; BY_NAME: name -> Message; ID_<name>: frame ids.")
     L.append("See class Message for the codec API.  What only tools and the HIL need (choices,")
     L.append("units, senders, receivers, comments) is in tools/candb_meta.py, not in RAM here.")
+    if node:
+        L.append("This module holds what the %s node uses at run time; %s.py the rest." % (node, _lazy_name(out)))
     L.append('"""')
     L.append("")
     if has_float:
@@ -666,10 +744,13 @@ def generate(dbc_dir=DEFAULT_DBC_DIR):
     L.append("round = round")
     L.append("")
     L.extend(_PRELUDE.rstrip("\n").split("\n"))
+    lazy = _LAZY_LOAD % {"lazy": _lazy_name(out)} if node else _LAZY_NONE
+    L.extend(lazy.rstrip("\n").split("\n"))
     if has_float:
         L.extend(_FLOAT_HELPERS.rstrip("\n").split("\n"))
 
     for m in msgs:
+        dec, enc, cold = split(m, node)
         L.append("")
         L.append("")
         L.append("# %s 0x%X (%s), %d bytes, from %s" % (m.name, m.frame_id, m.file, m.length, ", ".join(m.senders) or "-"))
@@ -679,30 +760,31 @@ def generate(dbc_dir=DEFAULT_DBC_DIR):
                 s.name, s.layout(), _num(s.scale), _num(s.offset), s.minimum, s.maximum, s.unit)
             L.append("#   " + desc.rstrip())
         L.append("def _m():")
-        L.append("    def decode_into(data, out):")
-        L.append("        if len(data) < %d:" % m.length)
-        L.append("            _short(%r, data, %d)" % (m.name, m.length))
-        for s in m.signals:
-            L.append("        out[%r] = %s" % (s.name, _decode_expr(s)))
-        L.append("        return out")
-        L.append("")
-        L.append("    def encode_into(d, buf):")
-        for line in _encode_lines(m):
-            L.append("        " + line)
-        L.append("        return buf")
-        L.append("")
-        L.append("    def check_range(d):")
-        for line in _range_lines(m):
-            L.append("        " + line)
-        L.append("")
+        L.extend(_codec_lines(m, dec, enc, 4))
         L.append("    def signals():")
         args = []
         for s in m.signals:
             args.append("%r, %s, %s" % (s.name, _pyrepr(s.minimum), _pyrepr(s.maximum)))
         L.append("        return _sig(%s)" % ", ".join(args))
         L.append("")
+        fields = [
+            ("name", repr(m.name)),
+            ("frame_id", "ID_%s" % m.name),
+            ("length", str(m.length)),
+            ("e2e_data_id", _hex(m.e2e_data_id) if m.e2e_data_id else "0"),
+            ("counter_start", str(m.counter_start)),
+            ("counter_len", str(m.counter_len)),
+            ("crc_byte", str(m.crc_byte)),
+            ("signals", "signals"),
+        ]
+        if dec:
+            fields += [("decode_into", "decode_into"), ("check_range", "check_range")]
+        if enc:
+            fields.append(("encode_into", "encode_into"))
+        if cold:
+            fields += _cold(m)
         L.append("    return Message(")
-        for key, text in _message_fields(m):
+        for key, text in fields:
             L.append("        %s=%s," % (key, text))
         L.append("    )")
         L.append("")
@@ -723,6 +805,58 @@ def generate(dbc_dir=DEFAULT_DBC_DIR):
     L.append("}")
     text = "\n".join(L) + "\n"
     compile(text, "candb.py", "exec")  # a generator bug must not produce a broken file
+    return text
+
+
+def generate_lazy(dbc_dir=DEFAULT_DBC_DIR, node=DEFAULT_NODE, out=DEFAULT_OUT):
+    """Return the text of the lazy companion of ``out`` (``<out>_lazy.py``), or None when
+    the firmware module keeps everything (no ``node`` in the DBC files)."""
+    files = dbc_files(dbc_dir)
+    digest = inputs_sha256(files)
+    msgs = [Msg(base, db, m) for base, db, m in load(dbc_dir)]
+    node = firmware_node(msgs, node)
+    if node is None:
+        return None
+    base = os.path.splitext(os.path.basename(out))[0]
+    has_float = any(s.is_float for m in msgs for s in m.signals)
+    L = _header(dbc_dir, files, digest)
+    L.append('"""What %s.py leaves out because the %s node never uses it at run time:' % (base, node))
+    L.append("encode_into of the messages it receives, decode_into and check_range of those it")
+    L.append("sends, and is_extended, cycle_time_ms, send_type, timeout_ms of all.  Message")
+    L.append("attaches it to every message the first time one asks for such an attribute (the")
+    L.append("HIL, the tools and the tests do; the firmware does not, so on a board this module")
+    L.append("takes no RAM).")
+    L.append('"""')
+    L.append("")
+    helpers = ["_lin_int", "_overflow", "_short"]
+    if has_float:
+        helpers += ["_f32", "_f32_bits", "_f64", "_f64_bits"]
+    L.append("from .%s import %s  # noqa: F401" % (base, ", ".join(sorted(helpers))))
+    L.append("")
+    L.append("len = len  # as in %s.py: module globals, found through MicroPython's lookup cache" % base)
+    L.append("round = round")
+    L.append("")
+    L.append("")
+    L.append("def attach(messages):")
+    L.append('    """Give every message of ``messages`` (name -> Message) what it lacks."""')
+    for m in msgs:
+        dec, enc, cold = split(m, node)
+        L.append("    m = messages[%r]" % m.name)
+        L.append("")
+        L.extend(_codec_lines(m, not dec, not enc, 4))
+        if not dec:
+            L.append("    m.decode_into = decode_into")
+            L.append("    m.check_range = check_range")
+        if not enc:
+            L.append("    m.encode_into = encode_into")
+        if not cold:
+            for key, text in _cold(m):
+                L.append("    m.%s = %s" % (key, text))
+        L.append("")
+    while L[-1] == "":
+        L.pop()
+    text = "\n".join(L) + "\n"
+    compile(text, "candb_lazy.py", "exec")
     return text
 
 
@@ -1029,12 +1163,29 @@ def default_meta(out):
     return os.path.splitext(out)[0] + "_meta.py"
 
 
-def write_all(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None, meta=None):
-    """Generate ``out``, its metadata companion ``meta`` (default: default_meta(out)) and
-    the generated sections of ``readme`` if given; write the files whose content changed
-    and return their paths.  All texts are made before anything is written, so an error
-    leaves every file as it was."""
-    texts = [(out, generate(dbc_dir)), (meta or default_meta(out), generate_meta(dbc_dir))]
+def lazy_path(out):
+    """Where the lazy companion of ``out`` goes: ``<out without .py>_lazy.py`` beside it
+    (the firmware module imports it relatively, so both must sit in one package)."""
+    return os.path.join(os.path.dirname(out), _lazy_name(out) + ".py")
+
+
+def outputs(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, meta=None, node=DEFAULT_NODE):
+    """[(path, text)] of the generated modules: the firmware module, its lazy companion
+    (when there is a ``node``) and the metadata module."""
+    texts = [(out, generate(dbc_dir, node, out))]
+    lazy = generate_lazy(dbc_dir, node, out)
+    if lazy is not None:
+        texts.append((lazy_path(out), lazy))
+    texts.append((meta or default_meta(out), generate_meta(dbc_dir)))
+    return texts
+
+
+def write_all(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None, meta=None, node=DEFAULT_NODE):
+    """Generate ``out``, its lazy companion, its metadata companion ``meta`` (default:
+    default_meta(out)) and the generated sections of ``readme`` if given; write the
+    files whose content changed and return their paths.  All texts are made before
+    anything is written, so an error leaves every file as it was."""
+    texts = outputs(dbc_dir, out, meta, node)
     if readme:
         texts.append((readme, generate_readme(dbc_dir, readme)))
     changed = []
@@ -1045,10 +1196,10 @@ def write_all(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None, meta=None):
     return changed
 
 
-def write(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None, meta=None):
-    """Generate and write ``out``, its metadata companion (and the generated sections of
+def write(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None, meta=None, node=DEFAULT_NODE):
+    """Generate and write ``out`` and its companions (and the generated sections of
     ``readme`` if given); return True if a file changed."""
-    return bool(write_all(dbc_dir, out, readme, meta))
+    return bool(write_all(dbc_dir, out, readme, meta, node))
 
 
 def _stale(path, text, dbc_dir):
@@ -1062,24 +1213,23 @@ def _stale(path, text, dbc_dir):
     return None
 
 
-def check(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None, meta=None):
-    """(True, message) if ``out``, its metadata companion (and ``readme``'s generated
-    sections, if given) are what the generator makes now, else (False, message naming
-    the stale file)."""
-    meta = meta or default_meta(out)
-    text = generate(dbc_dir)
-    meta_text = generate_meta(dbc_dir)
+def check(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None, meta=None, node=DEFAULT_NODE):
+    """(True, message) if ``out``, its companions (and ``readme``'s generated sections,
+    if given) are what the generator makes now, else (False, message naming the stale
+    file)."""
+    texts = outputs(dbc_dir, out, meta, node)
     readme_ok = check_readme(dbc_dir, readme) if readme else None  # marker errors first
-    for path, t in ((out, text), (meta, meta_text)):
+    for path, t in texts:
         msg = _stale(path, t, dbc_dir)
         if msg:
             return False, msg
+    names = ", ".join(p for p, _ in texts)
     if readme:
         ok, msg = readme_ok
         if not ok:
             return ok, msg
-        return True, "%s, %s and %s are up to date" % (out, meta, readme)
-    return True, "%s and %s are up to date" % (out, meta)
+        return True, "%s and %s are up to date" % (names, readme)
+    return True, "%s are up to date" % names
 
 
 def main(argv=None):
@@ -1089,6 +1239,9 @@ def main(argv=None):
     ap.add_argument("--meta-out", default=None,
                     help="generated metadata module (default: tools/candb_meta.py for the default --out, "
                          "else <out>_meta.py beside it)")
+    ap.add_argument("--node", default=DEFAULT_NODE,
+                    help="the node the firmware is (default %(default)s): what it does not use at run time "
+                         "goes to <out>_lazy.py; '' or a node the DBC files do not name keeps everything in --out")
     ap.add_argument("--readme", default=None,
                     help="Markdown file with generated sections (default: <dbc-dir>/README.md if it exists)")
     ap.add_argument("--no-readme", action="store_true", help="leave the README alone")
@@ -1098,14 +1251,15 @@ def main(argv=None):
     meta = args.meta_out or default_meta(args.out)
     try:
         if args.check:
-            ok, msg = check(args.dbc_dir, args.out, readme, meta)
+            ok, msg = check(args.dbc_dir, args.out, readme, meta, args.node)
             print(msg, file=sys.stdout if ok else sys.stderr)
             return 0 if ok else 1
-        changed = write_all(args.dbc_dir, args.out, readme, meta)
+        paths = [p for p, _ in outputs(args.dbc_dir, args.out, meta, args.node)]
+        changed = write_all(args.dbc_dir, args.out, readme, meta, args.node)
     except (GeneratorError, OSError) as e:
         print("gen_candb: error: %s" % e, file=sys.stderr)
         return 2
-    for path in [args.out, meta] + ([readme] if readme else []):
+    for path in paths + ([readme] if readme else []):
         print("%s %s" % ("wrote" if path in changed else "unchanged:", path))
     return 0
 

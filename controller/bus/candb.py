@@ -6,6 +6,7 @@
 MESSAGES: frame id -> Message; BY_NAME: name -> Message; ID_<name>: frame ids.
 See class Message for the codec API.  What only tools and the HIL need (choices,
 units, senders, receivers, comments) is in tools/candb_meta.py, not in RAM here.
+This module holds what the GW node uses at run time; candb_lazy.py the rest.
 """
 
 SOURCE_SHA256 = "a298b432e5ab72a0b7fa729f0489820393f81b3373f79a6955569f5098597f09"
@@ -33,11 +34,17 @@ class Message:
     check_range(decoded) -> None or the name of the first signal outside its DBC
     [minimum, maximum] (tolerance |scale| * 1e-6, as cantools' strict encode).
 
-    decode_into, encode_into and check_range are the message's own generated functions,
-    held by the instance (no class per message: each class costs RAM on MicroPython).
-    signals is built on each access, from code rather than data kept in RAM; the
-    firmware reads it once per message at start-up.  Choices, units, senders,
-    receivers and comments: tools/candb_meta.py (CPython side, same generator).
+    Attributes: name, frame_id, length, is_extended, cycle_time_ms, send_type,
+    timeout_ms, e2e_data_id, counter_start, counter_len, crc_byte, signals
+    (``((name, minimum, maximum), ...)`` in DBC order, built on each access).
+
+    RAM on MicroPython decides the layout: no class per message; decode_into,
+    encode_into and check_range are the message's own generated functions, held by
+    the instance.  What the firmware never uses (encode of what it receives, decode
+    and check_range of what it sends, is_extended, cycle_time_ms, send_type,
+    timeout_ms) may be left out of this module: it is then generated into the
+    module's ``_lazy`` companion and attached to every message on first use.  Choices,
+    units, senders, receivers and comments: tools/candb_meta.py (same generator).
     """
 
     __slots__ = (
@@ -46,28 +53,27 @@ class Message:
         "decode_into", "encode_into", "check_range", "_signals",
     )
 
-    def __init__(self, name, frame_id, length, is_extended, cycle_time_ms, send_type,
-                 timeout_ms, e2e_data_id, counter_start, counter_len, crc_byte,
-                 decode_into, encode_into, check_range, signals):
+    def __init__(self, name, frame_id, length, e2e_data_id, counter_start, counter_len, crc_byte,
+                 signals, **more):
         self.name = name
         self.frame_id = frame_id
         self.length = length
-        self.is_extended = is_extended
-        self.cycle_time_ms = cycle_time_ms
-        self.send_type = send_type
-        self.timeout_ms = timeout_ms
         self.e2e_data_id = e2e_data_id
         self.counter_start = counter_start
         self.counter_len = counter_len
         self.crc_byte = crc_byte
-        self.decode_into = decode_into
-        self.encode_into = encode_into
-        self.check_range = check_range
         self._signals = signals
+        for k in more:
+            setattr(self, k, more[k])
+
+    def __getattr__(self, name):
+        # only for an attribute this instance does not hold: load the companion once
+        if name[0] != "_" and _lazy():
+            return getattr(self, name)
+        raise AttributeError(name)
 
     @property
     def signals(self):
-        """((name, minimum, maximum), ...) in DBC order (minimum/maximum None if unset)."""
         return self._signals()
 
     def decode(self, data):
@@ -106,6 +112,22 @@ def _lin_int(v, scale, offset):
     return round(v / scale)
 
 
+_lazy_done = False
+
+
+def _lazy():
+    # Attach what candb_lazy.py holds to every message, once; True if it did.  Idempotent,
+    # so two threads racing here only attach the same functions twice.
+    global _lazy_done
+    if _lazy_done:
+        return False
+    from . import candb_lazy
+
+    candb_lazy.attach(BY_NAME)
+    _lazy_done = True
+    return True
+
+
 # INV_AcLossEvent 0x80 (inverter.dbc), 8 bytes, from INV
 # Fast event: the inverter lost AC voltage at its terminals (detected within 2 ms). Highest priority identifier on the bus.
 #   LossReason: start 0 LE u4, scale 1 offset 0, [0|15]
@@ -121,29 +143,6 @@ def _m():
         out['AliveCounter'] = data[6] & 0xF
         out['Crc'] = data[7]
         return out
-
-    def encode_into(d, buf):
-        buf[3] = 0
-        buf[4] = 0
-        buf[5] = 0
-        r = round(d['LossReason'])
-        if r >> 4:
-            _overflow('INV_AcLossEvent', 'LossReason', r)
-        buf[0] = r
-        r = round(d['VoltageAtEvent'] / 0.1)
-        if r >> 16:
-            _overflow('INV_AcLossEvent', 'VoltageAtEvent', r)
-        buf[1] = r & 0xFF
-        buf[2] = r >> 8
-        r = round(d['AliveCounter'])
-        if r >> 4:
-            _overflow('INV_AcLossEvent', 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r >> 8:
-            _overflow('INV_AcLossEvent', 'Crc', r)
-        buf[7] = r
-        return buf
 
     def check_range(d):
         v = d['LossReason']
@@ -167,18 +166,13 @@ def _m():
         name='INV_AcLossEvent',
         frame_id=ID_INV_AcLossEvent,
         length=8,
-        is_extended=False,
-        cycle_time_ms=0,
-        send_type='Event',
-        timeout_ms=0,
         e2e_data_id=0x1080,
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        decode_into=decode_into,
+        check_range=check_range,
     )
 
 
@@ -192,14 +186,6 @@ INV_AcLossEvent = _m()
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
 def _m():
-    def decode_into(data, out):
-        if len(data) < 8:
-            _short('GW_RelayCmd', data, 8)
-        out['RelayCloseReq'] = data[0] & 0x1
-        out['AliveCounter'] = data[6] & 0xF
-        out['Crc'] = data[7]
-        return out
-
     def encode_into(d, buf):
         buf[1] = 0
         buf[2] = 0
@@ -220,18 +206,6 @@ def _m():
         buf[7] = r
         return buf
 
-    def check_range(d):
-        v = d['RelayCloseReq']
-        if v < 0 or v > 1:
-            return 'RelayCloseReq'
-        v = d['AliveCounter']
-        if v < 0 or v > 15:
-            return 'AliveCounter'
-        v = d['Crc']
-        if v < 0 or v > 255:
-            return 'Crc'
-        return None
-
     def signals():
         return _sig('RelayCloseReq', 0, 1, 'AliveCounter', 0, 15, 'Crc', 0, 255)
 
@@ -239,18 +213,12 @@ def _m():
         name='GW_RelayCmd',
         frame_id=ID_GW_RelayCmd,
         length=8,
-        is_extended=False,
-        cycle_time_ms=10,
-        send_type='CyclicAndEvent',
-        timeout_ms=50,
         e2e_data_id=0x1090,
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        encode_into=encode_into,
     )
 
 
@@ -277,37 +245,6 @@ def _m():
         out['AliveCounter'] = data[6] & 0xF
         out['Crc'] = data[7]
         return out
-
-    def encode_into(d, buf):
-        buf[5] = 0
-        r = round(d['ContactState'])
-        if r >> 2:
-            _overflow('RLY_Feedback', 'ContactState', r)
-        buf[0] = r
-        r = round(d['UtilityVoltagePresent'])
-        if r >> 1:
-            _overflow('RLY_Feedback', 'UtilityVoltagePresent', r)
-        buf[0] |= r << 2
-        r = round(d['UtilityVoltage'] / 0.1)
-        if r >> 16:
-            _overflow('RLY_Feedback', 'UtilityVoltage', r)
-        buf[1] = r & 0xFF
-        buf[2] = r >> 8
-        r = round(d['SyncPhaseDiff'] / 0.1)
-        if (r + 0x800) >> 12:
-            _overflow('RLY_Feedback', 'SyncPhaseDiff', r)
-        r &= 0xFFF
-        buf[3] = r & 0xFF
-        buf[4] = r >> 8
-        r = round(d['AliveCounter'])
-        if r >> 4:
-            _overflow('RLY_Feedback', 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r >> 8:
-            _overflow('RLY_Feedback', 'Crc', r)
-        buf[7] = r
-        return buf
 
     def check_range(d):
         v = d['ContactState']
@@ -337,18 +274,13 @@ def _m():
         name='RLY_Feedback',
         frame_id=ID_RLY_Feedback,
         length=8,
-        is_extended=False,
-        cycle_time_ms=10,
-        send_type='CyclicAndEvent',
-        timeout_ms=50,
         e2e_data_id=0x1091,
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        decode_into=decode_into,
+        check_range=check_range,
     )
 
 
@@ -375,38 +307,6 @@ def _m():
         out['Rocof'] = ((data[6] ^ 0x80) - 0x80) * 0.05
         out['Crc'] = data[7]
         return out
-
-    def encode_into(d, buf):
-        r = round(d['GridVoltage'] / 0.01)
-        if r >> 16:
-            _overflow('MTR_Grid', 'GridVoltage', r)
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8
-        r = round(d['GridFrequency'] / 0.001)
-        if r >> 16:
-            _overflow('MTR_Grid', 'GridFrequency', r)
-        buf[2] = r & 0xFF
-        buf[3] = r >> 8
-        r = round(d['PhaseAngle'] / 0.1)
-        if (r + 0x800) >> 12:
-            _overflow('MTR_Grid', 'PhaseAngle', r)
-        r &= 0xFFF
-        buf[4] = r & 0xFF
-        buf[5] = r >> 8
-        r = round(d['AliveCounter'])
-        if r >> 4:
-            _overflow('MTR_Grid', 'AliveCounter', r)
-        buf[5] |= r << 4
-        r = round(d['Rocof'] / 0.05)
-        if (r + 0x80) >> 8:
-            _overflow('MTR_Grid', 'Rocof', r)
-        r &= 0xFF
-        buf[6] = r
-        r = round(d['Crc'])
-        if r >> 8:
-            _overflow('MTR_Grid', 'Crc', r)
-        buf[7] = r
-        return buf
 
     def check_range(d):
         v = d['GridVoltage']
@@ -436,18 +336,13 @@ def _m():
         name='MTR_Grid',
         frame_id=ID_MTR_Grid,
         length=8,
-        is_extended=False,
-        cycle_time_ms=10,
-        send_type='Cyclic',
-        timeout_ms=50,
         e2e_data_id=0x10A0,
         counter_start=44,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        decode_into=decode_into,
+        check_range=check_range,
     )
 
 
@@ -472,35 +367,6 @@ def _m():
         out['AliveCounter'] = data[6] & 0xF
         out['Crc'] = data[7]
         return out
-
-    def encode_into(d, buf):
-        r = round(d['ActivePower'])
-        if (r + 0x80000) >> 20:
-            _overflow('MTR_Power', 'ActivePower', r)
-        r &= 0xFFFFF
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8 & 0xFF
-        buf[2] = r >> 16
-        r = round(d['ReactivePower'])
-        if (r + 0x80000) >> 20:
-            _overflow('MTR_Power', 'ReactivePower', r)
-        r &= 0xFFFFF
-        buf[2] |= (r & 0xF) << 4
-        buf[3] = r >> 4 & 0xFF
-        buf[4] = r >> 12
-        r = round(d['CurrentMax'] / 0.5)
-        if r >> 8:
-            _overflow('MTR_Power', 'CurrentMax', r)
-        buf[5] = r
-        r = round(d['AliveCounter'])
-        if r >> 4:
-            _overflow('MTR_Power', 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r >> 8:
-            _overflow('MTR_Power', 'Crc', r)
-        buf[7] = r
-        return buf
 
     def check_range(d):
         v = d['ActivePower']
@@ -527,18 +393,13 @@ def _m():
         name='MTR_Power',
         frame_id=ID_MTR_Power,
         length=8,
-        is_extended=False,
-        cycle_time_ms=10,
-        send_type='Cyclic',
-        timeout_ms=50,
         e2e_data_id=0x10A1,
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        decode_into=decode_into,
+        check_range=check_range,
     )
 
 
@@ -555,17 +416,6 @@ MTR_Power = _m()
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
 def _m():
-    def decode_into(data, out):
-        if len(data) < 8:
-            _short('GW_InverterCmd', data, 8)
-        out['InvModeReq'] = data[0] & 0x3
-        out['ClearFaults'] = data[0] >> 2 & 0x1
-        out['PSetpoint'] = ((data[1] | (data[2] << 8)) ^ 0x8000) - 0x8000
-        out['QSetpoint'] = ((data[3] | (data[4] << 8)) ^ 0x8000) - 0x8000
-        out['AliveCounter'] = data[6] & 0xF
-        out['Crc'] = data[7]
-        return out
-
     def encode_into(d, buf):
         buf[5] = 0
         r = round(d['InvModeReq'])
@@ -598,27 +448,6 @@ def _m():
         buf[7] = r
         return buf
 
-    def check_range(d):
-        v = d['InvModeReq']
-        if v < 0 or v > 2:
-            return 'InvModeReq'
-        v = d['ClearFaults']
-        if v < 0 or v > 1:
-            return 'ClearFaults'
-        v = d['PSetpoint']
-        if v < -32000 or v > 32000:
-            return 'PSetpoint'
-        v = d['QSetpoint']
-        if v < -32000 or v > 32000:
-            return 'QSetpoint'
-        v = d['AliveCounter']
-        if v < 0 or v > 15:
-            return 'AliveCounter'
-        v = d['Crc']
-        if v < 0 or v > 255:
-            return 'Crc'
-        return None
-
     def signals():
         return _sig('InvModeReq', 0, 2, 'ClearFaults', 0, 1, 'PSetpoint', -32000, 32000, 'QSetpoint', -32000, 32000, 'AliveCounter', 0, 15, 'Crc', 0, 255)
 
@@ -626,18 +455,12 @@ def _m():
         name='GW_InverterCmd',
         frame_id=ID_GW_InverterCmd,
         length=8,
-        is_extended=False,
-        cycle_time_ms=10,
-        send_type='Cyclic',
-        timeout_ms=50,
         e2e_data_id=0x1100,
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        encode_into=encode_into,
     )
 
 
@@ -653,16 +476,6 @@ GW_InverterCmd = _m()
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
 def _m():
-    def decode_into(data, out):
-        if len(data) < 8:
-            _short('GW_InverterLimits', data, 8)
-        out['IacMax'] = (data[0] | (data[1] & 0xF) << 8) * 0.1
-        out['IdcChargeMax'] = ((data[1] >> 4) | (data[2] << 4)) * 0.1
-        out['IdcDischargeMax'] = (data[3] | (data[4] & 0xF) << 8) * 0.1
-        out['AliveCounter'] = data[6] & 0xF
-        out['Crc'] = data[7]
-        return out
-
     def encode_into(d, buf):
         buf[5] = 0
         r = round(d['IacMax'] / 0.1)
@@ -690,24 +503,6 @@ def _m():
         buf[7] = r
         return buf
 
-    def check_range(d):
-        v = d['IacMax']
-        if v < -1e-07 or v > 409.5000001:
-            return 'IacMax'
-        v = d['IdcChargeMax']
-        if v < -1e-07 or v > 409.5000001:
-            return 'IdcChargeMax'
-        v = d['IdcDischargeMax']
-        if v < -1e-07 or v > 409.5000001:
-            return 'IdcDischargeMax'
-        v = d['AliveCounter']
-        if v < 0 or v > 15:
-            return 'AliveCounter'
-        v = d['Crc']
-        if v < 0 or v > 255:
-            return 'Crc'
-        return None
-
     def signals():
         return _sig('IacMax', 0, 409.5, 'IdcChargeMax', 0, 409.5, 'IdcDischargeMax', 0, 409.5, 'AliveCounter', 0, 15, 'Crc', 0, 255)
 
@@ -715,18 +510,12 @@ def _m():
         name='GW_InverterLimits',
         frame_id=ID_GW_InverterLimits,
         length=8,
-        is_extended=False,
-        cycle_time_ms=10,
-        send_type='Cyclic',
-        timeout_ms=50,
         e2e_data_id=0x1101,
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        encode_into=encode_into,
     )
 
 
@@ -742,16 +531,6 @@ GW_InverterLimits = _m()
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
 def _m():
-    def decode_into(data, out):
-        if len(data) < 8:
-            _short('GW_InverterForming', data, 8)
-        out['VoltageSetpoint'] = (data[0] | (data[1] << 8)) * 0.1
-        out['FrequencySetpoint'] = (data[2] | (data[3] << 8)) * 0.001
-        out['DroopEnable'] = data[4] & 0x1
-        out['AliveCounter'] = data[6] & 0xF
-        out['Crc'] = data[7]
-        return out
-
     def encode_into(d, buf):
         buf[5] = 0
         r = round(d['VoltageSetpoint'] / 0.1)
@@ -778,24 +557,6 @@ def _m():
         buf[7] = r
         return buf
 
-    def check_range(d):
-        v = d['VoltageSetpoint']
-        if v < -1e-07 or v > 500.0000001:
-            return 'VoltageSetpoint'
-        v = d['FrequencySetpoint']
-        if v < 39.999999999 or v > 65.000000001:
-            return 'FrequencySetpoint'
-        v = d['DroopEnable']
-        if v < 0 or v > 1:
-            return 'DroopEnable'
-        v = d['AliveCounter']
-        if v < 0 or v > 15:
-            return 'AliveCounter'
-        v = d['Crc']
-        if v < 0 or v > 255:
-            return 'Crc'
-        return None
-
     def signals():
         return _sig('VoltageSetpoint', 0, 500, 'FrequencySetpoint', 40, 65, 'DroopEnable', 0, 1, 'AliveCounter', 0, 15, 'Crc', 0, 255)
 
@@ -803,18 +564,12 @@ def _m():
         name='GW_InverterForming',
         frame_id=ID_GW_InverterForming,
         length=8,
-        is_extended=False,
-        cycle_time_ms=10,
-        send_type='Cyclic',
-        timeout_ms=50,
         e2e_data_id=0x1102,
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        encode_into=encode_into,
     )
 
 
@@ -853,61 +608,6 @@ def _m():
         out['AliveCounter'] = data[6] & 0xF
         out['Crc'] = data[7]
         return out
-
-    def encode_into(d, buf):
-        r = round(d['InvModeActual'])
-        if r >> 2:
-            _overflow('INV_Status', 'InvModeActual', r)
-        buf[0] = r
-        r = round(d['InvState'])
-        if r >> 3:
-            _overflow('INV_Status', 'InvState', r)
-        buf[0] |= r << 2
-        r = round(d['FaultOverCurrent'])
-        if r >> 1:
-            _overflow('INV_Status', 'FaultOverCurrent', r)
-        buf[0] |= r << 5
-        r = round(d['FaultOverTemp'])
-        if r >> 1:
-            _overflow('INV_Status', 'FaultOverTemp', r)
-        buf[0] |= r << 6
-        r = round(d['FaultDc'])
-        if r >> 1:
-            _overflow('INV_Status', 'FaultDc', r)
-        buf[0] |= r << 7
-        r = round(d['FaultAcGrid'])
-        if r >> 1:
-            _overflow('INV_Status', 'FaultAcGrid', r)
-        buf[1] = r
-        r = round(d['FaultCmdTimeout'])
-        if r >> 1:
-            _overflow('INV_Status', 'FaultCmdTimeout', r)
-        buf[1] |= r << 1
-        r = round(d['FaultE2E'])
-        if r >> 1:
-            _overflow('INV_Status', 'FaultE2E', r)
-        buf[1] |= r << 2
-        r = round(d['PActual'])
-        if (r + 0x8000) >> 16:
-            _overflow('INV_Status', 'PActual', r)
-        r &= 0xFFFF
-        buf[2] = r & 0xFF
-        buf[3] = r >> 8
-        r = round(d['QActual'])
-        if (r + 0x8000) >> 16:
-            _overflow('INV_Status', 'QActual', r)
-        r &= 0xFFFF
-        buf[4] = r & 0xFF
-        buf[5] = r >> 8
-        r = round(d['AliveCounter'])
-        if r >> 4:
-            _overflow('INV_Status', 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r >> 8:
-            _overflow('INV_Status', 'Crc', r)
-        buf[7] = r
-        return buf
 
     def check_range(d):
         v = d['InvModeActual']
@@ -955,18 +655,13 @@ def _m():
         name='INV_Status',
         frame_id=ID_INV_Status,
         length=8,
-        is_extended=False,
-        cycle_time_ms=10,
-        send_type='Cyclic',
-        timeout_ms=50,
         e2e_data_id=0x1180,
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        decode_into=decode_into,
+        check_range=check_range,
     )
 
 
@@ -991,32 +686,6 @@ def _m():
         out['AliveCounter'] = data[6] & 0xF
         out['Crc'] = data[7]
         return out
-
-    def encode_into(d, buf):
-        r = round(d['AcVoltage'] / 0.1)
-        if r >> 16:
-            _overflow('INV_AcMeasure', 'AcVoltage', r)
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8
-        r = round(d['AcFrequency'] / 0.001)
-        if r >> 16:
-            _overflow('INV_AcMeasure', 'AcFrequency', r)
-        buf[2] = r & 0xFF
-        buf[3] = r >> 8
-        r = round(d['AcCurrent'] / 0.1)
-        if r >> 12:
-            _overflow('INV_AcMeasure', 'AcCurrent', r)
-        buf[4] = r & 0xFF
-        buf[5] = r >> 8
-        r = round(d['AliveCounter'])
-        if r >> 4:
-            _overflow('INV_AcMeasure', 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r >> 8:
-            _overflow('INV_AcMeasure', 'Crc', r)
-        buf[7] = r
-        return buf
 
     def check_range(d):
         v = d['AcVoltage']
@@ -1043,18 +712,13 @@ def _m():
         name='INV_AcMeasure',
         frame_id=ID_INV_AcMeasure,
         length=8,
-        is_extended=False,
-        cycle_time_ms=10,
-        send_type='Cyclic',
-        timeout_ms=50,
         e2e_data_id=0x1181,
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        decode_into=decode_into,
+        check_range=check_range,
     )
 
 
@@ -1076,27 +740,6 @@ def _m():
         out['HeatsinkTemp'] = data[4] - 40
         return out
 
-    def encode_into(d, buf):
-        buf[5] = 0
-        buf[6] = 0
-        buf[7] = 0
-        r = round(d['DcVoltage'] / 0.1)
-        if r >> 16:
-            _overflow('INV_DcMeasure', 'DcVoltage', r)
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8
-        r = round(d['DcCurrent'] / 0.1)
-        if (r + 0x8000) >> 16:
-            _overflow('INV_DcMeasure', 'DcCurrent', r)
-        r &= 0xFFFF
-        buf[2] = r & 0xFF
-        buf[3] = r >> 8
-        r = round(d['HeatsinkTemp'] + 40)
-        if r >> 8:
-            _overflow('INV_DcMeasure', 'HeatsinkTemp', r)
-        buf[4] = r
-        return buf
-
     def check_range(d):
         v = d['DcVoltage']
         if v < -1e-07 or v > 1000.0000001:
@@ -1116,18 +759,13 @@ def _m():
         name='INV_DcMeasure',
         frame_id=ID_INV_DcMeasure,
         length=8,
-        is_extended=False,
-        cycle_time_ms=100,
-        send_type='Cyclic',
-        timeout_ms=500,
         e2e_data_id=0,
         counter_start=-1,
         counter_len=0,
         crc_byte=-1,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        decode_into=decode_into,
+        check_range=check_range,
     )
 
 
@@ -1154,35 +792,6 @@ def _m():
         out['AliveCounter'] = data[6] & 0xF
         out['Crc'] = data[7]
         return out
-
-    def encode_into(d, buf):
-        r = _lin_int(d['MaxChargePower'], 10, 0)
-        if r >> 16:
-            _overflow('EVCC_Limits', 'MaxChargePower', r)
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8
-        r = _lin_int(d['MaxDischargePower'], 10, 0)
-        if r >> 16:
-            _overflow('EVCC_Limits', 'MaxDischargePower', r)
-        buf[2] = r & 0xFF
-        buf[3] = r >> 8
-        r = round(d['MinSoc'] / 0.5)
-        if r >> 8:
-            _overflow('EVCC_Limits', 'MinSoc', r)
-        buf[4] = r
-        r = round(d['SessionActive'])
-        if r >> 1:
-            _overflow('EVCC_Limits', 'SessionActive', r)
-        buf[5] = r
-        r = round(d['AliveCounter'])
-        if r >> 4:
-            _overflow('EVCC_Limits', 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r >> 8:
-            _overflow('EVCC_Limits', 'Crc', r)
-        buf[7] = r
-        return buf
 
     def check_range(d):
         v = d['MaxChargePower']
@@ -1212,18 +821,13 @@ def _m():
         name='EVCC_Limits',
         frame_id=ID_EVCC_Limits,
         length=8,
-        is_extended=False,
-        cycle_time_ms=100,
-        send_type='CyclicAndEvent',
-        timeout_ms=500,
         e2e_data_id=0x1200,
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        decode_into=decode_into,
+        check_range=check_range,
     )
 
 
@@ -1248,32 +852,6 @@ def _m():
         out['AliveCounter'] = data[6] & 0xF
         out['Crc'] = data[7]
         return out
-
-    def encode_into(d, buf):
-        r = round(d['Soc'] / 0.1)
-        if r >> 10:
-            _overflow('EVCC_Status', 'Soc', r)
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8
-        r = round(d['BatteryCapacity'] / 0.01)
-        if r >> 16:
-            _overflow('EVCC_Status', 'BatteryCapacity', r)
-        buf[2] = r & 0xFF
-        buf[3] = r >> 8
-        r = round(d['BatteryVoltage'] / 0.1)
-        if r >> 16:
-            _overflow('EVCC_Status', 'BatteryVoltage', r)
-        buf[4] = r & 0xFF
-        buf[5] = r >> 8
-        r = round(d['AliveCounter'])
-        if r >> 4:
-            _overflow('EVCC_Status', 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r >> 8:
-            _overflow('EVCC_Status', 'Crc', r)
-        buf[7] = r
-        return buf
 
     def check_range(d):
         v = d['Soc']
@@ -1300,18 +878,13 @@ def _m():
         name='EVCC_Status',
         frame_id=ID_EVCC_Status,
         length=8,
-        is_extended=False,
-        cycle_time_ms=100,
-        send_type='Cyclic',
-        timeout_ms=500,
         e2e_data_id=0x1201,
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        decode_into=decode_into,
+        check_range=check_range,
     )
 
 
@@ -1331,20 +904,6 @@ EVCC_Status = _m()
 #   RxRefused: start 32 LE u16, scale 1 offset 0, [0|65535]
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 def _m():
-    def decode_into(data, out):
-        if len(data) < 8:
-            _short('GW_Status', data, 8)
-        out['OperatingMode'] = data[0] & 0x7
-        out['LimitingFactor'] = data[0] >> 3 & 0xF
-        out['TimeoutMeter'] = data[1] & 0x1
-        out['TimeoutInverter'] = data[1] >> 1 & 0x1
-        out['TimeoutRelay'] = data[1] >> 2 & 0x1
-        out['TimeoutEv'] = data[1] >> 3 & 0x1
-        out['PTarget'] = ((data[2] | (data[3] << 8)) ^ 0x8000) - 0x8000
-        out['RxRefused'] = data[4] | (data[5] << 8)
-        out['AliveCounter'] = data[6] & 0xF
-        return out
-
     def encode_into(d, buf):
         buf[7] = 0
         r = round(d['OperatingMode'])
@@ -1388,36 +947,6 @@ def _m():
         buf[6] = r
         return buf
 
-    def check_range(d):
-        v = d['OperatingMode']
-        if v < 0 or v > 5:
-            return 'OperatingMode'
-        v = d['LimitingFactor']
-        if v < 0 or v > 15:
-            return 'LimitingFactor'
-        v = d['TimeoutMeter']
-        if v < 0 or v > 1:
-            return 'TimeoutMeter'
-        v = d['TimeoutInverter']
-        if v < 0 or v > 1:
-            return 'TimeoutInverter'
-        v = d['TimeoutRelay']
-        if v < 0 or v > 1:
-            return 'TimeoutRelay'
-        v = d['TimeoutEv']
-        if v < 0 or v > 1:
-            return 'TimeoutEv'
-        v = d['PTarget']
-        if v < -32000 or v > 32000:
-            return 'PTarget'
-        v = d['RxRefused']
-        if v < 0 or v > 65535:
-            return 'RxRefused'
-        v = d['AliveCounter']
-        if v < 0 or v > 15:
-            return 'AliveCounter'
-        return None
-
     def signals():
         return _sig('OperatingMode', 0, 5, 'LimitingFactor', 0, 15, 'TimeoutMeter', 0, 1, 'TimeoutInverter', 0, 1, 'TimeoutRelay', 0, 1, 'TimeoutEv', 0, 1, 'PTarget', -32000, 32000, 'RxRefused', 0, 65535, 'AliveCounter', 0, 15)
 
@@ -1425,18 +954,12 @@ def _m():
         name='GW_Status',
         frame_id=ID_GW_Status,
         length=8,
-        is_extended=False,
-        cycle_time_ms=100,
-        send_type='Cyclic',
-        timeout_ms=0,
         e2e_data_id=0,
         counter_start=48,
         counter_len=4,
         crc_byte=-1,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        encode_into=encode_into,
     )
 
 
@@ -1451,15 +974,6 @@ GW_Status = _m()
 #   EventSeq: start 16 LE u8, scale 1 offset 0, [0|255]
 #   EventValue: start 24 LE s16, scale 1 offset 0, [-32768|32767]
 def _m():
-    def decode_into(data, out):
-        if len(data) < 8:
-            _short('GW_Event', data, 8)
-        out['EventCode'] = data[0]
-        out['EventDetail'] = data[1]
-        out['EventSeq'] = data[2]
-        out['EventValue'] = ((data[3] | (data[4] << 8)) ^ 0x8000) - 0x8000
-        return out
-
     def encode_into(d, buf):
         buf[5] = 0
         buf[6] = 0
@@ -1484,21 +998,6 @@ def _m():
         buf[4] = r >> 8
         return buf
 
-    def check_range(d):
-        v = d['EventCode']
-        if v < 0 or v > 255:
-            return 'EventCode'
-        v = d['EventDetail']
-        if v < 0 or v > 255:
-            return 'EventDetail'
-        v = d['EventSeq']
-        if v < 0 or v > 255:
-            return 'EventSeq'
-        v = d['EventValue']
-        if v < -32768 or v > 32767:
-            return 'EventValue'
-        return None
-
     def signals():
         return _sig('EventCode', 0, 255, 'EventDetail', 0, 255, 'EventSeq', 0, 255, 'EventValue', -32768, 32767)
 
@@ -1506,18 +1005,12 @@ def _m():
         name='GW_Event',
         frame_id=ID_GW_Event,
         length=8,
-        is_extended=False,
-        cycle_time_ms=0,
-        send_type='Event',
-        timeout_ms=0,
         e2e_data_id=0,
         counter_start=-1,
         counter_len=0,
         crc_byte=-1,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        encode_into=encode_into,
     )
 
 
@@ -1541,30 +1034,6 @@ def _m():
         out['Crc'] = data[7]
         return out
 
-    def encode_into(d, buf):
-        buf[3] = 0
-        buf[4] = 0
-        buf[5] = 0
-        r = round(d['ModeReq'])
-        if r >> 3:
-            _overflow('EMS_ModeRequest', 'ModeReq', r)
-        buf[0] = r
-        r = round(d['SetpointPower'])
-        if (r + 0x8000) >> 16:
-            _overflow('EMS_ModeRequest', 'SetpointPower', r)
-        r &= 0xFFFF
-        buf[1] = r & 0xFF
-        buf[2] = r >> 8
-        r = round(d['AliveCounter'])
-        if r >> 4:
-            _overflow('EMS_ModeRequest', 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r >> 8:
-            _overflow('EMS_ModeRequest', 'Crc', r)
-        buf[7] = r
-        return buf
-
     def check_range(d):
         v = d['ModeReq']
         if v < 0 or v > 3:
@@ -1587,18 +1056,13 @@ def _m():
         name='EMS_ModeRequest',
         frame_id=ID_EMS_ModeRequest,
         length=8,
-        is_extended=False,
-        cycle_time_ms=1000,
-        send_type='CyclicAndEvent',
-        timeout_ms=0,
         e2e_data_id=0x1310,
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        decode_into=decode_into,
+        check_range=check_range,
     )
 
 
@@ -1618,23 +1082,6 @@ def _m():
         out['EnergyExport'] = data[4] | (data[5] << 8) | (data[6] << 16) | (data[7] << 24)
         return out
 
-    def encode_into(d, buf):
-        r = round(d['EnergyImport'])
-        if r >> 32:
-            _overflow('MTR_Energy', 'EnergyImport', r)
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8 & 0xFF
-        buf[2] = r >> 16 & 0xFF
-        buf[3] = r >> 24
-        r = round(d['EnergyExport'])
-        if r >> 32:
-            _overflow('MTR_Energy', 'EnergyExport', r)
-        buf[4] = r & 0xFF
-        buf[5] = r >> 8 & 0xFF
-        buf[6] = r >> 16 & 0xFF
-        buf[7] = r >> 24
-        return buf
-
     def check_range(d):
         v = d['EnergyImport']
         if v < 0 or v > 4294967295:
@@ -1651,18 +1098,13 @@ def _m():
         name='MTR_Energy',
         frame_id=ID_MTR_Energy,
         length=8,
-        is_extended=False,
-        cycle_time_ms=1000,
-        send_type='Cyclic',
-        timeout_ms=5000,
         e2e_data_id=0,
         counter_start=-1,
         counter_len=0,
         crc_byte=-1,
-        decode_into=decode_into,
-        encode_into=encode_into,
-        check_range=check_range,
         signals=signals,
+        decode_into=decode_into,
+        check_range=check_range,
     )
 
 
