@@ -796,6 +796,7 @@ def test_firmware_module_holds_what_the_gateway_uses():
         assert ("def decode_into" in block) == receives and ("def decode_into" in rest) != receives, m.name
         assert ("def check_range" in block) == receives and ("def check_range" in rest) != receives, m.name
         assert ("def encode_into" in block) == sends and ("def encode_into" in rest) != sends, m.name
+        assert ("def signals" in block) == sends and ("def signals" in rest) != sends, m.name
         assert "cycle_time_ms" not in block and "m.cycle_time_ms = %d" % m.cycle_time_ms in rest
     # without the node everything stays in one module (the generator's own test DBCs)
     assert gen_candb.generate_lazy(DBC_DIR, node="") is None

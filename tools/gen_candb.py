@@ -14,10 +14,11 @@ functions made by a factory and held by the instance (a module global per functi
 would crowd the module's dict, whose misses MicroPython pays for on every builtin
 lookup); ``signals`` built on access by code instead of tuples kept in RAM.
 ``controller/bus/candb_lazy.py`` gets the rest of the codec (encode of what the node
-receives, decode and check_range of what it sends) and the metadata the firmware never
-reads (is_extended, cycle_time_ms, send_type, timeout_ms); ``Message.__getattr__``
-attaches it to every message the first time one asks for such an attribute, so the
-API is whole everywhere and the board never loads it.  ``tools/candb_meta.py``
+receives, decode and check_range of what it sends), ``signals`` of what it receives
+and the metadata the firmware never reads (is_extended, cycle_time_ms, send_type,
+timeout_ms); ``Message.__getattr__`` attaches it to every message the first time one
+asks for such an attribute, so the API is whole everywhere and the board never loads
+it.  ``tools/candb_meta.py``
 (``--meta-out``) gets what only tools, the HIL, docs and tests read: value tables,
 units, senders, receivers, comments.  Without the node in the DBC files (``--node ''``
 or the generator's own test DBCs) everything stays in the one module.
@@ -522,8 +523,8 @@ class Message:
     RAM on MicroPython decides the layout: no class per message; decode_into,
     encode_into and check_range are the message's own generated functions, held by
     the instance.  What the firmware never uses (encode of what it receives, decode
-    and check_range of what it sends, is_extended, cycle_time_ms, send_type,
-    timeout_ms) may be left out of this module: it is then generated into the
+    and check_range of what it sends, signals of what it receives, is_extended,
+    cycle_time_ms, send_type, timeout_ms) may be left out of this module: it is then generated into the
     module's ``_lazy`` companion and attached to every message on first use.  Choices,
     units, senders, receivers and comments: tools/candb_meta.py (same generator).
     """
@@ -534,8 +535,7 @@ class Message:
         "decode_into", "encode_into", "check_range", "_signals",
     )
 
-    def __init__(self, name, frame_id, length, e2e_data_id, counter_start, counter_len, crc_byte,
-                 signals, **more):
+    def __init__(self, name, frame_id, length, e2e_data_id, counter_start, counter_len, crc_byte, **more):
         self.name = name
         self.frame_id = frame_id
         self.length = length
@@ -543,13 +543,12 @@ class Message:
         self.counter_start = counter_start
         self.counter_len = counter_len
         self.crc_byte = crc_byte
-        self._signals = signals
         for k in more:
             setattr(self, k, more[k])
 
     def __getattr__(self, name):
         # only for an attribute this instance does not hold: load the companion once
-        if name[0] != "_" and _lazy():
+        if (name[0] != "_" or name == "_signals") and _lazy():
             return getattr(self, name)
         raise AttributeError(name)
 
@@ -675,12 +674,19 @@ def firmware_node(msgs, node=DEFAULT_NODE):
 
 
 def split(m, node):
-    """(decode here, encode here, cold metadata here) for message ``m`` when the
-    firmware is ``node``: it decodes and range-checks what it receives, encodes what it
-    sends, and never reads the cold metadata.  node None keeps everything here."""
+    """(decode here, encode here, signals here, cold metadata here) for message ``m``
+    when the firmware is ``node``: it decodes and range-checks what it receives, encodes
+    what it sends (its frames start from the signal names), and never reads the cold
+    metadata.  node None keeps everything here."""
     if node is None:
-        return True, True, True
-    return node in m.receivers, node in m.senders, False
+        return True, True, True, True
+    return node in m.receivers, node in m.senders, node in m.senders, False
+
+
+def _signals_lines(m, indent):
+    p = " " * indent
+    args = ["%r, %s, %s" % (s.name, _pyrepr(s.minimum), _pyrepr(s.maximum)) for s in m.signals]
+    return [p + "def signals():", p + "    return _sig(%s)" % ", ".join(args), ""]
 
 
 def _codec_lines(m, dec, enc, indent):
@@ -750,7 +756,7 @@ def generate(dbc_dir=DEFAULT_DBC_DIR, node=DEFAULT_NODE, out=DEFAULT_OUT):
         L.extend(_FLOAT_HELPERS.rstrip("\n").split("\n"))
 
     for m in msgs:
-        dec, enc, cold = split(m, node)
+        dec, enc, sig, cold = split(m, node)
         L.append("")
         L.append("")
         L.append("# %s 0x%X (%s), %d bytes, from %s" % (m.name, m.frame_id, m.file, m.length, ", ".join(m.senders) or "-"))
@@ -761,12 +767,8 @@ def generate(dbc_dir=DEFAULT_DBC_DIR, node=DEFAULT_NODE, out=DEFAULT_OUT):
             L.append("#   " + desc.rstrip())
         L.append("def _m():")
         L.extend(_codec_lines(m, dec, enc, 4))
-        L.append("    def signals():")
-        args = []
-        for s in m.signals:
-            args.append("%r, %s, %s" % (s.name, _pyrepr(s.minimum), _pyrepr(s.maximum)))
-        L.append("        return _sig(%s)" % ", ".join(args))
-        L.append("")
+        if sig:
+            L.extend(_signals_lines(m, 4))
         fields = [
             ("name", repr(m.name)),
             ("frame_id", "ID_%s" % m.name),
@@ -775,8 +777,9 @@ def generate(dbc_dir=DEFAULT_DBC_DIR, node=DEFAULT_NODE, out=DEFAULT_OUT):
             ("counter_start", str(m.counter_start)),
             ("counter_len", str(m.counter_len)),
             ("crc_byte", str(m.crc_byte)),
-            ("signals", "signals"),
         ]
+        if sig:
+            fields.append(("_signals", "signals"))
         if dec:
             fields += [("decode_into", "decode_into"), ("check_range", "check_range")]
         if enc:
@@ -821,8 +824,8 @@ def generate_lazy(dbc_dir=DEFAULT_DBC_DIR, node=DEFAULT_NODE, out=DEFAULT_OUT):
     has_float = any(s.is_float for m in msgs for s in m.signals)
     L = _header(dbc_dir, files, digest)
     L.append('"""What %s.py leaves out because the %s node never uses it at run time:' % (base, node))
-    L.append("encode_into of the messages it receives, decode_into and check_range of those it")
-    L.append("sends, and is_extended, cycle_time_ms, send_type, timeout_ms of all.  Message")
+    L.append("encode_into and signals of the messages it receives, decode_into and check_range")
+    L.append("of those it sends, and is_extended, cycle_time_ms, send_type, timeout_ms of all.  Message")
     L.append("attaches it to every message the first time one asks for such an attribute (the")
     L.append("HIL, the tools and the tests do; the firmware does not, so on a board this module")
     L.append("takes no RAM).")
@@ -831,6 +834,7 @@ def generate_lazy(dbc_dir=DEFAULT_DBC_DIR, node=DEFAULT_NODE, out=DEFAULT_OUT):
     helpers = ["_lin_int", "_overflow", "_short"]
     if has_float:
         helpers += ["_f32", "_f32_bits", "_f64", "_f64_bits"]
+    helpers.append("_sig")
     L.append("from .%s import %s  # noqa: F401" % (base, ", ".join(sorted(helpers))))
     L.append("")
     L.append("len = len  # as in %s.py: module globals, found through MicroPython's lookup cache" % base)
@@ -840,10 +844,13 @@ def generate_lazy(dbc_dir=DEFAULT_DBC_DIR, node=DEFAULT_NODE, out=DEFAULT_OUT):
     L.append("def attach(messages):")
     L.append('    """Give every message of ``messages`` (name -> Message) what it lacks."""')
     for m in msgs:
-        dec, enc, cold = split(m, node)
+        dec, enc, sig, cold = split(m, node)
         L.append("    m = messages[%r]" % m.name)
         L.append("")
         L.extend(_codec_lines(m, not dec, not enc, 4))
+        if not sig:
+            L.extend(_signals_lines(m, 4))
+            L.append("    m._signals = signals")
         if not dec:
             L.append("    m.decode_into = decode_into")
             L.append("    m.check_range = check_range")

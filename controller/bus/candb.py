@@ -41,8 +41,8 @@ class Message:
     RAM on MicroPython decides the layout: no class per message; decode_into,
     encode_into and check_range are the message's own generated functions, held by
     the instance.  What the firmware never uses (encode of what it receives, decode
-    and check_range of what it sends, is_extended, cycle_time_ms, send_type,
-    timeout_ms) may be left out of this module: it is then generated into the
+    and check_range of what it sends, signals of what it receives, is_extended,
+    cycle_time_ms, send_type, timeout_ms) may be left out of this module: it is then generated into the
     module's ``_lazy`` companion and attached to every message on first use.  Choices,
     units, senders, receivers and comments: tools/candb_meta.py (same generator).
     """
@@ -53,8 +53,7 @@ class Message:
         "decode_into", "encode_into", "check_range", "_signals",
     )
 
-    def __init__(self, name, frame_id, length, e2e_data_id, counter_start, counter_len, crc_byte,
-                 signals, **more):
+    def __init__(self, name, frame_id, length, e2e_data_id, counter_start, counter_len, crc_byte, **more):
         self.name = name
         self.frame_id = frame_id
         self.length = length
@@ -62,13 +61,12 @@ class Message:
         self.counter_start = counter_start
         self.counter_len = counter_len
         self.crc_byte = crc_byte
-        self._signals = signals
         for k in more:
             setattr(self, k, more[k])
 
     def __getattr__(self, name):
         # only for an attribute this instance does not hold: load the companion once
-        if name[0] != "_" and _lazy():
+        if (name[0] != "_" or name == "_signals") and _lazy():
             return getattr(self, name)
         raise AttributeError(name)
 
@@ -159,9 +157,6 @@ def _m():
             return 'Crc'
         return None
 
-    def signals():
-        return _sig('LossReason', 0, 15, 'VoltageAtEvent', 0, 500, 'AliveCounter', 0, 15, 'Crc', 0, 255)
-
     return Message(
         name='INV_AcLossEvent',
         frame_id=ID_INV_AcLossEvent,
@@ -170,7 +165,6 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
         decode_into=decode_into,
         check_range=check_range,
     )
@@ -217,7 +211,7 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
+        _signals=signals,
         encode_into=encode_into,
     )
 
@@ -267,9 +261,6 @@ def _m():
             return 'Crc'
         return None
 
-    def signals():
-        return _sig('ContactState', 0, 3, 'UtilityVoltagePresent', 0, 1, 'UtilityVoltage', 0, 400, 'SyncPhaseDiff', -180, 180, 'AliveCounter', 0, 15, 'Crc', 0, 255)
-
     return Message(
         name='RLY_Feedback',
         frame_id=ID_RLY_Feedback,
@@ -278,7 +269,6 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
         decode_into=decode_into,
         check_range=check_range,
     )
@@ -329,9 +319,6 @@ def _m():
             return 'Crc'
         return None
 
-    def signals():
-        return _sig('GridVoltage', 0, 400, 'GridFrequency', 0, 65, 'PhaseAngle', -180, 180, 'AliveCounter', 0, 15, 'Rocof', -5, 5, 'Crc', 0, 255)
-
     return Message(
         name='MTR_Grid',
         frame_id=ID_MTR_Grid,
@@ -340,7 +327,6 @@ def _m():
         counter_start=44,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
         decode_into=decode_into,
         check_range=check_range,
     )
@@ -386,9 +372,6 @@ def _m():
             return 'Crc'
         return None
 
-    def signals():
-        return _sig('ActivePower', -200000, 200000, 'ReactivePower', -200000, 200000, 'CurrentMax', 0, 125, 'AliveCounter', 0, 15, 'Crc', 0, 255)
-
     return Message(
         name='MTR_Power',
         frame_id=ID_MTR_Power,
@@ -397,7 +380,6 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
         decode_into=decode_into,
         check_range=check_range,
     )
@@ -459,7 +441,7 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
+        _signals=signals,
         encode_into=encode_into,
     )
 
@@ -514,7 +496,7 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
+        _signals=signals,
         encode_into=encode_into,
     )
 
@@ -568,7 +550,7 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
+        _signals=signals,
         encode_into=encode_into,
     )
 
@@ -648,9 +630,6 @@ def _m():
             return 'Crc'
         return None
 
-    def signals():
-        return _sig('InvModeActual', 0, 2, 'InvState', 0, 4, 'FaultOverCurrent', 0, 1, 'FaultOverTemp', 0, 1, 'FaultDc', 0, 1, 'FaultAcGrid', 0, 1, 'FaultCmdTimeout', 0, 1, 'FaultE2E', 0, 1, 'PActual', -32000, 32000, 'QActual', -32000, 32000, 'AliveCounter', 0, 15, 'Crc', 0, 255)
-
     return Message(
         name='INV_Status',
         frame_id=ID_INV_Status,
@@ -659,7 +638,6 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
         decode_into=decode_into,
         check_range=check_range,
     )
@@ -705,9 +683,6 @@ def _m():
             return 'Crc'
         return None
 
-    def signals():
-        return _sig('AcVoltage', 0, 400, 'AcFrequency', 0, 65, 'AcCurrent', 0, 400, 'AliveCounter', 0, 15, 'Crc', 0, 255)
-
     return Message(
         name='INV_AcMeasure',
         frame_id=ID_INV_AcMeasure,
@@ -716,7 +691,6 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
         decode_into=decode_into,
         check_range=check_range,
     )
@@ -752,9 +726,6 @@ def _m():
             return 'HeatsinkTemp'
         return None
 
-    def signals():
-        return _sig('DcVoltage', 0, 1000, 'DcCurrent', -1000, 1000, 'HeatsinkTemp', -40, 150)
-
     return Message(
         name='INV_DcMeasure',
         frame_id=ID_INV_DcMeasure,
@@ -763,7 +734,6 @@ def _m():
         counter_start=-1,
         counter_len=0,
         crc_byte=-1,
-        signals=signals,
         decode_into=decode_into,
         check_range=check_range,
     )
@@ -814,9 +784,6 @@ def _m():
             return 'Crc'
         return None
 
-    def signals():
-        return _sig('MaxChargePower', 0, 350000, 'MaxDischargePower', 0, 350000, 'MinSoc', 0, 100, 'SessionActive', 0, 1, 'AliveCounter', 0, 15, 'Crc', 0, 255)
-
     return Message(
         name='EVCC_Limits',
         frame_id=ID_EVCC_Limits,
@@ -825,7 +792,6 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
         decode_into=decode_into,
         check_range=check_range,
     )
@@ -871,9 +837,6 @@ def _m():
             return 'Crc'
         return None
 
-    def signals():
-        return _sig('Soc', 0, 100, 'BatteryCapacity', 0, 655.35, 'BatteryVoltage', 0, 1000, 'AliveCounter', 0, 15, 'Crc', 0, 255)
-
     return Message(
         name='EVCC_Status',
         frame_id=ID_EVCC_Status,
@@ -882,7 +845,6 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
         decode_into=decode_into,
         check_range=check_range,
     )
@@ -958,7 +920,7 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=-1,
-        signals=signals,
+        _signals=signals,
         encode_into=encode_into,
     )
 
@@ -1009,7 +971,7 @@ def _m():
         counter_start=-1,
         counter_len=0,
         crc_byte=-1,
-        signals=signals,
+        _signals=signals,
         encode_into=encode_into,
     )
 
@@ -1049,9 +1011,6 @@ def _m():
             return 'Crc'
         return None
 
-    def signals():
-        return _sig('ModeReq', 0, 3, 'SetpointPower', -32000, 32000, 'AliveCounter', 0, 15, 'Crc', 0, 255)
-
     return Message(
         name='EMS_ModeRequest',
         frame_id=ID_EMS_ModeRequest,
@@ -1060,7 +1019,6 @@ def _m():
         counter_start=48,
         counter_len=4,
         crc_byte=7,
-        signals=signals,
         decode_into=decode_into,
         check_range=check_range,
     )
@@ -1091,9 +1049,6 @@ def _m():
             return 'EnergyExport'
         return None
 
-    def signals():
-        return _sig('EnergyImport', 0, 4294967295, 'EnergyExport', 0, 4294967295)
-
     return Message(
         name='MTR_Energy',
         frame_id=ID_MTR_Energy,
@@ -1102,7 +1057,6 @@ def _m():
         counter_start=-1,
         counter_len=0,
         crc_byte=-1,
-        signals=signals,
         decode_into=decode_into,
         check_range=check_range,
     )

@@ -2,14 +2,14 @@
 # inputs sha256 a298b432e5ab72a0b7fa729f0489820393f81b3373f79a6955569f5098597f09 (ev.dbc, gateway.dbc, inverter.dbc, meter.dbc, relay.dbc)
 # regenerate: python -m tools.gen_candb   (check: python -m tools.gen_candb --check)
 """What candb.py leaves out because the GW node never uses it at run time:
-encode_into of the messages it receives, decode_into and check_range of those it
-sends, and is_extended, cycle_time_ms, send_type, timeout_ms of all.  Message
+encode_into and signals of the messages it receives, decode_into and check_range
+of those it sends, and is_extended, cycle_time_ms, send_type, timeout_ms of all.  Message
 attaches it to every message the first time one asks for such an attribute (the
 HIL, the tools and the tests do; the firmware does not, so on a board this module
 takes no RAM).
 """
 
-from .candb import _lin_int, _overflow, _short  # noqa: F401
+from .candb import _lin_int, _overflow, _short, _sig  # noqa: F401
 
 len = len  # as in candb.py: module globals, found through MicroPython's lookup cache
 round = round
@@ -42,6 +42,10 @@ def attach(messages):
         buf[7] = r
         return buf
 
+    def signals():
+        return _sig('LossReason', 0, 15, 'VoltageAtEvent', 0, 500, 'AliveCounter', 0, 15, 'Crc', 0, 255)
+
+    m._signals = signals
     m.encode_into = encode_into
     m.is_extended = False
     m.cycle_time_ms = 0
@@ -110,6 +114,10 @@ def attach(messages):
         buf[7] = r
         return buf
 
+    def signals():
+        return _sig('ContactState', 0, 3, 'UtilityVoltagePresent', 0, 1, 'UtilityVoltage', 0, 400, 'SyncPhaseDiff', -180, 180, 'AliveCounter', 0, 15, 'Crc', 0, 255)
+
+    m._signals = signals
     m.encode_into = encode_into
     m.is_extended = False
     m.cycle_time_ms = 10
@@ -150,6 +158,10 @@ def attach(messages):
         buf[7] = r
         return buf
 
+    def signals():
+        return _sig('GridVoltage', 0, 400, 'GridFrequency', 0, 65, 'PhaseAngle', -180, 180, 'AliveCounter', 0, 15, 'Rocof', -5, 5, 'Crc', 0, 255)
+
+    m._signals = signals
     m.encode_into = encode_into
     m.is_extended = False
     m.cycle_time_ms = 10
@@ -187,6 +199,10 @@ def attach(messages):
         buf[7] = r
         return buf
 
+    def signals():
+        return _sig('ActivePower', -200000, 200000, 'ReactivePower', -200000, 200000, 'CurrentMax', 0, 125, 'AliveCounter', 0, 15, 'Crc', 0, 255)
+
+    m._signals = signals
     m.encode_into = encode_into
     m.is_extended = False
     m.cycle_time_ms = 10
@@ -365,6 +381,10 @@ def attach(messages):
         buf[7] = r
         return buf
 
+    def signals():
+        return _sig('InvModeActual', 0, 2, 'InvState', 0, 4, 'FaultOverCurrent', 0, 1, 'FaultOverTemp', 0, 1, 'FaultDc', 0, 1, 'FaultAcGrid', 0, 1, 'FaultCmdTimeout', 0, 1, 'FaultE2E', 0, 1, 'PActual', -32000, 32000, 'QActual', -32000, 32000, 'AliveCounter', 0, 15, 'Crc', 0, 255)
+
+    m._signals = signals
     m.encode_into = encode_into
     m.is_extended = False
     m.cycle_time_ms = 10
@@ -399,6 +419,10 @@ def attach(messages):
         buf[7] = r
         return buf
 
+    def signals():
+        return _sig('AcVoltage', 0, 400, 'AcFrequency', 0, 65, 'AcCurrent', 0, 400, 'AliveCounter', 0, 15, 'Crc', 0, 255)
+
+    m._signals = signals
     m.encode_into = encode_into
     m.is_extended = False
     m.cycle_time_ms = 10
@@ -428,6 +452,10 @@ def attach(messages):
         buf[4] = r
         return buf
 
+    def signals():
+        return _sig('DcVoltage', 0, 1000, 'DcCurrent', -1000, 1000, 'HeatsinkTemp', -40, 150)
+
+    m._signals = signals
     m.encode_into = encode_into
     m.is_extended = False
     m.cycle_time_ms = 100
@@ -465,6 +493,10 @@ def attach(messages):
         buf[7] = r
         return buf
 
+    def signals():
+        return _sig('MaxChargePower', 0, 350000, 'MaxDischargePower', 0, 350000, 'MinSoc', 0, 100, 'SessionActive', 0, 1, 'AliveCounter', 0, 15, 'Crc', 0, 255)
+
+    m._signals = signals
     m.encode_into = encode_into
     m.is_extended = False
     m.cycle_time_ms = 100
@@ -499,6 +531,10 @@ def attach(messages):
         buf[7] = r
         return buf
 
+    def signals():
+        return _sig('Soc', 0, 100, 'BatteryCapacity', 0, 655.35, 'BatteryVoltage', 0, 1000, 'AliveCounter', 0, 15, 'Crc', 0, 255)
+
+    m._signals = signals
     m.encode_into = encode_into
     m.is_extended = False
     m.cycle_time_ms = 100
@@ -617,6 +653,10 @@ def attach(messages):
         buf[7] = r
         return buf
 
+    def signals():
+        return _sig('ModeReq', 0, 3, 'SetpointPower', -32000, 32000, 'AliveCounter', 0, 15, 'Crc', 0, 255)
+
+    m._signals = signals
     m.encode_into = encode_into
     m.is_extended = False
     m.cycle_time_ms = 1000
@@ -642,6 +682,10 @@ def attach(messages):
         buf[7] = r >> 24
         return buf
 
+    def signals():
+        return _sig('EnergyImport', 0, 4294967295, 'EnergyExport', 0, 4294967295)
+
+    m._signals = signals
     m.encode_into = encode_into
     m.is_extended = False
     m.cycle_time_ms = 1000
