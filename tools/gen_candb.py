@@ -524,9 +524,10 @@ class Message:
     encode_into and check_range are the message's own generated functions, held by
     the instance.  What the firmware never uses (encode of what it receives, decode
     and check_range of what it sends, signals of what it receives, is_extended,
-    cycle_time_ms, send_type, timeout_ms) may be left out of this module: it is then generated into the
-    module's ``_lazy`` companion and attached to every message on first use.  Choices,
-    units, senders, receivers and comments: tools/candb_meta.py (same generator).
+    cycle_time_ms, send_type, timeout_ms) may be left out of this module: it is then
+    generated into the module's ``_lazy`` companion and attached to every message on
+    first use.  Choices, units, senders, receivers and comments: tools/candb_meta.py
+    (same generator).
     """
 
     __slots__ = (
