@@ -24,7 +24,7 @@ import time
 import can
 
 from controller.bus import candb
-from controller import events as ev_codes
+from controller import event_names as ev_codes
 from controller.control.gateway import Gateway
 from controller.bus.ports import MemoryBus
 from controller.bus.ports.pythoncan import PythonCanPort

@@ -51,6 +51,12 @@ def _candb():
     return candb
 
 
+def _meta():
+    from tools import candb_meta
+
+    return candb_meta
+
+
 # ---------------------------------------------------------------------------------
 # strategies and comparisons shared by the site and the synthetic DBC tests
 
@@ -214,12 +220,22 @@ def test_metadata(db, m):
     assert ours.timeout_ms == (attrs["RxTimeoutTime"].value if "RxTimeoutTime" in attrs else 0)
     assert ours.e2e_data_id == (attrs["E2EDataID"].value if "E2EDataID" in attrs else 0)
     assert ours.send_type == (m.send_type or "")
-    assert ours.senders == tuple(m.senders)
     assert ours.signals == tuple((s.name, s.minimum, s.maximum) for s in m.signals)
+    assert [type(x) for sig in ours.signals for x in sig] == [type(x) for s in m.signals
+                                                                for x in (s.name, s.minimum, s.maximum)]
+    # what the firmware does not need lives in the CPython-side companion
+    meta = _meta()
+    assert meta.SOURCE_SHA256 == candb.SOURCE_SHA256
+    assert meta.SENDERS[m.name] == tuple(m.senders)
+    assert meta.RECEIVERS[m.name] == tuple(sorted({r for s in m.signals for r in s.receivers} - {"Vector__XXX"}))
+    assert m.name in [x.name for x in cantools.database.load_file(os.path.join(DBC_DIR, meta.FILES[m.name])).messages]
     for s in m.signals:
         if s.choices:
-            assert ours.choices[s.name] == {int(k): str(v) for k, v in s.choices.items()}
-            assert candb.CHOICES[(m.name, s.name)] == ours.choices[s.name]
+            assert meta.CHOICES[(m.name, s.name)] == {int(k): str(v) for k, v in s.choices.items()}
+            assert meta.choices(m.name)[s.name] == meta.CHOICES[(m.name, s.name)]
+        else:
+            assert (m.name, s.name) not in meta.CHOICES
+        assert meta.UNITS.get((m.name, s.name), "") == (s.unit or "")
     if ours.e2e_data_id:
         cnt = m.get_signal_by_name("AliveCounter")
         assert (ours.counter_start, ours.counter_len, ours.crc_byte) == (cnt.start, 4, 7)
@@ -383,7 +399,7 @@ def synth(tmp_path_factory):
 
 
 def test_synth_covers_what_it_claims(synth):
-    db, mod, _, _ = synth
+    db, mod, _, out = synth
     sigs = [s for m in db.messages for s in m.signals]
     assert any(s.byte_order == "big_endian" and s.is_signed and s.length % 2 for s in sigs)
     assert {32, 64} <= {s.length for s in sigs if s.conversion.is_float}
@@ -393,7 +409,13 @@ def test_synth_covers_what_it_claims(synth):
     ext = db.get_message_by_name("ExtLe")
     assert ext.is_extended_frame and mod.MESSAGES[ext.frame_id].is_extended
     assert mod.BE_Mixed.cycle_time_ms == 20 and mod.BE_Mixed.timeout_ms == 100
-    assert mod.BE_Mixed.choices == {"BeU12": {0: "Zero", 4095: "Max"}}
+    spec = importlib.util.spec_from_file_location("candb_synth_meta", out[:-3] + "_meta.py")
+    meta = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(meta)
+    assert meta.choices("BE_Mixed") == {"BeU12": {0: "Zero", 4095: "Max"}}
+    assert meta.CHOICES[("BE_Mixed", "BeU12")] == {0: "Zero", 4095: "Max"}
+    assert meta.UNITS == {("BE_Mixed", "BeS9"): "u"} and meta.SENDERS["BE_Mixed"] == ("A",)
+    assert meta.SOURCE_SHA256 == mod.SOURCE_SHA256
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -729,3 +751,53 @@ def test_frame_bits():
     assert gen_candb.frame_bits(M) == (131, 160)
     M.length, M.is_extended = 0, False
     assert gen_candb.frame_bits(M) == (47, 55)
+
+
+# ---------------------------------------------------------------------------------
+# the lazy companion (controller/bus/candb_lazy.py)
+
+_LAZY_PROBE = r"""
+import sys
+from controller.bus import candb
+grid, cmd = candb.BY_NAME["MTR_Grid"], candb.BY_NAME["GW_InverterCmd"]
+assert "controller.bus.candb_lazy" not in sys.modules
+d = grid.decode(bytes(8))                     # GW receives MTR_Grid: its decoder is here
+assert grid.check_range(d) is None
+buf = cmd.encode({s[0]: 0 for s in cmd.signals})   # GW sends GW_InverterCmd: here too
+assert "controller.bus.candb_lazy" not in sys.modules
+assert grid.encode(d) == bytes(8)             # the first use of a missing half loads it
+assert "controller.bus.candb_lazy" in sys.modules
+assert cmd.decode(buf)["PSetpoint"] == 0 and cmd.cycle_time_ms == 10
+try:
+    grid.no_such_attribute
+except AttributeError:
+    pass
+else:
+    raise AssertionError("no AttributeError")
+print("ok")
+"""
+
+
+def test_lazy_companion_attaches_on_first_use():
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-c", _LAZY_PROBE], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_firmware_module_holds_what_the_gateway_uses():
+    text = gen_candb.generate(DBC_DIR)
+    lazy = gen_candb.generate_lazy(DBC_DIR)
+    msgs = [gen_candb.Msg(b, db, m) for b, db, m in gen_candb.load(DBC_DIR)]
+    for m in msgs:
+        block = text.split("# %s 0x" % m.name, 1)[1].split("\nID_", 1)[0]
+        rest = lazy.split("m = messages[%r]" % m.name, 1)[1].split("m = messages[", 1)[0]
+        receives, sends = "GW" in m.receivers, "GW" in m.senders
+        assert ("def decode_into" in block) == receives and ("def decode_into" in rest) != receives, m.name
+        assert ("def check_range" in block) == receives and ("def check_range" in rest) != receives, m.name
+        assert ("def encode_into" in block) == sends and ("def encode_into" in rest) != sends, m.name
+        assert ("def signals" in block) == sends and ("def signals" in rest) != sends, m.name
+        assert "cycle_time_ms" not in block and "m.cycle_time_ms = %d" % m.cycle_time_ms in rest
+    # without the node everything stays in one module (the generator's own test DBCs)
+    assert gen_candb.generate_lazy(DBC_DIR, node="") is None
+    assert gen_candb.generate(DBC_DIR, node="").count("def encode_into") == len(msgs)

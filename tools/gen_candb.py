@@ -3,8 +3,26 @@
 The DBC files are the single source of truth of the site bus; cantools parses them and
 this generator turns every message into straight-line shift/mask code::
 
-    python -m tools.gen_candb                 # regenerate controller/bus/candb.py and dbc/README.md
+    python -m tools.gen_candb                 # regenerate the modules below and dbc/README.md
     python -m tools.gen_candb --check         # exit 1 if a committed file is stale
+
+Three modules come out of the same DBC files.  ``controller/bus/candb.py`` is what the
+firmware imports and holds only what the firmware node (``--node``, default GW) uses at
+run time, shaped for MicroPython's heap (on a board every object in it is RAM): one
+``Message`` class, no class per message; each message's codec as straight-line
+functions made by a factory and held by the instance (a module global per function
+would crowd the module's dict, whose misses MicroPython pays for on every builtin
+lookup); ``signals`` built on access by code instead of tuples kept in RAM.
+``controller/bus/candb_lazy.py`` gets the rest of the codec (encode of what the node
+receives, decode and check_range of what it sends), ``signals`` of what it receives
+and the metadata the firmware never reads (is_extended, cycle_time_ms, send_type, and
+timeout_ms of what it sends; the receive timeout of what it receives stays, as request
+validities default to it); ``Message.__getattr__`` attaches it to every message the first time one
+asks for such an attribute, so the API is whole everywhere and the board never loads
+it.  ``tools/candb_meta.py``
+(``--meta-out``) gets what only tools, the HIL, docs and tests read: value tables,
+units, senders, receivers, comments.  Without the node in the DBC files (``--node ''``
+or the generator's own test DBCs) everything stays in the one module.
 
 The generator also writes the generated parts of ``dbc/README.md`` (the ``--readme``
 file; default ``<dbc-dir>/README.md`` when it exists): the per-message tables between
@@ -56,13 +74,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DBC_DIR = os.path.join(ROOT, "dbc")
 DEFAULT_OUT = os.path.join(ROOT, "controller", "bus", "candb.py")
 DEFAULT_README = os.path.join(DEFAULT_DBC_DIR, "README.md")
+DEFAULT_META = os.path.join(ROOT, "tools", "candb_meta.py")
+DEFAULT_NODE = "GW"  # the node the firmware is: what it does not use goes to the lazy companion
 
 E2E_COUNTER = "AliveCounter"
 E2E_CRC = "Crc"
 E2E_CRC_BYTE = 7
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RESERVED = {"Message", "MESSAGES", "BY_NAME", "CHOICES", "SOURCE_SHA256", "DBC_FILES"}
+_RESERVED = {"Message", "MESSAGES", "BY_NAME", "SOURCE_SHA256", "DBC_FILES"}
 
 
 class GeneratorError(Exception):
@@ -394,9 +414,14 @@ def _encode_raw_expr(sig, v):
 def _encode_lines(m):
     """Straight-line encode with one local ``r``: signal by signal, physical -> raw ->
     range check -> its bits into the bytes it touches (``=`` for the first writer of a
-    byte, ``|=`` after).  Few locals matter on MicroPython: a function whose arguments,
-    locals and value stack exceed 11 machine words gets its frame from the heap on
-    every call (VM_MAX_STATE_ON_STACK in py/objfun.c)."""
+    byte, ``|=`` after).
+
+    The range check is one shift: an unsigned raw value of n bits fits iff ``r >> n`` is
+    0 (a negative value shifts to -1), a signed one iff ``(r + 2**(n-1)) >> n`` is 0;
+    a signed value in range then becomes its two's complement with ``r &= 2**n - 1``.
+    Few locals matter on MicroPython: a function whose arguments, locals and value
+    stack exceed 11 machine words gets its frame from the heap on every call
+    (VM_MAX_STATE_ON_STACK in py/objfun.c)."""
     lines = []
     written = set()
     covered = set(b for s in m.signals for b, _, _, _ in s.segments)
@@ -408,14 +433,12 @@ def _encode_lines(m):
         if s.is_float:
             lines.append("r = _f%d_bits(r)" % s.length)
         elif s.signed:
-            lo, hi = -(1 << (s.length - 1)), (1 << (s.length - 1)) - 1
-            lines.append("if r < %s or r > %s:" % (_num(lo), _hex(hi)))
-            lines.append("    _overflow(self, %r, r)" % s.name)
-            lines.append("if r < 0:")
-            lines.append("    r += %s" % _hex(1 << s.length))
+            lines.append("if (r + %s) >> %d:" % (_hex(1 << (s.length - 1)), s.length))
+            lines.append("    _overflow(%r, %r, r)" % (m.name, s.name))
+            lines.append("r &= %s" % _hex((1 << s.length) - 1))
         else:
-            lines.append("if r < 0 or r > %s:" % _hex((1 << s.length) - 1))
-            lines.append("    _overflow(self, %r, r)" % s.name)
+            lines.append("if r >> %d:" % s.length)
+            lines.append("    _overflow(%r, %r, r)" % (m.name, s.name))
         for byte, lo, w, k0 in s.segments:
             t = "r"
             if k0:
@@ -480,7 +503,7 @@ def _pyrepr(v):
 
 _PRELUDE = '''
 class Message:
-    """One CAN message of the site bus: metadata plus a generated codec.
+    """One CAN message of the site bus: the metadata the firmware uses, and its codec.
 
     decode(data) -> dict / decode_into(data, out) -> out: physical values (cantools'
     signal names; ints where cantools gives ints, floats where it gives floats;
@@ -493,33 +516,47 @@ class Message:
 
     check_range(decoded) -> None or the name of the first signal outside its DBC
     [minimum, maximum] (tolerance |scale| * 1e-6, as cantools' strict encode).
+
+    Attributes: name, frame_id, length, is_extended, cycle_time_ms, send_type,
+    timeout_ms, e2e_data_id, counter_start, counter_len, crc_byte, signals
+    (``((name, minimum, maximum), ...)`` in DBC order, built on each access).
+
+    RAM on MicroPython decides the layout: no class per message; decode_into,
+    encode_into and check_range are the message's own generated functions, held by
+    the instance.  What the firmware never uses (encode of what it receives, decode
+    and check_range of what it sends, signals of what it receives, is_extended,
+    cycle_time_ms, send_type, timeout_ms of what it sends) may be left out of this module: it is then
+    generated into the module's ``_lazy`` companion and attached to every message on
+    first use.  Choices, units, senders, receivers and comments: tools/candb_meta.py
+    (same generator).
     """
 
     __slots__ = (
         "name", "frame_id", "length", "is_extended", "cycle_time_ms", "send_type",
         "timeout_ms", "e2e_data_id", "counter_start", "counter_len", "crc_byte",
-        "senders", "receivers", "signals", "choices", "units",
+        "decode_into", "encode_into", "check_range", "_signals",
     )
 
-    def __init__(self, name, frame_id, length, is_extended, cycle_time_ms, send_type,
-                 timeout_ms, e2e_data_id, counter_start, counter_len, crc_byte,
-                 senders, receivers, signals, choices, units):
+    def __init__(self, name, frame_id, length, e2e_data_id, counter_start, counter_len, crc_byte, **more):
         self.name = name
         self.frame_id = frame_id
         self.length = length
-        self.is_extended = is_extended
-        self.cycle_time_ms = cycle_time_ms
-        self.send_type = send_type
-        self.timeout_ms = timeout_ms
         self.e2e_data_id = e2e_data_id
         self.counter_start = counter_start
         self.counter_len = counter_len
         self.crc_byte = crc_byte
-        self.senders = senders
-        self.receivers = receivers
-        self.signals = signals
-        self.choices = choices
-        self.units = units
+        for k in more:
+            setattr(self, k, more[k])
+
+    def __getattr__(self, name):
+        # only for an attribute this instance does not hold: load the companion once
+        if (name[0] != "_" or name == "_signals") and _lazy():
+            return getattr(self, name)
+        raise AttributeError(name)
+
+    @property
+    def signals(self):
+        return self._signals()
 
     def decode(self, data):
         return self.decode_into(data, {})
@@ -529,25 +566,22 @@ class Message:
         self.encode_into(d, buf)
         return bytes(buf)
 
-    def decode_into(self, data, out):
-        raise NotImplementedError
-
-    def encode_into(self, d, buf):
-        raise NotImplementedError
-
-    def check_range(self, d):
-        return None
-
     def __repr__(self):
         return "<Message %s 0x%X>" % (self.name, self.frame_id)
 
 
-def _short(msg, data):
-    raise ValueError("%s: %d data bytes, need %d" % (msg.name, len(data), msg.length))
+def _short(name, data, length):
+    raise ValueError("%s: %d data bytes, need %d" % (name, len(data), length))
 
 
-def _overflow(msg, name, raw):
-    raise OverflowError("%s.%s: raw value %s out of range" % (msg.name, name, raw))
+def _overflow(name, signal, raw):
+    raise OverflowError("%s.%s: raw value %s out of range" % (name, signal, raw))
+
+
+def _sig(*a):
+    # (name, minimum, maximum) triples from a flat argument list: a tuple display of
+    # constants would be a constant kept in RAM for good on MicroPython
+    return tuple(a[i:i + 3] for i in range(0, len(a), 3))
 
 
 def _lin_int(v, scale, offset):
@@ -558,6 +592,30 @@ def _lin_int(v, scale, offset):
     if v % scale == 0:
         return round(v // scale)
     return round(v / scale)
+'''
+
+_LAZY_NONE = '''
+
+def _lazy():
+    return False  # everything is in this module
+'''
+
+_LAZY_LOAD = '''
+
+_lazy_done = False
+
+
+def _lazy():
+    # Attach what %(lazy)s.py holds to every message, once; True if it did.  Idempotent,
+    # so two threads racing here only attach the same functions twice.
+    global _lazy_done
+    if _lazy_done:
+        return False
+    from . import %(lazy)s
+
+    %(lazy)s.attach(BY_NAME)
+    _lazy_done = True
+    return True
 '''
 
 _FLOAT_HELPERS = '''
@@ -578,6 +636,9 @@ def _f64_bits(x):
     return int.from_bytes(struct.pack("<d", x), "little")
 '''
 
+# what the firmware may leave to the lazy companion: the metadata it never reads
+_COLD = ("is_extended", "cycle_time_ms", "send_type", "timeout_ms")
+
 
 def _comment(text, indent=""):
     out = []
@@ -588,22 +649,103 @@ def _comment(text, indent=""):
     return out
 
 
-def generate(dbc_dir=DEFAULT_DBC_DIR):
-    """Return the text of the generated module for the DBC files in ``dbc_dir``."""
+def _header(dbc_dir, files, digest):
+    src = os.path.basename(os.path.normpath(dbc_dir))
+    return [
+        "# GENERATED by tools/gen_candb.py from %s/*.dbc \u2014 do not edit" % src,
+        "# inputs sha256 %s (%s)" % (digest, ", ".join(os.path.basename(f) for f in files)),
+        "# regenerate: python -m tools.gen_candb   (check: python -m tools.gen_candb --check)",
+    ]
+
+
+def _cold(m, node=None):
+    """The metadata the firmware never reads, except the receive timeout of what it
+    receives (a request's validity may default to it: EMS_ModeRequest)."""
+    out = [
+        ("is_extended", "True" if m.is_extended else "False"),
+        ("cycle_time_ms", str(m.cycle_time_ms)),
+        ("send_type", repr(m.send_type)),
+    ]
+    if node is None or node not in m.receivers:
+        out.append(("timeout_ms", str(m.timeout_ms)))
+    return out
+
+
+def _hot_timeout(m, node):
+    """The receive timeout, kept in the firmware module for what the node receives."""
+    return node is not None and node in m.receivers
+
+
+def firmware_node(msgs, node=DEFAULT_NODE):
+    """``node`` if some message names it as sender or receiver, else None (then every
+    message keeps its whole codec in the firmware module and there is no companion)."""
+    if node and any(node in m.senders or node in m.receivers for m in msgs):
+        return node
+    return None
+
+
+def split(m, node):
+    """(decode here, encode here, signals here, cold metadata here) for message ``m``
+    when the firmware is ``node``: it decodes and range-checks what it receives, encodes
+    what it sends (its frames start from the signal names), and never reads the cold
+    metadata.  node None keeps everything here."""
+    if node is None:
+        return True, True, True, True
+    return node in m.receivers, node in m.senders, node in m.senders, False
+
+
+def _signals_lines(m, indent):
+    p = " " * indent
+    args = ["%r, %s, %s" % (s.name, _pyrepr(s.minimum), _pyrepr(s.maximum)) for s in m.signals]
+    return [p + "def signals():", p + "    return _sig(%s)" % ", ".join(args), ""]
+
+
+def _codec_lines(m, dec, enc, indent):
+    """The nested definitions of ``m``'s decode_into/check_range (dec) and encode_into (enc)."""
+    p = " " * indent
+    L = []
+    if dec:
+        L.append(p + "def decode_into(data, out):")
+        L.append(p + "    if len(data) < %d:" % m.length)
+        L.append(p + "        _short(%r, data, %d)" % (m.name, m.length))
+        for s in m.signals:
+            L.append(p + "    out[%r] = %s" % (s.name, _decode_expr(s)))
+        L.append(p + "    return out")
+        L.append("")
+        L.append(p + "def check_range(d):")
+        for line in _range_lines(m):
+            L.append(p + "    " + line)
+        L.append("")
+    if enc:
+        L.append(p + "def encode_into(d, buf):")
+        for line in _encode_lines(m):
+            L.append(p + "    " + line)
+        L.append(p + "    return buf")
+        L.append("")
+    return L
+
+
+def _lazy_name(out):
+    return os.path.splitext(os.path.basename(out))[0] + "_lazy"
+
+
+def generate(dbc_dir=DEFAULT_DBC_DIR, node=DEFAULT_NODE, out=DEFAULT_OUT):
+    """Return the text of the generated firmware module for the DBC files in ``dbc_dir``
+    (``out`` names its lazy companion; see split() for what goes there)."""
     files = dbc_files(dbc_dir)
     digest = inputs_sha256(files)
     msgs = [Msg(base, db, m) for base, db, m in load(dbc_dir)]
-    src = os.path.basename(os.path.normpath(dbc_dir))
+    node = firmware_node(msgs, node)
     has_float = any(s.is_float for m in msgs for s in m.signals)
 
-    L = []
-    L.append("# GENERATED by tools/gen_candb.py from %s/*.dbc \u2014 do not edit" % src)
-    L.append("# inputs sha256 %s (%s)" % (digest, ", ".join(os.path.basename(f) for f in files)))
-    L.append("# regenerate: python -m tools.gen_candb   (check: python -m tools.gen_candb --check)")
+    L = _header(dbc_dir, files, digest)
     L.append('"""CAN codecs of the site bus, generated from the DBC files (MicroPython-clean).')
     L.append("")
-    L.append("MESSAGES: frame id -> Message; BY_NAME: name -> Message; ID_<name>: frame ids;")
-    L.append("CHOICES: (message, signal) -> {raw: label}.  See class Message for the codec API.")
+    L.append("MESSAGES: frame id -> Message; BY_NAME: name -> Message; ID_<name>: frame ids.")
+    L.append("See class Message for the codec API.  What only tools and the HIL need (choices,")
+    L.append("units, senders, receivers, comments) is in tools/candb_meta.py, not in RAM here.")
+    if node:
+        L.append("This module holds what the %s node uses at run time; %s.py the rest." % (node, _lazy_name(out)))
     L.append('"""')
     L.append("")
     if has_float:
@@ -612,11 +754,20 @@ def generate(dbc_dir=DEFAULT_DBC_DIR):
     L.append('SOURCE_SHA256 = "%s"' % digest)
     L.append("DBC_FILES = %s" % _pyrepr(tuple(os.path.basename(f) for f in files)))
     L.append("")
+    L.append("# The codecs call len() once per frame and round() once per signal.  As globals of this")
+    L.append("# module MicroPython finds them through its lookup cache; as builtins only after a")
+    L.append("# miss in this module's globals, which probes every slot when the table is full.")
+    L.append("len = len")
+    L.append("round = round")
+    L.append("")
     L.extend(_PRELUDE.rstrip("\n").split("\n"))
+    lazy = _LAZY_LOAD % {"lazy": _lazy_name(out)} if node else _LAZY_NONE
+    L.extend(lazy.rstrip("\n").split("\n"))
     if has_float:
         L.extend(_FLOAT_HELPERS.rstrip("\n").split("\n"))
 
     for m in msgs:
+        dec, enc, sig, cold = split(m, node)
         L.append("")
         L.append("")
         L.append("# %s 0x%X (%s), %d bytes, from %s" % (m.name, m.frame_id, m.file, m.length, ", ".join(m.senders) or "-"))
@@ -625,58 +776,39 @@ def generate(dbc_dir=DEFAULT_DBC_DIR):
             desc = "%s: %s, scale %s offset %s, [%s|%s] %s" % (
                 s.name, s.layout(), _num(s.scale), _num(s.offset), s.minimum, s.maximum, s.unit)
             L.append("#   " + desc.rstrip())
-        L.append("class _%s(Message):" % m.name)
-        L.append("    __slots__ = ()")
-        L.append("")
-        L.append("    def decode_into(self, data, out):")
-        L.append("        if len(data) < %d:" % m.length)
-        L.append("            _short(self, data)")
-        for s in m.signals:
-            L.append("        out[%r] = %s" % (s.name, _decode_expr(s)))
-        L.append("        return out")
-        L.append("")
-        L.append("    def encode_into(self, d, buf):")
-        for line in _encode_lines(m):
-            L.append("        " + line)
-        L.append("        return buf")
-        L.append("")
-        L.append("    def check_range(self, d):")
-        for line in _range_lines(m):
-            L.append("        " + line)
+        L.append("def _m():")
+        L.extend(_codec_lines(m, dec, enc, 4))
+        if sig:
+            L.extend(_signals_lines(m, 4))
+        fields = [
+            ("name", repr(m.name)),
+            ("frame_id", "ID_%s" % m.name),
+            ("length", str(m.length)),
+            ("e2e_data_id", _hex(m.e2e_data_id) if m.e2e_data_id else "0"),
+            ("counter_start", str(m.counter_start)),
+            ("counter_len", str(m.counter_len)),
+            ("crc_byte", str(m.crc_byte)),
+        ]
+        if sig:
+            fields.append(("_signals", "signals"))
+        if dec:
+            fields += [("decode_into", "decode_into"), ("check_range", "check_range")]
+        if enc:
+            fields.append(("encode_into", "encode_into"))
+        if cold:
+            fields += _cold(m)
+        elif _hot_timeout(m, node):
+            fields.append(("timeout_ms", str(m.timeout_ms)))
+        L.append("    return Message(")
+        for key, text in fields:
+            L.append("        %s=%s," % (key, text))
+        L.append("    )")
         L.append("")
         L.append("")
         L.append("ID_%s = %s" % (m.name, _hex(m.frame_id)))
-        L.append("%s = _%s(" % (m.name, m.name))
-        fields = [
-            ("name", m.name),
-            ("frame_id", None),
-            ("length", m.length),
-            ("is_extended", None),
-            ("cycle_time_ms", m.cycle_time_ms),
-            ("send_type", m.send_type),
-            ("timeout_ms", m.timeout_ms),
-            ("e2e_data_id", m.e2e_data_id),
-            ("counter_start", m.counter_start),
-            ("counter_len", m.counter_len),
-            ("crc_byte", m.crc_byte),
-            ("senders", m.senders),
-            ("receivers", m.receivers),
-            ("signals", tuple((s.name, s.minimum, s.maximum) for s in m.signals)),
-            ("choices", {s.name: dict(sorted(s.choices.items())) for s in m.signals if s.choices}),
-            ("units", {s.name: s.unit for s in m.signals if s.unit}),
-        ]
-        for key, val in fields:
-            if key == "frame_id":
-                text = "ID_%s" % m.name
-            elif key == "is_extended":
-                text = "True" if m.is_extended else "False"
-            elif key == "e2e_data_id" and val:
-                text = _hex(val)
-            else:
-                text = _pyrepr(val)
-            L.append("    %s=%s," % (key, text))
-        L.append(")")
+        L.append("%s = _m()" % m.name)
 
+    L.append("del _m")
     L.append("")
     L.append("MESSAGES = {")
     for m in msgs:
@@ -687,15 +819,116 @@ def generate(dbc_dir=DEFAULT_DBC_DIR):
     for m in msgs:
         L.append("    %r: %s," % (m.name, m.name))
     L.append("}")
-    L.append("")
-    L.append("CHOICES = {")
-    for m in msgs:
-        for s in m.signals:
-            if s.choices:
-                L.append("    (%r, %r): %s.choices[%r]," % (m.name, s.name, m.name, s.name))
-    L.append("}")
     text = "\n".join(L) + "\n"
     compile(text, "candb.py", "exec")  # a generator bug must not produce a broken file
+    return text
+
+
+def generate_lazy(dbc_dir=DEFAULT_DBC_DIR, node=DEFAULT_NODE, out=DEFAULT_OUT):
+    """Return the text of the lazy companion of ``out`` (``<out>_lazy.py``), or None when
+    the firmware module keeps everything (no ``node`` in the DBC files)."""
+    files = dbc_files(dbc_dir)
+    digest = inputs_sha256(files)
+    msgs = [Msg(base, db, m) for base, db, m in load(dbc_dir)]
+    node = firmware_node(msgs, node)
+    if node is None:
+        return None
+    base = os.path.splitext(os.path.basename(out))[0]
+    has_float = any(s.is_float for m in msgs for s in m.signals)
+    L = _header(dbc_dir, files, digest)
+    L.append('"""What %s.py leaves out because the %s node never uses it at run time:' % (base, node))
+    L.append("encode_into and signals of the messages it receives, decode_into and check_range")
+    L.append("of those it sends, and is_extended, cycle_time_ms, send_type, timeout_ms of all.  Message")
+    L.append("attaches it to every message the first time one asks for such an attribute (the")
+    L.append("HIL, the tools and the tests do; the firmware does not, so on a board this module")
+    L.append("takes no RAM).")
+    L.append('"""')
+    L.append("")
+    helpers = ["_lin_int", "_overflow", "_short"]
+    if has_float:
+        helpers += ["_f32", "_f32_bits", "_f64", "_f64_bits"]
+    helpers.append("_sig")
+    L.append("from .%s import %s  # noqa: F401" % (base, ", ".join(sorted(helpers))))
+    L.append("")
+    L.append("len = len  # as in %s.py: module globals, found through MicroPython's lookup cache" % base)
+    L.append("round = round")
+    L.append("")
+    L.append("")
+    L.append("def attach(messages):")
+    L.append('    """Give every message of ``messages`` (name -> Message) what it lacks."""')
+    for m in msgs:
+        dec, enc, sig, cold = split(m, node)
+        L.append("    m = messages[%r]" % m.name)
+        L.append("")
+        L.extend(_codec_lines(m, not dec, not enc, 4))
+        if not sig:
+            L.extend(_signals_lines(m, 4))
+            L.append("    m._signals = signals")
+        if not dec:
+            L.append("    m.decode_into = decode_into")
+            L.append("    m.check_range = check_range")
+        if not enc:
+            L.append("    m.encode_into = encode_into")
+        if not cold:
+            for key, text in _cold(m, node):
+                L.append("    m.%s = %s" % (key, text))
+        L.append("")
+    while L[-1] == "":
+        L.pop()
+    text = "\n".join(L) + "\n"
+    compile(text, "candb_lazy.py", "exec")
+    return text
+
+
+def generate_meta(dbc_dir=DEFAULT_DBC_DIR):
+    """Return the text of the metadata companion (tools/candb_meta.py): what tools, the
+    HIL, docs and tests may want but the firmware never reads at run time."""
+    files = dbc_files(dbc_dir)
+    digest = inputs_sha256(files)
+    msgs = [Msg(base, db, m) for base, db, m in load(dbc_dir)]
+    L = _header(dbc_dir, files, digest)
+    L.append('"""Metadata of the site-bus messages that the firmware does not need at run time.')
+    L.append("")
+    L.append("Generated beside the firmware codecs (controller/bus/candb.py, same SOURCE_SHA256) and")
+    L.append("kept out of them so that it costs the board no RAM.  Keyed by message name:")
+    L.append("")
+    L.append("FILES[msg]: the DBC file; SENDERS[msg], RECEIVERS[msg]: node name tuples;")
+    L.append("COMMENTS[msg]: the message comment ('' if none);")
+    L.append("CHOICES[(msg, signal)]: {raw: label}; UNITS[(msg, signal)]: unit (signals with one);")
+    L.append("SIGNAL_COMMENTS[(msg, signal)]: signal comment (signals with one).")
+    L.append("choices(msg) -> {signal: {raw: label}} and units(msg) -> {signal: unit}, per message.")
+    L.append('"""')
+    L.append("")
+    L.append('SOURCE_SHA256 = "%s"' % digest)
+    L.append("")
+
+    def table(name, rows):
+        L.append("%s = {" % name)
+        for k, v in rows:
+            L.append("    %s: %s," % (_pyrepr(k), _pyrepr(v)))
+        L.append("}")
+        L.append("")
+
+    table("FILES", [(m.name, m.file) for m in msgs])
+    table("SENDERS", [(m.name, m.senders) for m in msgs])
+    table("RECEIVERS", [(m.name, m.receivers) for m in msgs])
+    table("COMMENTS", [(m.name, " ".join(m.comment.split())) for m in msgs])
+    table("CHOICES", [((m.name, s.name), dict(sorted(s.choices.items()))) for m in msgs for s in m.signals
+                      if s.choices])
+    table("UNITS", [((m.name, s.name), s.unit) for m in msgs for s in m.signals if s.unit])
+    table("SIGNAL_COMMENTS", [((m.name, s.name), " ".join(s.comment.split())) for m in msgs for s in m.signals
+                              if s.comment.strip()])
+    L.append("")
+    L.append("def choices(msg):")
+    L.append('    """{signal: {raw: label}} of message ``msg`` (its signals with a value table)."""')
+    L.append("    return {s: c for (m, s), c in CHOICES.items() if m == msg}")
+    L.append("")
+    L.append("")
+    L.append("def units(msg):")
+    L.append('    """{signal: unit} of message ``msg`` (its signals with a unit)."""')
+    L.append("    return {s: u for (m, s), u in UNITS.items() if m == msg}")
+    text = "\n".join(L) + "\n"
+    compile(text, "candb_meta.py", "exec")
     return text
 
 
@@ -942,11 +1175,37 @@ def check_readme(dbc_dir=DEFAULT_DBC_DIR, readme=None):
 # files and command line
 
 
-def write_all(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None):
-    """Generate ``out`` (and the generated sections of ``readme`` if given), write the
-    files whose content changed and return their paths.  Both texts are made before
+def default_meta(out):
+    """Where the metadata companion of ``out`` goes: tools/candb_meta.py for the default
+    module, else ``<out without .py>_meta.py`` beside it."""
+    if os.path.abspath(out) == os.path.abspath(DEFAULT_OUT):
+        return DEFAULT_META
+    return os.path.splitext(out)[0] + "_meta.py"
+
+
+def lazy_path(out):
+    """Where the lazy companion of ``out`` goes: ``<out without .py>_lazy.py`` beside it
+    (the firmware module imports it relatively, so both must sit in one package)."""
+    return os.path.join(os.path.dirname(out), _lazy_name(out) + ".py")
+
+
+def outputs(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, meta=None, node=DEFAULT_NODE):
+    """[(path, text)] of the generated modules: the firmware module, its lazy companion
+    (when there is a ``node``) and the metadata module."""
+    texts = [(out, generate(dbc_dir, node, out))]
+    lazy = generate_lazy(dbc_dir, node, out)
+    if lazy is not None:
+        texts.append((lazy_path(out), lazy))
+    texts.append((meta or default_meta(out), generate_meta(dbc_dir)))
+    return texts
+
+
+def write_all(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None, meta=None, node=DEFAULT_NODE):
+    """Generate ``out``, its lazy companion, its metadata companion ``meta`` (default:
+    default_meta(out)) and the generated sections of ``readme`` if given; write the
+    files whose content changed and return their paths.  All texts are made before
     anything is written, so an error leaves every file as it was."""
-    texts = [(out, generate(dbc_dir))]
+    texts = outputs(dbc_dir, out, meta, node)
     if readme:
         texts.append((readme, generate_readme(dbc_dir, readme)))
     changed = []
@@ -957,52 +1216,70 @@ def write_all(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None):
     return changed
 
 
-def write(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None):
-    """Generate and write ``out`` (and the generated sections of ``readme`` if given);
-    return True if a file changed."""
-    return bool(write_all(dbc_dir, out, readme))
+def write(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None, meta=None, node=DEFAULT_NODE):
+    """Generate and write ``out`` and its companions (and the generated sections of
+    ``readme`` if given); return True if a file changed."""
+    return bool(write_all(dbc_dir, out, readme, meta, node))
 
 
-def check(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None):
-    """(True, message) if ``out`` (and ``readme``'s generated sections, if given) are
-    what the generator makes now, else (False, message naming the stale file)."""
-    text = generate(dbc_dir)
-    readme_ok = check_readme(dbc_dir, readme) if readme else None  # marker errors first
+def _stale(path, text, dbc_dir):
     try:
-        old = _read(out)
+        old = _read(path)
     except OSError:
-        return False, "%s is missing: run python -m tools.gen_candb" % out
+        return "%s is missing: run python -m tools.gen_candb" % path
     if old != text:
-        return False, "%s is stale (differs from %s/*.dbc): run python -m tools.gen_candb" % (
-            out, os.path.basename(os.path.normpath(dbc_dir)))
+        return "%s is stale (differs from %s/*.dbc): run python -m tools.gen_candb" % (
+            path, os.path.basename(os.path.normpath(dbc_dir)))
+    return None
+
+
+def check(dbc_dir=DEFAULT_DBC_DIR, out=DEFAULT_OUT, readme=None, meta=None, node=DEFAULT_NODE):
+    """(True, message) if ``out``, its companions (and ``readme``'s generated sections,
+    if given) are what the generator makes now, else (False, message naming the stale
+    file)."""
+    texts = outputs(dbc_dir, out, meta, node)
+    readme_ok = check_readme(dbc_dir, readme) if readme else None  # marker errors first
+    for path, t in texts:
+        msg = _stale(path, t, dbc_dir)
+        if msg:
+            return False, msg
+    names = ", ".join(p for p, _ in texts)
     if readme:
         ok, msg = readme_ok
         if not ok:
             return ok, msg
-        return True, "%s and %s are up to date" % (out, readme)
-    return True, "%s is up to date" % out
+        return True, "%s and %s are up to date" % (names, readme)
+    return True, "%s are up to date" % names
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.gen_candb", description=__doc__.split("\n")[0])
     ap.add_argument("--dbc-dir", default=DEFAULT_DBC_DIR, help="directory of *.dbc files (default: dbc/)")
     ap.add_argument("--out", default=DEFAULT_OUT, help="generated module (default: controller/bus/candb.py)")
+    ap.add_argument("--meta-out", default=None,
+                    help="generated metadata module (default: tools/candb_meta.py for the default --out, "
+                         "else <out>_meta.py beside it)")
+    ap.add_argument("--node", default=DEFAULT_NODE,
+                    help="the node the firmware is (default %(default)s): what it does not use at run time "
+                         "goes to <out>_lazy.py; '' or a node the DBC files do not name keeps everything in --out")
     ap.add_argument("--readme", default=None,
                     help="Markdown file with generated sections (default: <dbc-dir>/README.md if it exists)")
     ap.add_argument("--no-readme", action="store_true", help="leave the README alone")
     ap.add_argument("--check", action="store_true", help="exit 1 if a file differs from what would be generated")
     args = ap.parse_args(argv)
     readme = None if args.no_readme else (args.readme or default_readme(args.dbc_dir))
+    meta = args.meta_out or default_meta(args.out)
     try:
         if args.check:
-            ok, msg = check(args.dbc_dir, args.out, readme)
+            ok, msg = check(args.dbc_dir, args.out, readme, meta, args.node)
             print(msg, file=sys.stdout if ok else sys.stderr)
             return 0 if ok else 1
-        changed = write_all(args.dbc_dir, args.out, readme)
+        paths = [p for p, _ in outputs(args.dbc_dir, args.out, meta, args.node)]
+        changed = write_all(args.dbc_dir, args.out, readme, meta, args.node)
     except (GeneratorError, OSError) as e:
         print("gen_candb: error: %s" % e, file=sys.stderr)
         return 2
-    for path in [args.out] + ([readme] if readme else []):
+    for path in paths + ([readme] if readme else []):
         print("%s %s" % ("wrote" if path in changed else "unchanged:", path))
     return 0
 

@@ -3,16 +3,24 @@
 # regenerate: python -m tools.gen_candb   (check: python -m tools.gen_candb --check)
 """CAN codecs of the site bus, generated from the DBC files (MicroPython-clean).
 
-MESSAGES: frame id -> Message; BY_NAME: name -> Message; ID_<name>: frame ids;
-CHOICES: (message, signal) -> {raw: label}.  See class Message for the codec API.
+MESSAGES: frame id -> Message; BY_NAME: name -> Message; ID_<name>: frame ids.
+See class Message for the codec API.  What only tools and the HIL need (choices,
+units, senders, receivers, comments) is in tools/candb_meta.py, not in RAM here.
+This module holds what the GW node uses at run time; candb_lazy.py the rest.
 """
 
 SOURCE_SHA256 = "c931028ee357328836c70d615a0b589309d6ae2131a66199bb519abbef5e154f"
 DBC_FILES = ('ev.dbc', 'gateway.dbc', 'inverter.dbc', 'meter.dbc', 'relay.dbc')
 
+# The codecs call len() once per frame and round() once per signal.  As globals of this
+# module MicroPython finds them through its lookup cache; as builtins only after a
+# miss in this module's globals, which probes every slot when the table is full.
+len = len
+round = round
+
 
 class Message:
-    """One CAN message of the site bus: metadata plus a generated codec.
+    """One CAN message of the site bus: the metadata the firmware uses, and its codec.
 
     decode(data) -> dict / decode_into(data, out) -> out: physical values (cantools'
     signal names; ints where cantools gives ints, floats where it gives floats;
@@ -25,33 +33,47 @@ class Message:
 
     check_range(decoded) -> None or the name of the first signal outside its DBC
     [minimum, maximum] (tolerance |scale| * 1e-6, as cantools' strict encode).
+
+    Attributes: name, frame_id, length, is_extended, cycle_time_ms, send_type,
+    timeout_ms, e2e_data_id, counter_start, counter_len, crc_byte, signals
+    (``((name, minimum, maximum), ...)`` in DBC order, built on each access).
+
+    RAM on MicroPython decides the layout: no class per message; decode_into,
+    encode_into and check_range are the message's own generated functions, held by
+    the instance.  What the firmware never uses (encode of what it receives, decode
+    and check_range of what it sends, signals of what it receives, is_extended,
+    cycle_time_ms, send_type, timeout_ms of what it sends) may be left out of this module: it is then
+    generated into the module's ``_lazy`` companion and attached to every message on
+    first use.  Choices, units, senders, receivers and comments: tools/candb_meta.py
+    (same generator).
     """
 
     __slots__ = (
         "name", "frame_id", "length", "is_extended", "cycle_time_ms", "send_type",
         "timeout_ms", "e2e_data_id", "counter_start", "counter_len", "crc_byte",
-        "senders", "receivers", "signals", "choices", "units",
+        "decode_into", "encode_into", "check_range", "_signals",
     )
 
-    def __init__(self, name, frame_id, length, is_extended, cycle_time_ms, send_type,
-                 timeout_ms, e2e_data_id, counter_start, counter_len, crc_byte,
-                 senders, receivers, signals, choices, units):
+    def __init__(self, name, frame_id, length, e2e_data_id, counter_start, counter_len, crc_byte, **more):
         self.name = name
         self.frame_id = frame_id
         self.length = length
-        self.is_extended = is_extended
-        self.cycle_time_ms = cycle_time_ms
-        self.send_type = send_type
-        self.timeout_ms = timeout_ms
         self.e2e_data_id = e2e_data_id
         self.counter_start = counter_start
         self.counter_len = counter_len
         self.crc_byte = crc_byte
-        self.senders = senders
-        self.receivers = receivers
-        self.signals = signals
-        self.choices = choices
-        self.units = units
+        for k in more:
+            setattr(self, k, more[k])
+
+    def __getattr__(self, name):
+        # only for an attribute this instance does not hold: load the companion once
+        if (name[0] != "_" or name == "_signals") and _lazy():
+            return getattr(self, name)
+        raise AttributeError(name)
+
+    @property
+    def signals(self):
+        return self._signals()
 
     def decode(self, data):
         return self.decode_into(data, {})
@@ -61,25 +83,22 @@ class Message:
         self.encode_into(d, buf)
         return bytes(buf)
 
-    def decode_into(self, data, out):
-        raise NotImplementedError
-
-    def encode_into(self, d, buf):
-        raise NotImplementedError
-
-    def check_range(self, d):
-        return None
-
     def __repr__(self):
         return "<Message %s 0x%X>" % (self.name, self.frame_id)
 
 
-def _short(msg, data):
-    raise ValueError("%s: %d data bytes, need %d" % (msg.name, len(data), msg.length))
+def _short(name, data, length):
+    raise ValueError("%s: %d data bytes, need %d" % (name, len(data), length))
 
 
-def _overflow(msg, name, raw):
-    raise OverflowError("%s.%s: raw value %s out of range" % (msg.name, name, raw))
+def _overflow(name, signal, raw):
+    raise OverflowError("%s.%s: raw value %s out of range" % (name, signal, raw))
+
+
+def _sig(*a):
+    # (name, minimum, maximum) triples from a flat argument list: a tuple display of
+    # constants would be a constant kept in RAM for good on MicroPython
+    return tuple(a[i:i + 3] for i in range(0, len(a), 3))
 
 
 def _lin_int(v, scale, offset):
@@ -92,48 +111,39 @@ def _lin_int(v, scale, offset):
     return round(v / scale)
 
 
+_lazy_done = False
+
+
+def _lazy():
+    # Attach what candb_lazy.py holds to every message, once; True if it did.  Idempotent,
+    # so two threads racing here only attach the same functions twice.
+    global _lazy_done
+    if _lazy_done:
+        return False
+    from . import candb_lazy
+
+    candb_lazy.attach(BY_NAME)
+    _lazy_done = True
+    return True
+
+
 # INV_AcLossEvent 0x80 (inverter.dbc), 8 bytes, from INV
 # Fast event: the inverter lost AC voltage at its terminals (detected within 2 ms). Highest priority identifier on the bus.
 #   LossReason: start 0 LE u4, scale 1 offset 0, [0|15]
 #   VoltageAtEvent: start 8 LE u16, scale 0.1 offset 0, [0|500] V
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _INV_AcLossEvent(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
+def _m():
+    def decode_into(data, out):
         if len(data) < 8:
-            _short(self, data)
+            _short('INV_AcLossEvent', data, 8)
         out['LossReason'] = data[0] & 0xF
         out['VoltageAtEvent'] = (data[1] | (data[2] << 8)) * 0.1
         out['AliveCounter'] = data[6] & 0xF
         out['Crc'] = data[7]
         return out
 
-    def encode_into(self, d, buf):
-        buf[3] = 0
-        buf[4] = 0
-        buf[5] = 0
-        r = round(d['LossReason'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'LossReason', r)
-        buf[0] = r
-        r = round(d['VoltageAtEvent'] / 0.1)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'VoltageAtEvent', r)
-        buf[1] = r & 0xFF
-        buf[2] = r >> 8
-        r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
-        buf[7] = r
-        return buf
-
-    def check_range(self, d):
+    def check_range(d):
         v = d['LossReason']
         if v < 0 or v > 15:
             return 'LossReason'
@@ -148,26 +158,22 @@ class _INV_AcLossEvent(Message):
             return 'Crc'
         return None
 
+    return Message(
+        name='INV_AcLossEvent',
+        frame_id=ID_INV_AcLossEvent,
+        length=8,
+        e2e_data_id=0x1080,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=7,
+        decode_into=decode_into,
+        check_range=check_range,
+        timeout_ms=0,
+    )
+
 
 ID_INV_AcLossEvent = 0x80
-INV_AcLossEvent = _INV_AcLossEvent(
-    name='INV_AcLossEvent',
-    frame_id=ID_INV_AcLossEvent,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=0,
-    send_type='Event',
-    timeout_ms=0,
-    e2e_data_id=0x1080,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=7,
-    senders=('INV',),
-    receivers=('GW',),
-    signals=(('LossReason', 0, 15), ('VoltageAtEvent', 0, 500), ('AliveCounter', 0, 15), ('Crc', 0, 255)),
-    choices={'LossReason': {1: 'Undervoltage', 2: 'PhaseLoss', 3: 'FrequencyOutOfRange'}},
-    units={'VoltageAtEvent': 'V'},
-)
+INV_AcLossEvent = _m()
 
 
 # GW_RelayCmd 0x90 (relay.dbc), 8 bytes, from GW
@@ -175,69 +181,45 @@ INV_AcLossEvent = _INV_AcLossEvent(
 #   RelayCloseReq: start 0 LE u1, scale 1 offset 0, [0|1]
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _GW_RelayCmd(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
-        if len(data) < 8:
-            _short(self, data)
-        out['RelayCloseReq'] = data[0] & 0x1
-        out['AliveCounter'] = data[6] & 0xF
-        out['Crc'] = data[7]
-        return out
-
-    def encode_into(self, d, buf):
+def _m():
+    def encode_into(d, buf):
         buf[1] = 0
         buf[2] = 0
         buf[3] = 0
         buf[4] = 0
         buf[5] = 0
         r = round(d['RelayCloseReq'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'RelayCloseReq', r)
+        if r >> 1:
+            _overflow('GW_RelayCmd', 'RelayCloseReq', r)
         buf[0] = r
         r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
+        if r >> 4:
+            _overflow('GW_RelayCmd', 'AliveCounter', r)
         buf[6] = r
         r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
+        if r >> 8:
+            _overflow('GW_RelayCmd', 'Crc', r)
         buf[7] = r
         return buf
 
-    def check_range(self, d):
-        v = d['RelayCloseReq']
-        if v < 0 or v > 1:
-            return 'RelayCloseReq'
-        v = d['AliveCounter']
-        if v < 0 or v > 15:
-            return 'AliveCounter'
-        v = d['Crc']
-        if v < 0 or v > 255:
-            return 'Crc'
-        return None
+    def signals():
+        return _sig('RelayCloseReq', 0, 1, 'AliveCounter', 0, 15, 'Crc', 0, 255)
+
+    return Message(
+        name='GW_RelayCmd',
+        frame_id=ID_GW_RelayCmd,
+        length=8,
+        e2e_data_id=0x1090,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=7,
+        _signals=signals,
+        encode_into=encode_into,
+    )
 
 
 ID_GW_RelayCmd = 0x90
-GW_RelayCmd = _GW_RelayCmd(
-    name='GW_RelayCmd',
-    frame_id=ID_GW_RelayCmd,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=10,
-    send_type='CyclicAndEvent',
-    timeout_ms=50,
-    e2e_data_id=0x1090,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=7,
-    senders=('GW',),
-    receivers=('RLY',),
-    signals=(('RelayCloseReq', 0, 1), ('AliveCounter', 0, 15), ('Crc', 0, 255)),
-    choices={'RelayCloseReq': {0: 'Open', 1: 'Close'}},
-    units={},
-)
+GW_RelayCmd = _m()
 
 
 # RLY_Feedback 0x91 (relay.dbc), 8 bytes, from RLY
@@ -248,12 +230,10 @@ GW_RelayCmd = _GW_RelayCmd(
 #   SyncPhaseDiff: start 24 LE s12, scale 0.1 offset 0, [-180|180] deg
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _RLY_Feedback(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
+def _m():
+    def decode_into(data, out):
         if len(data) < 8:
-            _short(self, data)
+            _short('RLY_Feedback', data, 8)
         out['ContactState'] = data[0] & 0x3
         out['UtilityVoltagePresent'] = data[0] >> 2 & 0x1
         out['UtilityVoltage'] = (data[1] | (data[2] << 8)) * 0.1
@@ -262,39 +242,7 @@ class _RLY_Feedback(Message):
         out['Crc'] = data[7]
         return out
 
-    def encode_into(self, d, buf):
-        buf[5] = 0
-        r = round(d['ContactState'])
-        if r < 0 or r > 0x3:
-            _overflow(self, 'ContactState', r)
-        buf[0] = r
-        r = round(d['UtilityVoltagePresent'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'UtilityVoltagePresent', r)
-        buf[0] |= r << 2
-        r = round(d['UtilityVoltage'] / 0.1)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'UtilityVoltage', r)
-        buf[1] = r & 0xFF
-        buf[2] = r >> 8
-        r = round(d['SyncPhaseDiff'] / 0.1)
-        if r < -2048 or r > 0x7FF:
-            _overflow(self, 'SyncPhaseDiff', r)
-        if r < 0:
-            r += 0x1000
-        buf[3] = r & 0xFF
-        buf[4] = r >> 8
-        r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
-        buf[7] = r
-        return buf
-
-    def check_range(self, d):
+    def check_range(d):
         v = d['ContactState']
         if v < 0 or v > 3:
             return 'ContactState'
@@ -315,26 +263,22 @@ class _RLY_Feedback(Message):
             return 'Crc'
         return None
 
+    return Message(
+        name='RLY_Feedback',
+        frame_id=ID_RLY_Feedback,
+        length=8,
+        e2e_data_id=0x1091,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=7,
+        decode_into=decode_into,
+        check_range=check_range,
+        timeout_ms=50,
+    )
+
 
 ID_RLY_Feedback = 0x91
-RLY_Feedback = _RLY_Feedback(
-    name='RLY_Feedback',
-    frame_id=ID_RLY_Feedback,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=10,
-    send_type='CyclicAndEvent',
-    timeout_ms=50,
-    e2e_data_id=0x1091,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=7,
-    senders=('RLY',),
-    receivers=('GW',),
-    signals=(('ContactState', 0, 3), ('UtilityVoltagePresent', 0, 1), ('UtilityVoltage', 0, 400), ('SyncPhaseDiff', -180, 180), ('AliveCounter', 0, 15), ('Crc', 0, 255)),
-    choices={'ContactState': {0: 'Open', 1: 'Closed', 2: 'Moving', 3: 'Fault'}},
-    units={'UtilityVoltage': 'V', 'SyncPhaseDiff': 'deg'},
-)
+RLY_Feedback = _m()
 
 
 # MTR_Grid 0xA0 (meter.dbc), 8 bytes, from MTR
@@ -345,12 +289,10 @@ RLY_Feedback = _RLY_Feedback(
 #   AliveCounter: start 44 LE u4, scale 1 offset 0, [0|15]
 #   Rocof: start 48 LE s8, scale 0.05 offset 0, [-5|5] Hz/s
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _MTR_Grid(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
+def _m():
+    def decode_into(data, out):
         if len(data) < 8:
-            _short(self, data)
+            _short('MTR_Grid', data, 8)
         out['GridVoltage'] = (data[0] | (data[1] << 8)) * 0.01
         out['GridFrequency'] = (data[2] | (data[3] << 8)) * 0.001
         out['PhaseAngle'] = (((data[4] | (data[5] & 0xF) << 8) ^ 0x800) - 0x800) * 0.1
@@ -359,41 +301,7 @@ class _MTR_Grid(Message):
         out['Crc'] = data[7]
         return out
 
-    def encode_into(self, d, buf):
-        r = round(d['GridVoltage'] / 0.01)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'GridVoltage', r)
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8
-        r = round(d['GridFrequency'] / 0.001)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'GridFrequency', r)
-        buf[2] = r & 0xFF
-        buf[3] = r >> 8
-        r = round(d['PhaseAngle'] / 0.1)
-        if r < -2048 or r > 0x7FF:
-            _overflow(self, 'PhaseAngle', r)
-        if r < 0:
-            r += 0x1000
-        buf[4] = r & 0xFF
-        buf[5] = r >> 8
-        r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
-        buf[5] |= r << 4
-        r = round(d['Rocof'] / 0.05)
-        if r < -128 or r > 0x7F:
-            _overflow(self, 'Rocof', r)
-        if r < 0:
-            r += 0x100
-        buf[6] = r
-        r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
-        buf[7] = r
-        return buf
-
-    def check_range(self, d):
+    def check_range(d):
         v = d['GridVoltage']
         if v < -1e-08 or v > 400.00000001:
             return 'GridVoltage'
@@ -414,26 +322,22 @@ class _MTR_Grid(Message):
             return 'Crc'
         return None
 
+    return Message(
+        name='MTR_Grid',
+        frame_id=ID_MTR_Grid,
+        length=8,
+        e2e_data_id=0x10A0,
+        counter_start=44,
+        counter_len=4,
+        crc_byte=7,
+        decode_into=decode_into,
+        check_range=check_range,
+        timeout_ms=50,
+    )
+
 
 ID_MTR_Grid = 0xA0
-MTR_Grid = _MTR_Grid(
-    name='MTR_Grid',
-    frame_id=ID_MTR_Grid,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=10,
-    send_type='Cyclic',
-    timeout_ms=50,
-    e2e_data_id=0x10A0,
-    counter_start=44,
-    counter_len=4,
-    crc_byte=7,
-    senders=('MTR',),
-    receivers=('GW',),
-    signals=(('GridVoltage', 0, 400), ('GridFrequency', 0, 65), ('PhaseAngle', -180, 180), ('AliveCounter', 0, 15), ('Rocof', -5, 5), ('Crc', 0, 255)),
-    choices={},
-    units={'GridVoltage': 'V', 'GridFrequency': 'Hz', 'PhaseAngle': 'deg', 'Rocof': 'Hz/s'},
-)
+MTR_Grid = _m()
 
 
 # MTR_Power 0xA1 (meter.dbc), 8 bytes, from MTR
@@ -443,12 +347,10 @@ MTR_Grid = _MTR_Grid(
 #   CurrentMax: start 40 LE u8, scale 0.5 offset 0, [0|125] A
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _MTR_Power(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
+def _m():
+    def decode_into(data, out):
         if len(data) < 8:
-            _short(self, data)
+            _short('MTR_Power', data, 8)
         out['ActivePower'] = ((data[0] | (data[1] << 8) | (data[2] & 0xF) << 16) ^ 0x80000) - 0x80000
         out['ReactivePower'] = (((data[2] >> 4) | (data[3] << 4) | (data[4] << 12)) ^ 0x80000) - 0x80000
         out['CurrentMax'] = data[5] * 0.5
@@ -456,38 +358,7 @@ class _MTR_Power(Message):
         out['Crc'] = data[7]
         return out
 
-    def encode_into(self, d, buf):
-        r = round(d['ActivePower'])
-        if r < -524288 or r > 0x7FFFF:
-            _overflow(self, 'ActivePower', r)
-        if r < 0:
-            r += 0x100000
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8 & 0xFF
-        buf[2] = r >> 16
-        r = round(d['ReactivePower'])
-        if r < -524288 or r > 0x7FFFF:
-            _overflow(self, 'ReactivePower', r)
-        if r < 0:
-            r += 0x100000
-        buf[2] |= (r & 0xF) << 4
-        buf[3] = r >> 4 & 0xFF
-        buf[4] = r >> 12
-        r = round(d['CurrentMax'] / 0.5)
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'CurrentMax', r)
-        buf[5] = r
-        r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
-        buf[7] = r
-        return buf
-
-    def check_range(self, d):
+    def check_range(d):
         v = d['ActivePower']
         if v < -200000 or v > 200000:
             return 'ActivePower'
@@ -505,26 +376,22 @@ class _MTR_Power(Message):
             return 'Crc'
         return None
 
+    return Message(
+        name='MTR_Power',
+        frame_id=ID_MTR_Power,
+        length=8,
+        e2e_data_id=0x10A1,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=7,
+        decode_into=decode_into,
+        check_range=check_range,
+        timeout_ms=50,
+    )
+
 
 ID_MTR_Power = 0xA1
-MTR_Power = _MTR_Power(
-    name='MTR_Power',
-    frame_id=ID_MTR_Power,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=10,
-    send_type='Cyclic',
-    timeout_ms=50,
-    e2e_data_id=0x10A1,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=7,
-    senders=('MTR',),
-    receivers=('GW',),
-    signals=(('ActivePower', -200000, 200000), ('ReactivePower', -200000, 200000), ('CurrentMax', 0, 125), ('AliveCounter', 0, 15), ('Crc', 0, 255)),
-    choices={},
-    units={'ActivePower': 'W', 'ReactivePower': 'var', 'CurrentMax': 'A'},
-)
+MTR_Power = _m()
 
 
 # GW_InverterCmd 0x100 (inverter.dbc), 8 bytes, from GW
@@ -535,95 +402,57 @@ MTR_Power = _MTR_Power(
 #   QSetpoint: start 24 LE s16, scale 1 offset 0, [-32000|32000] var
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _GW_InverterCmd(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
-        if len(data) < 8:
-            _short(self, data)
-        out['InvModeReq'] = data[0] & 0x3
-        out['ClearFaults'] = data[0] >> 2 & 0x1
-        out['PSetpoint'] = ((data[1] | (data[2] << 8)) ^ 0x8000) - 0x8000
-        out['QSetpoint'] = ((data[3] | (data[4] << 8)) ^ 0x8000) - 0x8000
-        out['AliveCounter'] = data[6] & 0xF
-        out['Crc'] = data[7]
-        return out
-
-    def encode_into(self, d, buf):
+def _m():
+    def encode_into(d, buf):
         buf[5] = 0
         r = round(d['InvModeReq'])
-        if r < 0 or r > 0x3:
-            _overflow(self, 'InvModeReq', r)
+        if r >> 2:
+            _overflow('GW_InverterCmd', 'InvModeReq', r)
         buf[0] = r
         r = round(d['ClearFaults'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'ClearFaults', r)
+        if r >> 1:
+            _overflow('GW_InverterCmd', 'ClearFaults', r)
         buf[0] |= r << 2
         r = round(d['PSetpoint'])
-        if r < -32768 or r > 0x7FFF:
-            _overflow(self, 'PSetpoint', r)
-        if r < 0:
-            r += 0x10000
+        if (r + 0x8000) >> 16:
+            _overflow('GW_InverterCmd', 'PSetpoint', r)
+        r &= 0xFFFF
         buf[1] = r & 0xFF
         buf[2] = r >> 8
         r = round(d['QSetpoint'])
-        if r < -32768 or r > 0x7FFF:
-            _overflow(self, 'QSetpoint', r)
-        if r < 0:
-            r += 0x10000
+        if (r + 0x8000) >> 16:
+            _overflow('GW_InverterCmd', 'QSetpoint', r)
+        r &= 0xFFFF
         buf[3] = r & 0xFF
         buf[4] = r >> 8
         r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
+        if r >> 4:
+            _overflow('GW_InverterCmd', 'AliveCounter', r)
         buf[6] = r
         r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
+        if r >> 8:
+            _overflow('GW_InverterCmd', 'Crc', r)
         buf[7] = r
         return buf
 
-    def check_range(self, d):
-        v = d['InvModeReq']
-        if v < 0 or v > 2:
-            return 'InvModeReq'
-        v = d['ClearFaults']
-        if v < 0 or v > 1:
-            return 'ClearFaults'
-        v = d['PSetpoint']
-        if v < -32000 or v > 32000:
-            return 'PSetpoint'
-        v = d['QSetpoint']
-        if v < -32000 or v > 32000:
-            return 'QSetpoint'
-        v = d['AliveCounter']
-        if v < 0 or v > 15:
-            return 'AliveCounter'
-        v = d['Crc']
-        if v < 0 or v > 255:
-            return 'Crc'
-        return None
+    def signals():
+        return _sig('InvModeReq', 0, 2, 'ClearFaults', 0, 1, 'PSetpoint', -32000, 32000, 'QSetpoint', -32000, 32000, 'AliveCounter', 0, 15, 'Crc', 0, 255)
+
+    return Message(
+        name='GW_InverterCmd',
+        frame_id=ID_GW_InverterCmd,
+        length=8,
+        e2e_data_id=0x1100,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=7,
+        _signals=signals,
+        encode_into=encode_into,
+    )
 
 
 ID_GW_InverterCmd = 0x100
-GW_InverterCmd = _GW_InverterCmd(
-    name='GW_InverterCmd',
-    frame_id=ID_GW_InverterCmd,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=10,
-    send_type='Cyclic',
-    timeout_ms=50,
-    e2e_data_id=0x1100,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=7,
-    senders=('GW',),
-    receivers=('INV',),
-    signals=(('InvModeReq', 0, 2), ('ClearFaults', 0, 1), ('PSetpoint', -32000, 32000), ('QSetpoint', -32000, 32000), ('AliveCounter', 0, 15), ('Crc', 0, 255)),
-    choices={'InvModeReq': {0: 'Off', 1: 'GridFollowing', 2: 'GridForming'}},
-    units={'PSetpoint': 'W', 'QSetpoint': 'var'},
-)
+GW_InverterCmd = _m()
 
 
 # GW_InverterLimits 0x101 (inverter.dbc), 8 bytes, from GW
@@ -633,84 +462,52 @@ GW_InverterCmd = _GW_InverterCmd(
 #   IdcDischargeMax: start 24 LE u12, scale 0.1 offset 0, [0|409.5] A
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _GW_InverterLimits(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
-        if len(data) < 8:
-            _short(self, data)
-        out['IacMax'] = (data[0] | (data[1] & 0xF) << 8) * 0.1
-        out['IdcChargeMax'] = ((data[1] >> 4) | (data[2] << 4)) * 0.1
-        out['IdcDischargeMax'] = (data[3] | (data[4] & 0xF) << 8) * 0.1
-        out['AliveCounter'] = data[6] & 0xF
-        out['Crc'] = data[7]
-        return out
-
-    def encode_into(self, d, buf):
+def _m():
+    def encode_into(d, buf):
         buf[5] = 0
         r = round(d['IacMax'] / 0.1)
-        if r < 0 or r > 0xFFF:
-            _overflow(self, 'IacMax', r)
+        if r >> 12:
+            _overflow('GW_InverterLimits', 'IacMax', r)
         buf[0] = r & 0xFF
         buf[1] = r >> 8
         r = round(d['IdcChargeMax'] / 0.1)
-        if r < 0 or r > 0xFFF:
-            _overflow(self, 'IdcChargeMax', r)
+        if r >> 12:
+            _overflow('GW_InverterLimits', 'IdcChargeMax', r)
         buf[1] |= (r & 0xF) << 4
         buf[2] = r >> 4
         r = round(d['IdcDischargeMax'] / 0.1)
-        if r < 0 or r > 0xFFF:
-            _overflow(self, 'IdcDischargeMax', r)
+        if r >> 12:
+            _overflow('GW_InverterLimits', 'IdcDischargeMax', r)
         buf[3] = r & 0xFF
         buf[4] = r >> 8
         r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
+        if r >> 4:
+            _overflow('GW_InverterLimits', 'AliveCounter', r)
         buf[6] = r
         r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
+        if r >> 8:
+            _overflow('GW_InverterLimits', 'Crc', r)
         buf[7] = r
         return buf
 
-    def check_range(self, d):
-        v = d['IacMax']
-        if v < -1e-07 or v > 409.5000001:
-            return 'IacMax'
-        v = d['IdcChargeMax']
-        if v < -1e-07 or v > 409.5000001:
-            return 'IdcChargeMax'
-        v = d['IdcDischargeMax']
-        if v < -1e-07 or v > 409.5000001:
-            return 'IdcDischargeMax'
-        v = d['AliveCounter']
-        if v < 0 or v > 15:
-            return 'AliveCounter'
-        v = d['Crc']
-        if v < 0 or v > 255:
-            return 'Crc'
-        return None
+    def signals():
+        return _sig('IacMax', 0, 409.5, 'IdcChargeMax', 0, 409.5, 'IdcDischargeMax', 0, 409.5, 'AliveCounter', 0, 15, 'Crc', 0, 255)
+
+    return Message(
+        name='GW_InverterLimits',
+        frame_id=ID_GW_InverterLimits,
+        length=8,
+        e2e_data_id=0x1101,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=7,
+        _signals=signals,
+        encode_into=encode_into,
+    )
 
 
 ID_GW_InverterLimits = 0x101
-GW_InverterLimits = _GW_InverterLimits(
-    name='GW_InverterLimits',
-    frame_id=ID_GW_InverterLimits,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=10,
-    send_type='Cyclic',
-    timeout_ms=50,
-    e2e_data_id=0x1101,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=7,
-    senders=('GW',),
-    receivers=('INV',),
-    signals=(('IacMax', 0, 409.5), ('IdcChargeMax', 0, 409.5), ('IdcDischargeMax', 0, 409.5), ('AliveCounter', 0, 15), ('Crc', 0, 255)),
-    choices={},
-    units={'IacMax': 'A', 'IdcChargeMax': 'A', 'IdcDischargeMax': 'A'},
-)
+GW_InverterLimits = _m()
 
 
 # GW_InverterForming 0x102 (inverter.dbc), 8 bytes, from GW
@@ -720,83 +517,51 @@ GW_InverterLimits = _GW_InverterLimits(
 #   DroopEnable: start 32 LE u1, scale 1 offset 0, [0|1]
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _GW_InverterForming(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
-        if len(data) < 8:
-            _short(self, data)
-        out['VoltageSetpoint'] = (data[0] | (data[1] << 8)) * 0.1
-        out['FrequencySetpoint'] = (data[2] | (data[3] << 8)) * 0.001
-        out['DroopEnable'] = data[4] & 0x1
-        out['AliveCounter'] = data[6] & 0xF
-        out['Crc'] = data[7]
-        return out
-
-    def encode_into(self, d, buf):
+def _m():
+    def encode_into(d, buf):
         buf[5] = 0
         r = round(d['VoltageSetpoint'] / 0.1)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'VoltageSetpoint', r)
+        if r >> 16:
+            _overflow('GW_InverterForming', 'VoltageSetpoint', r)
         buf[0] = r & 0xFF
         buf[1] = r >> 8
         r = round(d['FrequencySetpoint'] / 0.001)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'FrequencySetpoint', r)
+        if r >> 16:
+            _overflow('GW_InverterForming', 'FrequencySetpoint', r)
         buf[2] = r & 0xFF
         buf[3] = r >> 8
         r = round(d['DroopEnable'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'DroopEnable', r)
+        if r >> 1:
+            _overflow('GW_InverterForming', 'DroopEnable', r)
         buf[4] = r
         r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
+        if r >> 4:
+            _overflow('GW_InverterForming', 'AliveCounter', r)
         buf[6] = r
         r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
+        if r >> 8:
+            _overflow('GW_InverterForming', 'Crc', r)
         buf[7] = r
         return buf
 
-    def check_range(self, d):
-        v = d['VoltageSetpoint']
-        if v < -1e-07 or v > 500.0000001:
-            return 'VoltageSetpoint'
-        v = d['FrequencySetpoint']
-        if v < 39.999999999 or v > 65.000000001:
-            return 'FrequencySetpoint'
-        v = d['DroopEnable']
-        if v < 0 or v > 1:
-            return 'DroopEnable'
-        v = d['AliveCounter']
-        if v < 0 or v > 15:
-            return 'AliveCounter'
-        v = d['Crc']
-        if v < 0 or v > 255:
-            return 'Crc'
-        return None
+    def signals():
+        return _sig('VoltageSetpoint', 0, 500, 'FrequencySetpoint', 40, 65, 'DroopEnable', 0, 1, 'AliveCounter', 0, 15, 'Crc', 0, 255)
+
+    return Message(
+        name='GW_InverterForming',
+        frame_id=ID_GW_InverterForming,
+        length=8,
+        e2e_data_id=0x1102,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=7,
+        _signals=signals,
+        encode_into=encode_into,
+    )
 
 
 ID_GW_InverterForming = 0x102
-GW_InverterForming = _GW_InverterForming(
-    name='GW_InverterForming',
-    frame_id=ID_GW_InverterForming,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=10,
-    send_type='Cyclic',
-    timeout_ms=50,
-    e2e_data_id=0x1102,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=7,
-    senders=('GW',),
-    receivers=('INV',),
-    signals=(('VoltageSetpoint', 0, 500), ('FrequencySetpoint', 40, 65), ('DroopEnable', 0, 1), ('AliveCounter', 0, 15), ('Crc', 0, 255)),
-    choices={},
-    units={'VoltageSetpoint': 'V', 'FrequencySetpoint': 'Hz'},
-)
+GW_InverterForming = _m()
 
 
 # INV_Status 0x180 (inverter.dbc), 8 bytes, from INV
@@ -813,12 +578,10 @@ GW_InverterForming = _GW_InverterForming(
 #   QActual: start 32 LE s16, scale 1 offset 0, [-32000|32000] var
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _INV_Status(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
+def _m():
+    def decode_into(data, out):
         if len(data) < 8:
-            _short(self, data)
+            _short('INV_Status', data, 8)
         out['InvModeActual'] = data[0] & 0x3
         out['InvState'] = data[0] >> 2 & 0x7
         out['FaultOverCurrent'] = data[0] >> 5 & 0x1
@@ -833,64 +596,7 @@ class _INV_Status(Message):
         out['Crc'] = data[7]
         return out
 
-    def encode_into(self, d, buf):
-        r = round(d['InvModeActual'])
-        if r < 0 or r > 0x3:
-            _overflow(self, 'InvModeActual', r)
-        buf[0] = r
-        r = round(d['InvState'])
-        if r < 0 or r > 0x7:
-            _overflow(self, 'InvState', r)
-        buf[0] |= r << 2
-        r = round(d['FaultOverCurrent'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'FaultOverCurrent', r)
-        buf[0] |= r << 5
-        r = round(d['FaultOverTemp'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'FaultOverTemp', r)
-        buf[0] |= r << 6
-        r = round(d['FaultDc'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'FaultDc', r)
-        buf[0] |= r << 7
-        r = round(d['FaultAcGrid'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'FaultAcGrid', r)
-        buf[1] = r
-        r = round(d['FaultCmdTimeout'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'FaultCmdTimeout', r)
-        buf[1] |= r << 1
-        r = round(d['FaultE2E'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'FaultE2E', r)
-        buf[1] |= r << 2
-        r = round(d['PActual'])
-        if r < -32768 or r > 0x7FFF:
-            _overflow(self, 'PActual', r)
-        if r < 0:
-            r += 0x10000
-        buf[2] = r & 0xFF
-        buf[3] = r >> 8
-        r = round(d['QActual'])
-        if r < -32768 or r > 0x7FFF:
-            _overflow(self, 'QActual', r)
-        if r < 0:
-            r += 0x10000
-        buf[4] = r & 0xFF
-        buf[5] = r >> 8
-        r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
-        buf[7] = r
-        return buf
-
-    def check_range(self, d):
+    def check_range(d):
         v = d['InvModeActual']
         if v < 0 or v > 2:
             return 'InvModeActual'
@@ -929,26 +635,22 @@ class _INV_Status(Message):
             return 'Crc'
         return None
 
+    return Message(
+        name='INV_Status',
+        frame_id=ID_INV_Status,
+        length=8,
+        e2e_data_id=0x1180,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=7,
+        decode_into=decode_into,
+        check_range=check_range,
+        timeout_ms=50,
+    )
+
 
 ID_INV_Status = 0x180
-INV_Status = _INV_Status(
-    name='INV_Status',
-    frame_id=ID_INV_Status,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=10,
-    send_type='Cyclic',
-    timeout_ms=50,
-    e2e_data_id=0x1180,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=7,
-    senders=('INV',),
-    receivers=('GW',),
-    signals=(('InvModeActual', 0, 2), ('InvState', 0, 4), ('FaultOverCurrent', 0, 1), ('FaultOverTemp', 0, 1), ('FaultDc', 0, 1), ('FaultAcGrid', 0, 1), ('FaultCmdTimeout', 0, 1), ('FaultE2E', 0, 1), ('PActual', -32000, 32000), ('QActual', -32000, 32000), ('AliveCounter', 0, 15), ('Crc', 0, 255)),
-    choices={'InvModeActual': {0: 'Off', 1: 'GridFollowing', 2: 'GridForming'}, 'InvState': {0: 'Init', 1: 'Standby', 2: 'Running', 3: 'Fault', 4: 'Derating'}},
-    units={'PActual': 'W', 'QActual': 'var'},
-)
+INV_Status = _m()
 
 
 # INV_AcMeasure 0x181 (inverter.dbc), 8 bytes, from INV
@@ -958,12 +660,10 @@ INV_Status = _INV_Status(
 #   AcCurrent: start 32 LE u12, scale 0.1 offset 0, [0|400] A
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _INV_AcMeasure(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
+def _m():
+    def decode_into(data, out):
         if len(data) < 8:
-            _short(self, data)
+            _short('INV_AcMeasure', data, 8)
         out['AcVoltage'] = (data[0] | (data[1] << 8)) * 0.1
         out['AcFrequency'] = (data[2] | (data[3] << 8)) * 0.001
         out['AcCurrent'] = (data[4] | (data[5] & 0xF) << 8) * 0.1
@@ -971,33 +671,7 @@ class _INV_AcMeasure(Message):
         out['Crc'] = data[7]
         return out
 
-    def encode_into(self, d, buf):
-        r = round(d['AcVoltage'] / 0.1)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'AcVoltage', r)
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8
-        r = round(d['AcFrequency'] / 0.001)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'AcFrequency', r)
-        buf[2] = r & 0xFF
-        buf[3] = r >> 8
-        r = round(d['AcCurrent'] / 0.1)
-        if r < 0 or r > 0xFFF:
-            _overflow(self, 'AcCurrent', r)
-        buf[4] = r & 0xFF
-        buf[5] = r >> 8
-        r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
-        buf[7] = r
-        return buf
-
-    def check_range(self, d):
+    def check_range(d):
         v = d['AcVoltage']
         if v < -1e-07 or v > 400.0000001:
             return 'AcVoltage'
@@ -1015,26 +689,22 @@ class _INV_AcMeasure(Message):
             return 'Crc'
         return None
 
+    return Message(
+        name='INV_AcMeasure',
+        frame_id=ID_INV_AcMeasure,
+        length=8,
+        e2e_data_id=0x1181,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=7,
+        decode_into=decode_into,
+        check_range=check_range,
+        timeout_ms=50,
+    )
+
 
 ID_INV_AcMeasure = 0x181
-INV_AcMeasure = _INV_AcMeasure(
-    name='INV_AcMeasure',
-    frame_id=ID_INV_AcMeasure,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=10,
-    send_type='Cyclic',
-    timeout_ms=50,
-    e2e_data_id=0x1181,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=7,
-    senders=('INV',),
-    receivers=('GW',),
-    signals=(('AcVoltage', 0, 400), ('AcFrequency', 0, 65), ('AcCurrent', 0, 400), ('AliveCounter', 0, 15), ('Crc', 0, 255)),
-    choices={},
-    units={'AcVoltage': 'V', 'AcFrequency': 'Hz', 'AcCurrent': 'A'},
-)
+INV_AcMeasure = _m()
 
 
 # INV_DcMeasure 0x182 (inverter.dbc), 8 bytes, from INV
@@ -1042,40 +712,16 @@ INV_AcMeasure = _INV_AcMeasure(
 #   DcVoltage: start 0 LE u16, scale 0.1 offset 0, [0|1000] V
 #   DcCurrent: start 16 LE s16, scale 0.1 offset 0, [-1000|1000] A
 #   HeatsinkTemp: start 32 LE u8, scale 1 offset -40, [-40|150] degC
-class _INV_DcMeasure(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
+def _m():
+    def decode_into(data, out):
         if len(data) < 8:
-            _short(self, data)
+            _short('INV_DcMeasure', data, 8)
         out['DcVoltage'] = (data[0] | (data[1] << 8)) * 0.1
         out['DcCurrent'] = (((data[2] | (data[3] << 8)) ^ 0x8000) - 0x8000) * 0.1
         out['HeatsinkTemp'] = data[4] - 40
         return out
 
-    def encode_into(self, d, buf):
-        buf[5] = 0
-        buf[6] = 0
-        buf[7] = 0
-        r = round(d['DcVoltage'] / 0.1)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'DcVoltage', r)
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8
-        r = round(d['DcCurrent'] / 0.1)
-        if r < -32768 or r > 0x7FFF:
-            _overflow(self, 'DcCurrent', r)
-        if r < 0:
-            r += 0x10000
-        buf[2] = r & 0xFF
-        buf[3] = r >> 8
-        r = round(d['HeatsinkTemp'] + 40)
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'HeatsinkTemp', r)
-        buf[4] = r
-        return buf
-
-    def check_range(self, d):
+    def check_range(d):
         v = d['DcVoltage']
         if v < -1e-07 or v > 1000.0000001:
             return 'DcVoltage'
@@ -1087,26 +733,22 @@ class _INV_DcMeasure(Message):
             return 'HeatsinkTemp'
         return None
 
+    return Message(
+        name='INV_DcMeasure',
+        frame_id=ID_INV_DcMeasure,
+        length=8,
+        e2e_data_id=0,
+        counter_start=-1,
+        counter_len=0,
+        crc_byte=-1,
+        decode_into=decode_into,
+        check_range=check_range,
+        timeout_ms=500,
+    )
+
 
 ID_INV_DcMeasure = 0x182
-INV_DcMeasure = _INV_DcMeasure(
-    name='INV_DcMeasure',
-    frame_id=ID_INV_DcMeasure,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=100,
-    send_type='Cyclic',
-    timeout_ms=500,
-    e2e_data_id=0,
-    counter_start=-1,
-    counter_len=0,
-    crc_byte=-1,
-    senders=('INV',),
-    receivers=('GW',),
-    signals=(('DcVoltage', 0, 1000), ('DcCurrent', -1000, 1000), ('HeatsinkTemp', -40, 150)),
-    choices={},
-    units={'DcVoltage': 'V', 'DcCurrent': 'A', 'HeatsinkTemp': 'degC'},
-)
+INV_DcMeasure = _m()
 
 
 # EVCC_Limits 0x200 (ev.dbc), 8 bytes, from EVCC
@@ -1118,12 +760,10 @@ INV_DcMeasure = _INV_DcMeasure(
 #   MinSocValid: start 41 LE u1, scale 1 offset 0, [0|1]
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _EVCC_Limits(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
+def _m():
+    def decode_into(data, out):
         if len(data) < 8:
-            _short(self, data)
+            _short('EVCC_Limits', data, 8)
         out['MaxChargePower'] = (data[0] | (data[1] << 8)) * 10
         out['MaxDischargePower'] = (data[2] | (data[3] << 8)) * 10
         out['MinSoc'] = data[4] * 0.5
@@ -1133,40 +773,7 @@ class _EVCC_Limits(Message):
         out['Crc'] = data[7]
         return out
 
-    def encode_into(self, d, buf):
-        r = _lin_int(d['MaxChargePower'], 10, 0)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'MaxChargePower', r)
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8
-        r = _lin_int(d['MaxDischargePower'], 10, 0)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'MaxDischargePower', r)
-        buf[2] = r & 0xFF
-        buf[3] = r >> 8
-        r = round(d['MinSoc'] / 0.5)
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'MinSoc', r)
-        buf[4] = r
-        r = round(d['SessionActive'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'SessionActive', r)
-        buf[5] = r
-        r = round(d['MinSocValid'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'MinSocValid', r)
-        buf[5] |= r << 1
-        r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
-        buf[7] = r
-        return buf
-
-    def check_range(self, d):
+    def check_range(d):
         v = d['MaxChargePower']
         if v < 0 or v > 350000:
             return 'MaxChargePower'
@@ -1190,26 +797,22 @@ class _EVCC_Limits(Message):
             return 'Crc'
         return None
 
+    return Message(
+        name='EVCC_Limits',
+        frame_id=ID_EVCC_Limits,
+        length=8,
+        e2e_data_id=0x1200,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=7,
+        decode_into=decode_into,
+        check_range=check_range,
+        timeout_ms=500,
+    )
+
 
 ID_EVCC_Limits = 0x200
-EVCC_Limits = _EVCC_Limits(
-    name='EVCC_Limits',
-    frame_id=ID_EVCC_Limits,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=100,
-    send_type='CyclicAndEvent',
-    timeout_ms=500,
-    e2e_data_id=0x1200,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=7,
-    senders=('EVCC',),
-    receivers=('GW',),
-    signals=(('MaxChargePower', 0, 350000), ('MaxDischargePower', 0, 350000), ('MinSoc', 0, 100), ('SessionActive', 0, 1), ('MinSocValid', 0, 1), ('AliveCounter', 0, 15), ('Crc', 0, 255)),
-    choices={},
-    units={'MaxChargePower': 'W', 'MaxDischargePower': 'W', 'MinSoc': '%'},
-)
+EVCC_Limits = _m()
 
 
 # EVCC_Status 0x201 (ev.dbc), 8 bytes, from EVCC
@@ -1220,12 +823,10 @@ EVCC_Limits = _EVCC_Limits(
 #   BatteryVoltage: start 32 LE u16, scale 0.1 offset 0, [0|1000] V
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _EVCC_Status(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
+def _m():
+    def decode_into(data, out):
         if len(data) < 8:
-            _short(self, data)
+            _short('EVCC_Status', data, 8)
         out['Soc'] = (data[0] | (data[1] & 0x3) << 8) * 0.1
         out['SocValid'] = data[1] >> 2 & 0x1
         out['BatteryCapacity'] = (data[2] | (data[3] << 8)) * 0.01
@@ -1234,37 +835,7 @@ class _EVCC_Status(Message):
         out['Crc'] = data[7]
         return out
 
-    def encode_into(self, d, buf):
-        r = round(d['Soc'] / 0.1)
-        if r < 0 or r > 0x3FF:
-            _overflow(self, 'Soc', r)
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8
-        r = round(d['SocValid'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'SocValid', r)
-        buf[1] |= r << 2
-        r = round(d['BatteryCapacity'] / 0.01)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'BatteryCapacity', r)
-        buf[2] = r & 0xFF
-        buf[3] = r >> 8
-        r = round(d['BatteryVoltage'] / 0.1)
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'BatteryVoltage', r)
-        buf[4] = r & 0xFF
-        buf[5] = r >> 8
-        r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
-        buf[7] = r
-        return buf
-
-    def check_range(self, d):
+    def check_range(d):
         v = d['Soc']
         if v < -1e-07 or v > 100.0000001:
             return 'Soc'
@@ -1285,26 +856,22 @@ class _EVCC_Status(Message):
             return 'Crc'
         return None
 
+    return Message(
+        name='EVCC_Status',
+        frame_id=ID_EVCC_Status,
+        length=8,
+        e2e_data_id=0x1201,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=7,
+        decode_into=decode_into,
+        check_range=check_range,
+        timeout_ms=500,
+    )
+
 
 ID_EVCC_Status = 0x201
-EVCC_Status = _EVCC_Status(
-    name='EVCC_Status',
-    frame_id=ID_EVCC_Status,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=100,
-    send_type='Cyclic',
-    timeout_ms=500,
-    e2e_data_id=0x1201,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=7,
-    senders=('EVCC',),
-    receivers=('GW',),
-    signals=(('Soc', 0, 100), ('SocValid', 0, 1), ('BatteryCapacity', 0, 655.35), ('BatteryVoltage', 0, 1000), ('AliveCounter', 0, 15), ('Crc', 0, 255)),
-    choices={},
-    units={'Soc': '%', 'BatteryCapacity': 'kWh', 'BatteryVoltage': 'V'},
-)
+EVCC_Status = _m()
 
 
 # GW_Status 0x300 (gateway.dbc), 8 bytes, from GW
@@ -1319,125 +886,72 @@ EVCC_Status = _EVCC_Status(
 #   PTarget: start 16 LE s16, scale 1 offset 0, [-32000|32000] W
 #   RxRefused: start 32 LE u16, scale 1 offset 0, [0|65535]
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
-class _GW_Status(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
-        if len(data) < 8:
-            _short(self, data)
-        out['OperatingMode'] = data[0] & 0x7
-        out['LimitingFactor'] = data[0] >> 3 & 0xF
-        out['TimeoutMeter'] = data[1] & 0x1
-        out['TimeoutInverter'] = data[1] >> 1 & 0x1
-        out['TimeoutRelay'] = data[1] >> 2 & 0x1
-        out['TimeoutEv'] = data[1] >> 3 & 0x1
-        out['TimeoutEms'] = data[1] >> 4 & 0x1
-        out['PTarget'] = ((data[2] | (data[3] << 8)) ^ 0x8000) - 0x8000
-        out['RxRefused'] = data[4] | (data[5] << 8)
-        out['AliveCounter'] = data[6] & 0xF
-        return out
-
-    def encode_into(self, d, buf):
+def _m():
+    def encode_into(d, buf):
         buf[7] = 0
         r = round(d['OperatingMode'])
-        if r < 0 or r > 0x7:
-            _overflow(self, 'OperatingMode', r)
+        if r >> 3:
+            _overflow('GW_Status', 'OperatingMode', r)
         buf[0] = r
         r = round(d['LimitingFactor'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'LimitingFactor', r)
+        if r >> 4:
+            _overflow('GW_Status', 'LimitingFactor', r)
         buf[0] |= r << 3
         r = round(d['TimeoutMeter'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'TimeoutMeter', r)
+        if r >> 1:
+            _overflow('GW_Status', 'TimeoutMeter', r)
         buf[1] = r
         r = round(d['TimeoutInverter'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'TimeoutInverter', r)
+        if r >> 1:
+            _overflow('GW_Status', 'TimeoutInverter', r)
         buf[1] |= r << 1
         r = round(d['TimeoutRelay'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'TimeoutRelay', r)
+        if r >> 1:
+            _overflow('GW_Status', 'TimeoutRelay', r)
         buf[1] |= r << 2
         r = round(d['TimeoutEv'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'TimeoutEv', r)
+        if r >> 1:
+            _overflow('GW_Status', 'TimeoutEv', r)
         buf[1] |= r << 3
         r = round(d['TimeoutEms'])
-        if r < 0 or r > 0x1:
-            _overflow(self, 'TimeoutEms', r)
+        if r >> 1:
+            _overflow('GW_Status', 'TimeoutEms', r)
         buf[1] |= r << 4
         r = round(d['PTarget'])
-        if r < -32768 or r > 0x7FFF:
-            _overflow(self, 'PTarget', r)
-        if r < 0:
-            r += 0x10000
+        if (r + 0x8000) >> 16:
+            _overflow('GW_Status', 'PTarget', r)
+        r &= 0xFFFF
         buf[2] = r & 0xFF
         buf[3] = r >> 8
         r = round(d['RxRefused'])
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'RxRefused', r)
+        if r >> 16:
+            _overflow('GW_Status', 'RxRefused', r)
         buf[4] = r & 0xFF
         buf[5] = r >> 8
         r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
+        if r >> 4:
+            _overflow('GW_Status', 'AliveCounter', r)
         buf[6] = r
         return buf
 
-    def check_range(self, d):
-        v = d['OperatingMode']
-        if v < 0 or v > 5:
-            return 'OperatingMode'
-        v = d['LimitingFactor']
-        if v < 0 or v > 15:
-            return 'LimitingFactor'
-        v = d['TimeoutMeter']
-        if v < 0 or v > 1:
-            return 'TimeoutMeter'
-        v = d['TimeoutInverter']
-        if v < 0 or v > 1:
-            return 'TimeoutInverter'
-        v = d['TimeoutRelay']
-        if v < 0 or v > 1:
-            return 'TimeoutRelay'
-        v = d['TimeoutEv']
-        if v < 0 or v > 1:
-            return 'TimeoutEv'
-        v = d['TimeoutEms']
-        if v < 0 or v > 1:
-            return 'TimeoutEms'
-        v = d['PTarget']
-        if v < -32000 or v > 32000:
-            return 'PTarget'
-        v = d['RxRefused']
-        if v < 0 or v > 65535:
-            return 'RxRefused'
-        v = d['AliveCounter']
-        if v < 0 or v > 15:
-            return 'AliveCounter'
-        return None
+    def signals():
+        return _sig('OperatingMode', 0, 5, 'LimitingFactor', 0, 15, 'TimeoutMeter', 0, 1, 'TimeoutInverter', 0, 1, 'TimeoutRelay', 0, 1, 'TimeoutEv', 0, 1, 'TimeoutEms', 0, 1, 'PTarget', -32000, 32000, 'RxRefused', 0, 65535, 'AliveCounter', 0, 15)
+
+    return Message(
+        name='GW_Status',
+        frame_id=ID_GW_Status,
+        length=8,
+        e2e_data_id=0,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=-1,
+        _signals=signals,
+        encode_into=encode_into,
+    )
 
 
 ID_GW_Status = 0x300
-GW_Status = _GW_Status(
-    name='GW_Status',
-    frame_id=ID_GW_Status,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=100,
-    send_type='Cyclic',
-    timeout_ms=0,
-    e2e_data_id=0,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=-1,
-    senders=('GW',),
-    receivers=(),
-    signals=(('OperatingMode', 0, 5), ('LimitingFactor', 0, 15), ('TimeoutMeter', 0, 1), ('TimeoutInverter', 0, 1), ('TimeoutRelay', 0, 1), ('TimeoutEv', 0, 1), ('TimeoutEms', 0, 1), ('PTarget', -32000, 32000), ('RxRefused', 0, 65535), ('AliveCounter', 0, 15)),
-    choices={'OperatingMode': {0: 'Idle', 1: 'Charge', 2: 'V2H', 3: 'V2G', 4: 'Backup', 5: 'SafeState'}, 'LimitingFactor': {0: 'None', 1: 'EvCharge', 2: 'EvDischarge', 3: 'InverterRating', 4: 'ExportLimit', 5: 'MainFuse', 6: 'MinSoc', 7: 'RampRate', 8: 'InputTimeout', 9: 'EnterService', 10: 'ModeDirection'}},
-    units={'PTarget': 'W'},
-)
+GW_Status = _m()
 
 
 # GW_Event 0x301 (gateway.dbc), 8 bytes, from GW
@@ -1446,78 +960,49 @@ GW_Status = _GW_Status(
 #   EventDetail: start 8 LE u8, scale 1 offset 0, [0|255]
 #   EventSeq: start 16 LE u8, scale 1 offset 0, [0|255]
 #   EventValue: start 24 LE s16, scale 1 offset 0, [-32768|32767]
-class _GW_Event(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
-        if len(data) < 8:
-            _short(self, data)
-        out['EventCode'] = data[0]
-        out['EventDetail'] = data[1]
-        out['EventSeq'] = data[2]
-        out['EventValue'] = ((data[3] | (data[4] << 8)) ^ 0x8000) - 0x8000
-        return out
-
-    def encode_into(self, d, buf):
+def _m():
+    def encode_into(d, buf):
         buf[5] = 0
         buf[6] = 0
         buf[7] = 0
         r = round(d['EventCode'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'EventCode', r)
+        if r >> 8:
+            _overflow('GW_Event', 'EventCode', r)
         buf[0] = r
         r = round(d['EventDetail'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'EventDetail', r)
+        if r >> 8:
+            _overflow('GW_Event', 'EventDetail', r)
         buf[1] = r
         r = round(d['EventSeq'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'EventSeq', r)
+        if r >> 8:
+            _overflow('GW_Event', 'EventSeq', r)
         buf[2] = r
         r = round(d['EventValue'])
-        if r < -32768 or r > 0x7FFF:
-            _overflow(self, 'EventValue', r)
-        if r < 0:
-            r += 0x10000
+        if (r + 0x8000) >> 16:
+            _overflow('GW_Event', 'EventValue', r)
+        r &= 0xFFFF
         buf[3] = r & 0xFF
         buf[4] = r >> 8
         return buf
 
-    def check_range(self, d):
-        v = d['EventCode']
-        if v < 0 or v > 255:
-            return 'EventCode'
-        v = d['EventDetail']
-        if v < 0 or v > 255:
-            return 'EventDetail'
-        v = d['EventSeq']
-        if v < 0 or v > 255:
-            return 'EventSeq'
-        v = d['EventValue']
-        if v < -32768 or v > 32767:
-            return 'EventValue'
-        return None
+    def signals():
+        return _sig('EventCode', 0, 255, 'EventDetail', 0, 255, 'EventSeq', 0, 255, 'EventValue', -32768, 32767)
+
+    return Message(
+        name='GW_Event',
+        frame_id=ID_GW_Event,
+        length=8,
+        e2e_data_id=0,
+        counter_start=-1,
+        counter_len=0,
+        crc_byte=-1,
+        _signals=signals,
+        encode_into=encode_into,
+    )
 
 
 ID_GW_Event = 0x301
-GW_Event = _GW_Event(
-    name='GW_Event',
-    frame_id=ID_GW_Event,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=0,
-    send_type='Event',
-    timeout_ms=0,
-    e2e_data_id=0,
-    counter_start=-1,
-    counter_len=0,
-    crc_byte=-1,
-    senders=('GW',),
-    receivers=(),
-    signals=(('EventCode', 0, 255), ('EventDetail', 0, 255), ('EventSeq', 0, 255), ('EventValue', -32768, 32767)),
-    choices={'EventCode': {1: 'ModeChange', 2: 'InputTimeout', 3: 'InputRestored', 4: 'Trip', 5: 'IslandDetected', 6: 'RelayOpenCommand', 7: 'RelayOpen', 8: 'GridForming', 9: 'ResyncStart', 10: 'RelayClose', 11: 'GridFollowing', 12: 'SafeState', 13: 'SafeStateCleared', 14: 'FrameRefused', 15: 'LimitChange', 16: 'BackupOverload', 17: 'BackupEnd', 18: 'RelayFault', 19: 'Implausible', 20: 'CommandClamped'}},
-    units={},
-)
+GW_Event = _m()
 
 
 # EMS_ModeRequest 0x310 (gateway.dbc), 8 bytes, from EMS
@@ -1527,12 +1012,10 @@ GW_Event = _GW_Event(
 #   ValidFor: start 24 LE u16, scale 1 offset 0, [0|65535] s
 #   AliveCounter: start 48 LE u4, scale 1 offset 0, [0|15]
 #   Crc: start 56 LE u8, scale 1 offset 0, [0|255]
-class _EMS_ModeRequest(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
+def _m():
+    def decode_into(data, out):
         if len(data) < 8:
-            _short(self, data)
+            _short('EMS_ModeRequest', data, 8)
         out['ModeReq'] = data[0] & 0x7
         out['SetpointPower'] = ((data[1] | (data[2] << 8)) ^ 0x8000) - 0x8000
         out['ValidFor'] = data[3] | (data[4] << 8)
@@ -1540,35 +1023,7 @@ class _EMS_ModeRequest(Message):
         out['Crc'] = data[7]
         return out
 
-    def encode_into(self, d, buf):
-        buf[5] = 0
-        r = round(d['ModeReq'])
-        if r < 0 or r > 0x7:
-            _overflow(self, 'ModeReq', r)
-        buf[0] = r
-        r = round(d['SetpointPower'])
-        if r < -32768 or r > 0x7FFF:
-            _overflow(self, 'SetpointPower', r)
-        if r < 0:
-            r += 0x10000
-        buf[1] = r & 0xFF
-        buf[2] = r >> 8
-        r = round(d['ValidFor'])
-        if r < 0 or r > 0xFFFF:
-            _overflow(self, 'ValidFor', r)
-        buf[3] = r & 0xFF
-        buf[4] = r >> 8
-        r = round(d['AliveCounter'])
-        if r < 0 or r > 0xF:
-            _overflow(self, 'AliveCounter', r)
-        buf[6] = r
-        r = round(d['Crc'])
-        if r < 0 or r > 0xFF:
-            _overflow(self, 'Crc', r)
-        buf[7] = r
-        return buf
-
-    def check_range(self, d):
+    def check_range(d):
         v = d['ModeReq']
         if v < 0 or v > 3:
             return 'ModeReq'
@@ -1586,60 +1041,37 @@ class _EMS_ModeRequest(Message):
             return 'Crc'
         return None
 
+    return Message(
+        name='EMS_ModeRequest',
+        frame_id=ID_EMS_ModeRequest,
+        length=8,
+        e2e_data_id=0x1310,
+        counter_start=48,
+        counter_len=4,
+        crc_byte=7,
+        decode_into=decode_into,
+        check_range=check_range,
+        timeout_ms=3000,
+    )
+
 
 ID_EMS_ModeRequest = 0x310
-EMS_ModeRequest = _EMS_ModeRequest(
-    name='EMS_ModeRequest',
-    frame_id=ID_EMS_ModeRequest,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=1000,
-    send_type='CyclicAndEvent',
-    timeout_ms=3000,
-    e2e_data_id=0x1310,
-    counter_start=48,
-    counter_len=4,
-    crc_byte=7,
-    senders=('EMS',),
-    receivers=('GW',),
-    signals=(('ModeReq', 0, 3), ('SetpointPower', -32000, 32000), ('ValidFor', 0, 65535), ('AliveCounter', 0, 15), ('Crc', 0, 255)),
-    choices={'ModeReq': {0: 'Idle', 1: 'Charge', 2: 'V2H', 3: 'V2G'}},
-    units={'SetpointPower': 'W', 'ValidFor': 's'},
-)
+EMS_ModeRequest = _m()
 
 
 # MTR_Energy 0x3A0 (meter.dbc), 8 bytes, from MTR
 # Energy registers of the meter.
 #   EnergyImport: start 0 LE u32, scale 1 offset 0, [0|4294967295] Wh
 #   EnergyExport: start 32 LE u32, scale 1 offset 0, [0|4294967295] Wh
-class _MTR_Energy(Message):
-    __slots__ = ()
-
-    def decode_into(self, data, out):
+def _m():
+    def decode_into(data, out):
         if len(data) < 8:
-            _short(self, data)
+            _short('MTR_Energy', data, 8)
         out['EnergyImport'] = data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24)
         out['EnergyExport'] = data[4] | (data[5] << 8) | (data[6] << 16) | (data[7] << 24)
         return out
 
-    def encode_into(self, d, buf):
-        r = round(d['EnergyImport'])
-        if r < 0 or r > 0xFFFFFFFF:
-            _overflow(self, 'EnergyImport', r)
-        buf[0] = r & 0xFF
-        buf[1] = r >> 8 & 0xFF
-        buf[2] = r >> 16 & 0xFF
-        buf[3] = r >> 24
-        r = round(d['EnergyExport'])
-        if r < 0 or r > 0xFFFFFFFF:
-            _overflow(self, 'EnergyExport', r)
-        buf[4] = r & 0xFF
-        buf[5] = r >> 8 & 0xFF
-        buf[6] = r >> 16 & 0xFF
-        buf[7] = r >> 24
-        return buf
-
-    def check_range(self, d):
+    def check_range(d):
         v = d['EnergyImport']
         if v < 0 or v > 4294967295:
             return 'EnergyImport'
@@ -1648,26 +1080,23 @@ class _MTR_Energy(Message):
             return 'EnergyExport'
         return None
 
+    return Message(
+        name='MTR_Energy',
+        frame_id=ID_MTR_Energy,
+        length=8,
+        e2e_data_id=0,
+        counter_start=-1,
+        counter_len=0,
+        crc_byte=-1,
+        decode_into=decode_into,
+        check_range=check_range,
+        timeout_ms=5000,
+    )
+
 
 ID_MTR_Energy = 0x3A0
-MTR_Energy = _MTR_Energy(
-    name='MTR_Energy',
-    frame_id=ID_MTR_Energy,
-    length=8,
-    is_extended=False,
-    cycle_time_ms=1000,
-    send_type='Cyclic',
-    timeout_ms=5000,
-    e2e_data_id=0,
-    counter_start=-1,
-    counter_len=0,
-    crc_byte=-1,
-    senders=('MTR',),
-    receivers=('GW',),
-    signals=(('EnergyImport', 0, 4294967295), ('EnergyExport', 0, 4294967295)),
-    choices={},
-    units={'EnergyImport': 'Wh', 'EnergyExport': 'Wh'},
-)
+MTR_Energy = _m()
+del _m
 
 MESSAGES = {
     ID_INV_AcLossEvent: INV_AcLossEvent,
@@ -1707,17 +1136,4 @@ BY_NAME = {
     'GW_Event': GW_Event,
     'EMS_ModeRequest': EMS_ModeRequest,
     'MTR_Energy': MTR_Energy,
-}
-
-CHOICES = {
-    ('INV_AcLossEvent', 'LossReason'): INV_AcLossEvent.choices['LossReason'],
-    ('GW_RelayCmd', 'RelayCloseReq'): GW_RelayCmd.choices['RelayCloseReq'],
-    ('RLY_Feedback', 'ContactState'): RLY_Feedback.choices['ContactState'],
-    ('GW_InverterCmd', 'InvModeReq'): GW_InverterCmd.choices['InvModeReq'],
-    ('INV_Status', 'InvModeActual'): INV_Status.choices['InvModeActual'],
-    ('INV_Status', 'InvState'): INV_Status.choices['InvState'],
-    ('GW_Status', 'OperatingMode'): GW_Status.choices['OperatingMode'],
-    ('GW_Status', 'LimitingFactor'): GW_Status.choices['LimitingFactor'],
-    ('GW_Event', 'EventCode'): GW_Event.choices['EventCode'],
-    ('EMS_ModeRequest', 'ModeReq'): EMS_ModeRequest.choices['ModeReq'],
 }

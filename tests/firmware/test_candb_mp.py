@@ -8,7 +8,7 @@ MicroPython interpreter: bytes, values and int/float types, including cantools'
 round-half-to-even rounding of off-grid physical values (ROUNDING).
 Plain test_* functions and assert only: run by pytest and by tests/firmware/mp_run.py.
 """
-from controller.bus.candb import BY_NAME, CHOICES, MESSAGES, Message  # noqa: E402
+from controller.bus.candb import BY_NAME, MESSAGES, Message  # noqa: E402
 from controller.bus.candb import (  # noqa: E402
     ID_INV_AcLossEvent,
     ID_GW_RelayCmd,
@@ -220,16 +220,30 @@ def test_metadata():
     assert m.name == "GW_InverterCmd" and m.frame_id == 0x100 and m.length == 8
     assert m.cycle_time_ms == 10 and m.timeout_ms == 50 and m.send_type == "Cyclic"
     assert m.e2e_data_id == 0x1100 and m.counter_start == 48 and m.counter_len == 4 and m.crc_byte == 7
-    assert m.senders == ("GW",) and m.receivers == ("INV",)
     assert ("PSetpoint", -32000, 32000) in m.signals
-    assert m.choices["InvModeReq"][2] == "GridForming"
-    assert CHOICES[("GW_InverterCmd", "InvModeReq")] is m.choices["InvModeReq"]
+    assert [s[0] for s in m.signals] == ["InvModeReq", "ClearFaults", "PSetpoint", "QSetpoint", "AliveCounter", "Crc"]
     g = BY_NAME["MTR_Grid"]
     assert g.counter_start == 44 and g.counter_len == 4
     assert BY_NAME["MTR_Energy"].e2e_data_id == 0 and BY_NAME["MTR_Energy"].crc_byte == -1
     assert not BY_NAME["GW_Status"].e2e_data_id
     for fid, m in MESSAGES.items():
         assert m.frame_id == fid and BY_NAME[m.name] is m
+
+
+def test_metadata_companion():
+    """Senders, receivers and value tables: tools/candb_meta.py, generated with the codecs
+    and never imported by the firmware (plain data, importable here too)."""
+    from tools import candb_meta
+
+    from controller.bus import candb
+
+    assert candb_meta.SOURCE_SHA256 == candb.SOURCE_SHA256
+    assert candb_meta.SENDERS["GW_InverterCmd"] == ("GW",) and candb_meta.RECEIVERS["GW_InverterCmd"] == ("INV",)
+    assert candb_meta.CHOICES[("GW_InverterCmd", "InvModeReq")][2] == "GridForming"
+    assert candb_meta.choices("GW_InverterCmd")["InvModeReq"] is candb_meta.CHOICES[("GW_InverterCmd", "InvModeReq")]
+    assert candb_meta.UNITS[("GW_InverterCmd", "PSetpoint")] == "W"
+    for name in candb_meta.SENDERS:
+        assert name in BY_NAME
 
 
 def test_check_range():

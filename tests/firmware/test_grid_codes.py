@@ -1,14 +1,20 @@
-"""Grid-code profiles: names, sources, frequency conversion, consistency (MicroPython and CPython)."""
+"""Grid-code profiles: names, sources, frequency conversion, consistency (MicroPython and CPython).
+
+The sources are read with profile(..., sources=True) (controller/protection/grid_code_sources.py,
+the single source of truth); what the firmware gets, profile(name, f) from the generated modules,
+must carry the very same numbers.
+"""
+import sys
 
 from controller import config
 from controller.protection import grid_codes
 from controller.protection.ride_through_check import conflicts
 
 
-def _all():
+def _all(sources=True):
     for name in grid_codes.NAMES:
         for f in (50.0, 60.0):
-            yield name, f, grid_codes.profile(name, f)
+            yield name, f, grid_codes.profile(name, f, sources=sources)
 
 
 def test_names_resolve_and_match_the_configuration():
@@ -74,8 +80,8 @@ def test_absent_values_say_why():
 
 
 def test_frequencies_convert_by_ratio():
-    p60 = grid_codes.profile("IEEE1547-2018-CatII", 60.0)
-    p50 = grid_codes.profile("IEEE1547-2018-CatII", 50.0)
+    p60 = grid_codes.profile("IEEE1547-2018-CatII", 60.0, sources=True)
+    p50 = grid_codes.profile("IEEE1547-2018-CatII", 50.0, sources=True)
     assert p60["trip"]["of2"]["threshold_hz"][0] == 62.0
     assert abs(p50["trip"]["of2"]["threshold_hz"][0] - 62.0 * 50.0 / 60.0) < 1e-9
     assert abs(p50["f_continuous"]["low_hz"][0] - 49.0) < 1e-9  # 58.8 Hz at 60 Hz
@@ -98,6 +104,8 @@ def test_ieee_values_spot_check():
     assert [c2[k]["clearing_time_s"][0] for k in ("ov2", "ov1", "uv1", "uv2")] == [0.16, 2.0, 10.0, 0.16]
     c3 = grid_codes.profile("IEEE1547-2018-CatIII", 60.0)["trip"]
     assert [c3[k]["threshold_pu"][0] for k in ("ov2", "ov1", "uv1", "uv2")] == [1.20, 1.10, 0.88, 0.50]
+    assert c3["uv1"]["threshold_pu"][1] is None  # the firmware's copy carries no sources
+    c3 = grid_codes.profile("IEEE1547-2018-CatIII", 60.0, sources=True)["trip"]
     assert [c3[k]["clearing_time_s"][0] for k in ("ov2", "ov1", "uv1", "uv2")] == [0.16, 13.0, 21.0, 2.0]
     assert [c3[k]["threshold_hz"][0] for k in ("of2", "of1", "uf1", "uf2")] == [62.0, 61.2, 58.5, 56.5]
     assert "Table 13" in c3["uv1"]["threshold_pu"][1]
@@ -105,8 +113,42 @@ def test_ieee_values_spot_check():
 
 def test_profiles_have_no_ride_through_conflicts():
     # IEEE 1547-2018 clause 6: no trip stage may clear faster than the ride-through it covers
-    for name, f, p in _all():
-        assert conflicts(p) == [], (name, f, conflicts(p))
+    for sources in (True, False):
+        for name, f, p in _all(sources):
+            assert conflicts(p) == [], (name, f, conflicts(p))
+
+
+def _shape(node):
+    """The tree with every (value, source) pair replaced by its value."""
+    if isinstance(node, tuple):
+        return node[0]
+    if isinstance(node, dict):
+        return {k: _shape(node[k]) for k in node}
+    if isinstance(node, list):
+        return [_shape(x) for x in node]
+    return node
+
+
+def test_firmware_profiles_are_the_sourced_numbers_without_sources():
+    # the generated modules (tools/gen_grid_codes.py) against their source of truth,
+    # after the frequency conversion too: same tree, same numbers (bit for bit), no sources
+    for name, f, sourced in _all(True):
+        fw = grid_codes.profile(name, f)
+        assert _shape(fw) == _shape(sourced), (name, f)
+        a, b = grid_codes.numbers(fw), grid_codes.numbers(sourced)
+        assert sorted(x[0] for x in a) == sorted(x[0] for x in b), (name, f)
+        want = {path: v for path, v, _ in b}
+        for path, v, src in a:
+            assert src is None, (name, path)
+            assert type(v) is type(want[path]) and v == want[path], (name, f, path)
+
+
+def test_only_the_selected_profile_stays_loaded():
+    full = [grid_codes.PROFILES + "." + grid_codes.module_name(n) for n in grid_codes.NAMES]
+    p = grid_codes.profile("IEEE1547-2018-CatIII", 50.0)
+    assert p["name"] == "IEEE1547-2018-CatIII"
+    for m in full:
+        assert m not in sys.modules, m  # built, then dropped again
 
 
 def test_conflict_check_finds_a_bad_setting():
@@ -123,8 +165,8 @@ def test_conflict_check_finds_a_bad_setting():
 
 
 def test_danish_profile_sources_or_labelled_fallback():
-    p = grid_codes.profile("DK-EN50549-1", 50.0)
-    en = grid_codes.profile("EN50549-1", 50.0)
+    p = grid_codes.profile("DK-EN50549-1", 50.0, sources=True)
+    en = grid_codes.profile("EN50549-1", 50.0, sources=True)
     # no public Danish protection settings: the EN values stand in, and every source says so
     for k in grid_codes.STAGE_KEYS:
         if isinstance(en["trip"][k], dict):
@@ -141,7 +183,10 @@ def test_danish_profile_sources_or_labelled_fallback():
 
 
 def test_profiles_are_fresh_copies():
-    a = grid_codes.profile("EN50549-1", 50.0)
-    a["trip"]["uv1"]["threshold_pu"] = (0.5, "changed")
-    b = grid_codes.profile("EN50549-1", 50.0)
-    assert b["trip"]["uv1"]["threshold_pu"][0] == 0.85
+    for sources in (False, True):
+        a = grid_codes.profile("EN50549-1", 50.0, sources=sources)
+        a["trip"]["uv1"]["threshold_pu"] = (0.5, "changed")
+        a["v_ride_through"].append("changed")
+        b = grid_codes.profile("EN50549-1", 50.0, sources=sources)
+        assert b["trip"]["uv1"]["threshold_pu"][0] == 0.85
+        assert "changed" not in b["v_ride_through"]

@@ -563,7 +563,9 @@ def test_trip_reasons_map_to_families():
 
     for code in ip.REASON_NAMES:
         assert code in dtc.TRIP_DTC, code
-    for code in events.TRIP_NAMES:
+    from controller.event_names import TRIP_NAMES
+
+    for code in TRIP_NAMES:
         assert code in dtc.TRIP_DTC, code
     assert dtc.TRIP_DTC[ip.UNDERVOLTAGE_1] == dtc.TRIP_DTC[ip.UNDERVOLTAGE_2] == dtc.TRIP_UNDERVOLTAGE
     assert dtc.TRIP_DTC[ip.OVERVOLTAGE_10MIN] == dtc.TRIP_OVERVOLTAGE
