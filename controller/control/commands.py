@@ -18,9 +18,14 @@ from controller.bus import candb
 from controller.bus.e2e import E2ESender
 
 
+# the signals whose values the loop computes: fit() holds them to their DBC range
+FITTED = ("PSetpoint", "QSetpoint", "IacMax", "IdcChargeMax", "IdcDischargeMax", "VoltageSetpoint",
+          "FrequencySetpoint", "PTarget")
+
+
 class Frame:
     """One transmitted message: its signal dict, frame buffer, E2E sender and the DBC
-    range of each signal (name -> (minimum, maximum))."""
+    range of each signal the loop computes (name -> (minimum, maximum))."""
 
     __slots__ = ("msg", "sig", "buf", "e2e", "range", "dirty")
 
@@ -30,7 +35,8 @@ class Frame:
         self.range = {}
         for s in msg.signals:
             self.sig[s[0]] = 0
-            self.range[s[0]] = (s[1], s[2])
+            if s[0] in FITTED:
+                self.range[s[0]] = (s[1], s[2])
         self.buf = bytearray(msg.length)
         self.e2e = E2ESender(msg) if msg.e2e_data_id else None
         self.dirty = True  # the buffer does not hold the signals yet

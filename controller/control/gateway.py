@@ -31,7 +31,6 @@ from controller import events
 from controller.bus import candb
 from controller.bus.inputs import Input
 from controller.clock import ticks_add, ticks_diff
-from controller.config import timeout_ms
 from controller.control import inverter_monitor, limits, supervision
 from controller.control.backup import GRID as BK_GRID, Backup
 from controller.control.commands import Commands
@@ -101,6 +100,8 @@ class Gateway:
         self._inverter_stale = True
 
         # inputs, and the dispatch table of received frames
+        from controller.config import timeout_ms  # here, not at module level: main can drop config after start
+
         M = candb.BY_NAME
         tm, ti, tr, te = (timeout_ms(cfg, "meter"), timeout_ms(cfg, "inverter"),
                           timeout_ms(cfg, "relay"), timeout_ms(cfg, "ev"))

@@ -174,12 +174,12 @@ class _Side:
 class InterfaceProtection:
     """The protection stages of one grid-code profile with ride-through arbitration."""
 
-    __slots__ = ("profile", "v_stages", "f_stages", "ov_10min", "rocof_stage", "_rocof_avg", "_rocof_n", "vector_shift",
+    __slots__ = ("v_stages", "f_stages", "ov_10min", "rocof_stage", "_rocof_avg", "_rocof_n", "vector_shift",
                  "rocof_immunity_hz_s", "phase_jump_immunity_deg", "_v", "_f", "_last", "_rem_us",
                  "ride_through", "must_trip", "reason", "island_method", "frequency_valid", "rocof_hz_s")
 
     def __init__(self, profile, meter_period_s=0.01):
-        self.profile = profile
+        # the profile is read here and not kept: its dicts would hold RAM for nothing
         trip = profile["trip"]
         vs, fs = [], []
         for key in grid_codes.STAGE_KEYS:
