@@ -35,8 +35,12 @@ class LoopStats:
         self.hist[i] += 1
 
 
-def run(gw, port, clock, duration_us=None, should_stop=None):
-    """Run the gateway until duration_us elapsed or should_stop() is true. Returns LoopStats."""
+def run(gw, port, clock, duration_us=None, should_stop=None, services=()):
+    """Run the gateway until duration_us elapsed or should_stop() is true. Returns LoopStats.
+
+    services: objects polled every iteration, service.poll(now) -> the ms it may wait until
+    its next poll (e.g. the EV link, controller/iso15118/service.py); the loop sleeps no
+    longer than that."""
     stats = LoopStats()
     period = gw.period_us
     start = clock.ticks_us()
@@ -49,6 +53,11 @@ def run(gw, port, clock, duration_us=None, should_stop=None):
     while True:
         now = clock.ticks_us()
         gw.poll(now)
+        cap = 5.0
+        for s in services:
+            w = s.poll(now)
+            if w < cap:
+                cap = w
         late = ticks_diff(now, next_tick)
         if late >= 0:
             gw.tick(now)
@@ -69,5 +78,5 @@ def run(gw, port, clock, duration_us=None, should_stop=None):
         # every other thread of the process (the sender of the very frame we wait for, or
         # the plant of a real-time HIL run).
         wait_ms = -late / 1000.0
-        port.wait(wait_ms if wait_ms < 5.0 else 5.0)
+        port.wait(wait_ms if wait_ms < cap else cap)
     return stats
