@@ -221,3 +221,20 @@ def test_no_power_before_power_delivery_and_a_new_session_forgets_the_last_ev():
         evse.ev_target({"present_voltage": 400.0, "max_discharge_power": 11000})
         _period(site, gw, clock)
     assert gw.ev_status.values["SocValid"] == 0 and gw.p_cmd == 0.0 and gw.limiting == limits.MIN_SOC
+
+
+def test_evcc_frames_on_the_bus_are_not_mixed_into_the_ev_input():
+    # the EV speaks ISO 15118-20 to this gateway: EVCC frames from the bus (a bridge left
+    # connected, a simulated site, a rogue node) cannot add limits or a state of charge
+    site, gw, clock, evse, secc = _setup("v2g", -5.0)
+    evse.output("Discharge")
+    for _ in range(5):
+        site.send_all(ev=True)  # the bus EV announces 11 kW, SoC 80 %, minimum 20 %
+        evse.ev_target({"present_voltage": 400.0, "max_discharge_power": 3000})  # this EV: no SoC yet
+        gw.poll(clock.t)
+        gw.tick(clock.t)
+        site.commands()
+        clock.t += 10000
+    assert evse.bus_dropped == 10 and gw.refused_total == 0
+    assert gw.ev_limits.values["MaxDischargePower"] == 3000 and gw.ev_status.values["SocValid"] == 0
+    assert gw.p_cmd == 0.0 and gw.limiting == limits.MIN_SOC

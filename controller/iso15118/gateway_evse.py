@@ -21,7 +21,7 @@ from controller.control.commands import Frame
 
 class GatewayEvse:
     __slots__ = ("gw", "clock", "lim", "voltage", "channel", "lost", "isolation_state", "auth_state",
-                 "ev", "st", "tx_lim", "tx_st", "soc_at", "min_soc_at", "max_age_us")
+                 "ev", "st", "tx_lim", "tx_st", "soc_at", "min_soc_at", "max_age_us", "ev_ids", "bus_dropped")
 
     def __init__(self, gw, ticks_us, max_voltage=500, min_voltage=150, nominal_voltage=400):
         self.gw = gw
@@ -40,6 +40,10 @@ class GatewayEvse:
         self.tx_lim = Frame(candb.BY_NAME["EVCC_Limits"])
         self.tx_st = Frame(candb.BY_NAME["EVCC_Status"])
         self.new_session()
+        # the EV input has one source, this session: EVCC frames on the bus are dropped
+        self.ev_ids = (self.tx_lim.msg.frame_id, self.tx_st.msg.frame_id)
+        self.bus_dropped = 0
+        gw.taps.append(self)
 
     def new_session(self):
         """An EV connected (Secc.connection_made): nothing announced before counts. The
@@ -53,6 +57,23 @@ class GatewayEvse:
                    "AliveCounter": 0, "Crc": 0}
         self.soc_at = 0
         self.min_soc_at = 0
+
+    # -- the gateway's bus (a tap, like diagnostics) ------------------------------------
+    def rx_ids(self):
+        return []
+
+    def on_port_frame(self, frame, now):
+        """An EVCC_Limits / EVCC_Status frame from the bus is not this EV's (a CAN EVCC
+        bridge left on the bus, a simulated site, a rogue node): dropped and counted
+        (bus_dropped, and the gateway's `ignored`), never mixed into the EV input."""
+        if not frame[1] and frame[0] in self.ev_ids:
+            self.bus_dropped += 1
+            self.gw.ignored += 1
+            return True
+        return False
+
+    def poll(self, now):
+        pass
 
     # -- what the SECC reads -------------------------------------------------------
     def limits(self):
