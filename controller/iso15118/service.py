@@ -499,19 +499,33 @@ class SeccService:
                    self.loop_answer_max_us / 1000.0, self.gap_max_us / 1000.0))
 
 
+def option_problem(tls_cert=None, tls_key=None, tls_ca=None, no_tls=False):
+    """What is wrong with these TLS options, in one line, or None: checked before anything
+    is opened. TLS needs a certificate and key, and a platform that can pin TLS 1.3."""
+    if no_tls:
+        if tls_cert or tls_key or tls_ca:
+            return "--no-tls and --tls-cert/--tls-key/--tls-ca exclude each other"
+        return None
+    if not (tls_cert and tls_key):
+        return "ISO 15118-20 needs TLS: give --tls-cert and --tls-key (or --no-tls on a test rig)"
+    from controller.iso15118 import tls
+
+    return tls.tls13_missing()
+
+
 def start(gw, iface, ticks_us, tls_cert=None, tls_key=None, tls_ca=None, no_tls=False, require_client_cert=False,
-          log=None, config=None, codec=None):
+          log=None, config=None, codec=None, **service_kw):
     """The product's EV link on iface, fed into gw (v2xgw run --secc-iface, controller.main):
     a SeccService around Secc(GatewayEvse(gw)), opened. TLS 1.3 with tls_cert/tls_key
     (tls_ca: optional client certificates), plain TCP only with no_tls. ValueError for
     options that do not fit (one line, also when this platform cannot do TLS 1.3: never
-    a fallback to TLS 1.2), OSError for the network or the files."""
-    if no_tls and (tls_cert or tls_key or tls_ca):
-        raise ValueError("--no-tls and --tls-cert/--tls-key/--tls-ca exclude each other")
+    a fallback to TLS 1.2), OSError for the network or the files. service_kw: more
+    SeccService arguments (addr16, sdp_port, on_end...)."""
+    why = option_problem(tls_cert, tls_key, tls_ca, no_tls)
+    if why is not None:
+        raise ValueError(why)
     ctx = None
     if not no_tls:
-        if not (tls_cert and tls_key):
-            raise ValueError("ISO 15118-20 needs TLS: give --tls-cert and --tls-key (or --no-tls on a test rig)")
         from controller.iso15118 import tls
 
         ctx = tls.server_context(tls_cert, tls_key, tls_ca, require_client_cert)
@@ -523,5 +537,6 @@ def start(gw, iface, ticks_us, tls_cert=None, tls_key=None, tls_ca=None, no_tls=
     cfg = {"energy": "DC", "control_mode": "Dynamic"}  # the gateway decides the power: offer Dynamic first
     if config:
         cfg.update(config)
-    svc = SeccService(Secc(GatewayEvse(gw, ticks_us), cfg), codec, iface, tls_ctx=ctx, log=log, ticks_us=ticks_us)
+    svc = SeccService(Secc(GatewayEvse(gw, ticks_us), cfg), codec, iface, tls_ctx=ctx, log=log, ticks_us=ticks_us,
+                      **service_kw)
     return svc.open()
