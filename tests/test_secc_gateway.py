@@ -186,6 +186,22 @@ def test_out_of_range_values_in_a_charge_loop_message_are_refused():
     assert gw.ev_status.values["Soc"] == 100.0
 
 
+def test_minimum_soc_from_schedule_exchange_holds_for_the_session():
+    # Josev's EV announces MinimumSOC in Dynamic_SEReqControlMode, not in DisplayParameters
+    site, gw, clock, evse, secc = _setup("v2g", -5.0)
+    evse.ev_limits({"max_charge_power": 11000, "max_discharge_power": 11000})
+    evse.ev_limits({"departure_time": 7200, "min_soc": 30, "target_soc": 80})
+    evse.output("Discharge")
+    for _ in range(60):
+        evse.ev_target({"present_voltage": 400.0, "soc": 60})
+        _period(site, gw, clock)
+    assert gw.ev_limits.values["MinSoc"] == 30.0 and gw.p_cmd == -5000.0
+    for _ in range(3):
+        evse.ev_target({"present_voltage": 400.0, "soc": 30})  # at the minimum: no more discharge
+        _period(site, gw, clock)
+    assert gw.p_cmd == 0.0 and gw.limiting == limits.MIN_SOC
+
+
 def test_a_state_of_charge_not_announced_again_expires_and_stops_discharge():
     site, gw, clock, evse, secc = _setup("v2g", -5.0)
     evse.output("Discharge")
@@ -197,9 +213,10 @@ def test_a_state_of_charge_not_announced_again_expires_and_stops_discharge():
     for _ in range(60):  # 600 ms of loop messages without DisplayParameters: the EV input stays fresh
         evse.ev_target({"present_voltage": 400.0})
         _period(site, gw, clock)
-    assert not gw.safe and gw.ev_status.values["SocValid"] == 0 and gw.ev_limits.values["MinSocValid"] == 0
+    # the minimum is a limit and holds for the session; the measurement has expired
+    assert not gw.safe and gw.ev_status.values["SocValid"] == 0 and gw.ev_limits.values["MinSocValid"] == 1
     assert gw.p_cmd == 0.0 and gw.limiting == limits.MIN_SOC
-    evse.ev_target({"present_voltage": 400.0, "soc": 60, "min_soc": 20})  # announced again
+    evse.ev_target({"present_voltage": 400.0, "soc": 60})  # announced again
     _period(site, gw, clock)
     assert gw.p_cmd == -5000.0
 

@@ -182,18 +182,30 @@ def cmd_run(args):
         except (ValueError, OSError) as e:
             port.close()
             return _fail(f"--secc-iface {args.secc_iface}: {e}")
+    # SIGTERM (a supervisor) or Ctrl-C end the run like --duration: the EV's session is
+    # closed (its power to zero) and the closing lines are printed
+    import signal
+
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.append(sig))
+    # as controller.main: a lost socketcand connection ends the run (exit 1) instead of spinning
+    lost = lambda: getattr(port, "connected", True) is False  # noqa: E731
+    was_lost = False
     try:
         stats = run(gw, port, clock, duration_us=int(args.duration * 1e6) if args.duration else None,
-                    services=services)
+                    should_stop=lambda: bool(stop) or lost(), services=services)
+        was_lost = lost()  # before close(), which disconnects too
         print(f"ticks {stats.ticks} late_max_us {stats.late_max} overruns {stats.overruns} refused {gw.refused_total}"
-              f" filtered {port.rx_filtered}")
-    except KeyboardInterrupt:
-        pass
+              f" filtered {port.rx_filtered}", flush=True)
     finally:
         for s in services:
             s.close()
             print(s.stats(), flush=True)
         port.close()
+    if was_lost:
+        print("error: bus connection lost", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -21,7 +21,7 @@ from controller.control.commands import Frame
 
 class GatewayEvse:
     __slots__ = ("gw", "clock", "lim", "voltage", "channel", "lost", "isolation_state", "auth_state",
-                 "ev", "st", "tx_lim", "tx_st", "soc_at", "min_soc_at", "max_age_us", "ev_ids", "bus_dropped")
+                 "ev", "st", "tx_lim", "tx_st", "soc_at", "max_age_us", "ev_ids", "bus_dropped")
 
     def __init__(self, gw, ticks_us, max_voltage=500, min_voltage=150, nominal_voltage=400):
         self.gw = gw
@@ -34,8 +34,8 @@ class GatewayEvse:
         self.lost = []
         self.isolation_state = "ok"
         self.auth_state = "ok"
-        # a state of charge or minimum is known for as long as a frame carrying it would be
-        # fresh: the EV must announce it again within the EV input timeout
+        # a state of charge is known for as long as a frame carrying it would be fresh:
+        # the EV must announce it again within the EV input timeout
         self.max_age_us = gw.ev_status.timeout_us
         self.tx_lim = Frame(candb.BY_NAME["EVCC_Limits"])
         self.tx_st = Frame(candb.BY_NAME["EVCC_Status"])
@@ -56,7 +56,6 @@ class GatewayEvse:
         self.st = {"Soc": 0.0, "SocValid": 0, "BatteryCapacity": 0.0, "BatteryVoltage": 0.0,
                    "AliveCounter": 0, "Crc": 0}
         self.soc_at = 0
-        self.min_soc_at = 0
 
     # -- the gateway's bus (a tap, like diagnostics) ------------------------------------
     def rx_ids(self):
@@ -109,8 +108,11 @@ class GatewayEvse:
         length, end-to-end, range and timeout checks, the same fast path.
 
         - A value the EV has not announced restricts: no discharge without a known state
-          of charge and minimum (SocValid / MinSocValid 0). One announced longer ago than
-          the EV input timeout is no longer known either.
+          of charge and minimum (SocValid / MinSocValid 0). The state of charge is a
+          measurement: announced longer ago than the EV input timeout, it is no longer
+          known. The minimum is a limit, like the maximum powers: it holds for the
+          session (from ScheduleExchangeReq in Dynamic mode or DisplayParameters) until
+          the EV announces another.
         - A frame the gateway refuses (a value out of its range) is counted like a bad
           frame and changes nothing here either: the values it carried are not kept, so
           the last good ones go on until the EV announces new ones (or they expire)."""
@@ -124,8 +126,6 @@ class GatewayEvse:
         if min_soc is not None:
             ev["MinSoc"] = float(min_soc)
             ev["MinSocValid"] = 1
-        elif ev["MinSocValid"] and ticks_diff(now, self.min_soc_at) > self.max_age_us:
-            ev["MinSocValid"] = 0
         if soc is not None:
             st["Soc"] = float(soc)
             st["SocValid"] = 1
@@ -137,8 +137,6 @@ class GatewayEvse:
             st["BatteryVoltage"] = float(voltage)
         if self._send(self.tx_lim, ev, now):
             self.ev = ev
-            if min_soc is not None:
-                self.min_soc_at = now
         if self._send(self.tx_st, st, now):
             self.st = st
             self.voltage = st["BatteryVoltage"]
@@ -161,7 +159,7 @@ class GatewayEvse:
         return gw.refused_total == before
 
     def ev_limits(self, d):
-        self._ev_input(d.get("max_charge_power"), d.get("max_discharge_power"), d.get("soc"))
+        self._ev_input(d.get("max_charge_power"), d.get("max_discharge_power"), d.get("soc"), d.get("min_soc"))
 
     def ev_target(self, d):
         v = None

@@ -182,6 +182,11 @@ class SeccService:
         import socket
 
         self._socket = socket
+        preload = getattr(self.codec, "preload", None)
+        if preload is not None:  # the codec's tables now, not in the control loop at the EV's first message
+            from controller.iso15118.v2gtp import NS_COMMON, NS_SAP
+
+            preload((NS_SAP, NS_COMMON, self.secc.energy_ns))
         if self.addr16 is None:
             self.addr16 = link_local(self.iface)
         host = socket.inet_ntop(socket.AF_INET6, self.addr16)
@@ -430,7 +435,8 @@ class SeccService:
             return IDLE_MS
         s.handshake = False
         s.tls = tls.describe(s.sock)
-        self.log("SECC: TLS: %(version)s %(cipher)s" % s.tls)
+        cn = (s.tls.get("peer_cert_subject") or {}).get("commonName")
+        self.log("SECC: TLS: %s %s%s" % (s.tls["version"], s.tls["cipher"], ", EV certificate " + cn if cn else ""))
         self._begin(s, now)
         return 0  # the first request may already be buffered in the TLS layer
 
