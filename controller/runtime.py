@@ -51,13 +51,13 @@ def run(gw, port, clock, duration_us=None, should_stop=None, services=()):
     if duration_us is not None:
         dur_s, dur_us = split_us(duration_us)
     while True:
-        now = clock.ticks_us()
-        gw.poll(now)
         cap = 5.0
         for s in services:
-            w = s.poll(now)
+            w = s.poll(clock.ticks_us())
             if w < cap:
                 cap = w
+        now = clock.ticks_us()  # after the services: the tick's time stays true however long they took
+        gw.poll(now)
         late = ticks_diff(now, next_tick)
         if late >= 0:
             gw.tick(now)

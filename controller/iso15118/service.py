@@ -165,6 +165,7 @@ class SeccService:
         self._socket = None
         self._poller = None
         self._ipoll = None
+        self._pollin = 1
         self._roles = {}
         self._last_poll = None
         self.counters = {"sessions": 0, "refused": 0, "taken_over": 0, "tls_failed": 0, "errors": 0}
@@ -227,6 +228,7 @@ class SeccService:
 
             self._poller = select.poll()
             self._ipoll = getattr(self._poller, "ipoll", None)  # MicroPython: no allocation per call
+            self._pollin = select.POLLIN
         except (ImportError, AttributeError):
             self._poller = None
         self._register(self.sdp.sock, _R_SDP)
@@ -250,7 +252,7 @@ class SeccService:
     def _register(self, sock, role):
         if self._poller is None:
             return
-        self._poller.register(sock, 1)  # POLLIN (1 on Linux, CPython and MicroPython alike)
+        self._poller.register(sock, self._pollin)
         self._roles[sock] = role
         try:
             self._roles[sock.fileno()] = role  # CPython's poll() returns descriptors
@@ -346,7 +348,13 @@ class SeccService:
         if self.tls_ctx is not None:
             from controller.iso15118 import tls
 
-            s.sock = tls.wrap_server_nonblocking(sock, self.tls_ctx)
+            try:
+                s.sock = tls.wrap_server_nonblocking(sock, self.tls_ctx)
+            except OSError as e:
+                _close(sock)
+                self.counters["tls_failed"] += 1
+                self.log("SECC: TLS with %s failed: %s" % (peer, e))
+                return
             s.handshake = True
             s.deadline = ticks_add(now, HANDSHAKE_US)
         else:
@@ -543,6 +551,10 @@ def start(gw, iface, ticks_us, tls_cert=None, tls_key=None, tls_ca=None, no_tls=
     cfg = {"energy": "DC", "control_mode": "Dynamic"}  # the gateway decides the power: offer Dynamic first
     if config:
         cfg.update(config)
-    svc = SeccService(Secc(GatewayEvse(gw, ticks_us), cfg), codec, iface, tls_ctx=ctx, log=log, ticks_us=ticks_us,
-                      **service_kw)
-    return svc.open()
+    evse = GatewayEvse(gw, ticks_us)
+    svc = SeccService(Secc(evse, cfg), codec, iface, tls_ctx=ctx, log=log, ticks_us=ticks_us, **service_kw)
+    try:
+        return svc.open()
+    except BaseException:
+        gw.taps.remove(evse)  # no EV link after all: the bus's EVCC frames are the EV input again
+        raise
