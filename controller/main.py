@@ -11,6 +11,8 @@ Options (no argparse on MicroPython):
   --data DIR                where the fault memory, boot record and update slots live
                             (files; default: the current folder)
   --serial S                serial number reported as 0xF18C
+  --secc-iface IFACE        serve ISO 15118-20 EVs on IFACE in this process (where the platform
+                            has sockets): with --tls-cert F --tls-key F [--tls-ca F], or --no-tls
 Exit status 2 for an invalid configuration or option, naming the key; 3 when a UDS
 ECUReset asked for a restart on a platform that cannot restart itself (Linux: let the
 supervisor start it again, which boots the newly flashed slot).
@@ -59,12 +61,20 @@ def _forget(name):
         del g[k]
 
 
+FLAGS = ("no-tls",)
+
+
 def parse(argv):
     opts = {"config": None, "interface": "socketcand", "channel": None, "host": "127.0.0.1",
-            "port": "29536", "duration": None, "secret": None, "data": ".", "serial": "unset"}
+            "port": "29536", "duration": None, "secret": None, "data": ".", "serial": "unset",
+            "secc-iface": None, "tls-cert": None, "tls-key": None, "tls-ca": None, "no-tls": False}
     i = 0
     while i < len(argv):
         a = argv[i]
+        if a[2:] in FLAGS and a.startswith("--"):
+            opts[a[2:]] = True
+            i += 1
+            continue
         if not a.startswith("--") or a[2:] not in opts or i + 1 >= len(argv):
             raise config.ConfigError(a, "unknown option or missing value")
         opts[a[2:]] = argv[i + 1]
@@ -113,6 +123,12 @@ def main(argv):
                 spec["port"] = int(opts["port"])
             except ValueError:
                 raise config.ConfigError("--port", "must be a whole number")
+        if opts["secc-iface"]:
+            from controller.iso15118 import service
+
+            why = service.option_problem(opts["tls-cert"], opts["tls-key"], opts["tls-ca"], opts["no-tls"])
+            if why:
+                raise config.ConfigError("--secc-iface", why)
         dur = None
         if opts["duration"] is not None:
             try:
@@ -135,16 +151,31 @@ def main(argv):
     # receive only the frames the controller reads: on a busy bus the others would cost
     # a parse each (a board's CAN controller drops them in hardware where it can)
     gw.apply_acceptance_filter()
-    _forget("controller.config")
+    services = []
+    if opts["secc-iface"]:
+        try:  # the EV link, polled by the control loop
+            from controller.iso15118 import service
+
+            services.append(service.start(gw, opts["secc-iface"], clock.ticks_us, opts["tls-cert"], opts["tls-key"],
+                                          opts["tls-ca"], opts["no-tls"]))
+        except (ImportError, ValueError, OSError) as e:
+            print("error: --secc-iface:", e, file=sys.stderr)
+            return 2
     # a lost socketcand connection ends the run (exit 1) instead of spinning on a dead
     # socket: the supervisor restarts the controller, which reconnects
     lost = lambda: getattr(port, "connected", True) is False  # noqa: E731
+    _forget("controller.config")
     hk = Housekeeping(cfg["control"]["watchdog_ms"], cfg["control"]["gc_every_bytes"], clock.ticks_us, HEAP_IMPORT)
-    stats = run(gw, port, clock, duration_us=dur, should_stop=lambda: len(reset) > 0 or lost(), housekeeping=hk)
+    stats = run(gw, port, clock, duration_us=dur, should_stop=lambda: len(reset) > 0 or lost(), services=services,
+                housekeeping=hk)
+    was_lost = lost()  # asked before close(): a closed port reports itself disconnected
+    for s in services:
+        s.close()
+        print(s.stats())
     print("ticks %d late_max_us %d overruns %d refused %d filtered %d %s"
           % (stats.ticks, stats.late_max, stats.overruns, gw.refused_total, port.rx_filtered, hk.line()))
     port.close()
-    if lost():
+    if was_lost:
         print("error: bus connection lost", file=sys.stderr)
         return 1
     if reset:

@@ -35,10 +35,13 @@ class LoopStats:
         self.hist[i] += 1
 
 
-def run(gw, port, clock, duration_us=None, should_stop=None, housekeeping=None):
+def run(gw, port, clock, duration_us=None, should_stop=None, services=(), housekeeping=None):
     """Run the gateway until duration_us elapsed or should_stop() is true. Returns LoopStats.
-    housekeeping (controller/housekeeping.py): fed after every tick, so the watchdog and
-    the garbage collection happen at that one point of the period."""
+
+    services: objects polled every iteration, service.poll(now) -> the ms it may wait until
+    its next poll (e.g. the EV link, controller/iso15118/service.py); the loop sleeps no
+    longer than that. housekeeping (controller/housekeeping.py): fed after every tick, so
+    the watchdog and the garbage collection happen at that one point of the period."""
     stats = LoopStats()
     period = gw.period_us
     start = clock.ticks_us()
@@ -49,7 +52,12 @@ def run(gw, port, clock, duration_us=None, should_stop=None, housekeeping=None):
     if duration_us is not None:
         dur_s, dur_us = split_us(duration_us)
     while True:
-        now = clock.ticks_us()
+        cap = 5.0
+        for s in services:
+            w = s.poll(clock.ticks_us())
+            if w < cap:
+                cap = w
+        now = clock.ticks_us()  # after the services: the tick's time stays true however long they took
         gw.poll(now)
         late = ticks_diff(now, next_tick)
         if late >= 0:
@@ -73,5 +81,5 @@ def run(gw, port, clock, duration_us=None, should_stop=None, housekeeping=None):
         # every other thread of the process (the sender of the very frame we wait for, or
         # the plant of a real-time HIL run).
         wait_ms = -late / 1000.0
-        port.wait(wait_ms if wait_ms < 5.0 else 5.0)
+        port.wait(wait_ms if wait_ms < cap else cap)
     return stats

@@ -1,5 +1,5 @@
 """ISO 15118-20 over TLS 1.3 (CPython): the test PKI (tools/pki.py), the contexts in
-hil/tls.py, and a whole DC_BPT session of the EV simulator against the SECC's
+controller/iso15118/tls.py, and a whole DC_BPT session of the EV simulator against the SECC's
 unchanged serve_connection running on an ssl.SSLSocket, with the EXI codec. Negative
 cases: an EV trusting another root, a TLS 1.2-only EV, mutual TLS."""
 import socket
@@ -10,7 +10,7 @@ import pytest
 
 from controller.clock import RealClock
 from controller.iso15118.secc import BasicEvse, Connection, Secc, serve_connection
-from hil import tls
+from controller.iso15118 import tls
 from hil.evcc import Evcc, TcpExchange
 from controller.iso15118 import exi
 from tools.pki import make_test_pki
@@ -22,7 +22,7 @@ def pki(tmp_path_factory):
 
 
 class TlsServer:
-    """127.0.0.1 listener: TLS 1.3 handshake (hil.tls.wrap_server_socket), then the
+    """127.0.0.1 listener: TLS 1.3 handshake (tls.wrap_server_socket), then the
     SECC's serve_connection on the SSLSocket; one connection at a time, until closed."""
 
     def __init__(self, ctx, codec=None):

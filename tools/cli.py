@@ -158,20 +158,54 @@ def cmd_run(args):
         cfg = config.load(args.config) if args.config else config.defaults()
     except config.ConfigError as e:
         return _fail(str(e))
+    if args.secc_iface:
+        from controller.iso15118 import service
+
+        why = service.option_problem(args.tls_cert, args.tls_key, args.tls_ca, args.no_tls)
+        if why:
+            return _fail(f"--secc-iface: {why}")
     spec = {"interface": args.interface, "channel": args.channel}
     if args.interface == "socketcand":
         spec.update(host=args.host, port=args.port)
     port = open_port(spec)
     gw = Gateway(cfg, port)
     gw.apply_acceptance_filter()
+    clock = RealClock()
+    services = []
+    if args.secc_iface:
+        # the EV link in this process, polled by the control loop (controller/iso15118/service.py)
+        from controller.iso15118 import service
+
+        try:
+            services.append(service.start(gw, args.secc_iface, clock.ticks_us, args.tls_cert, args.tls_key,
+                                          args.tls_ca, args.no_tls, log=lambda line: print(line, flush=True)))
+        except (ValueError, OSError) as e:
+            port.close()
+            return _fail(f"--secc-iface {args.secc_iface}: {e}")
+    # SIGTERM (a supervisor) or Ctrl-C end the run like --duration: the EV's session is
+    # closed (its power to zero) and the closing lines are printed
+    import signal
+
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.append(sig))
+    # as controller.main: a lost socketcand connection ends the run (exit 1) instead of spinning
+    lost = lambda: getattr(port, "connected", True) is False  # noqa: E731
+    was_lost = False
     try:
-        stats = run(gw, port, RealClock(), duration_us=int(args.duration * 1e6) if args.duration else None)
+        stats = run(gw, port, clock, duration_us=int(args.duration * 1e6) if args.duration else None,
+                    should_stop=lambda: bool(stop) or lost(), services=services)
+        was_lost = lost()  # before close(), which disconnects too
         print(f"ticks {stats.ticks} late_max_us {stats.late_max} overruns {stats.overruns} refused {gw.refused_total}"
-              f" filtered {port.rx_filtered}")
-    except KeyboardInterrupt:
-        pass
+              f" filtered {port.rx_filtered}", flush=True)
     finally:
+        for s in services:
+            s.close()
+            print(s.stats(), flush=True)
         port.close()
+    if was_lost:
+        print("error: bus connection lost", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -265,6 +299,12 @@ def build_parser():
         c.add_argument("--duration", type=float, help="stop after this many seconds")
         if name == "run":
             c.add_argument("--config", help="controller configuration (JSON, docs/configuration.md)")
+            c.add_argument("--secc-iface", metavar="IFACE",
+                           help="serve ISO 15118-20 EVs on this interface in the same process (SDP, V2GTP, SECC)")
+            c.add_argument("--tls-cert", help="with --secc-iface: SECC certificate chain PEM (leaf + sub-CAs)")
+            c.add_argument("--tls-key", help="with --secc-iface: SECC private key PEM")
+            c.add_argument("--tls-ca", help="with --secc-iface: roots for EV certificates (optional mutual TLS)")
+            c.add_argument("--no-tls", action="store_true", help="with --secc-iface: plain TCP (test rigs only)")
         else:
             c.add_argument("--count", type=int, help="stop after this many frames")
         c.set_defaults(func=fn)

@@ -1,170 +1,146 @@
-"""`v2xgw hil secc --iface IFACE [--no-tls]`: the gateway's SECC on a network interface.
+"""`v2xgw hil secc --iface IFACE [--no-tls]`: the product's SECC service on a network
+interface, for HIL rigs.
 
-Answers SDP on UDP 15118 (link-local multicast) with the interface's IPv6 link-local
-address and a TCP port, and serves ISO 15118-20 sessions with the project's EXI codec
-until stopped. The EVSE side is the SECC's reference EVSE (controller.iso15118.secc
-BasicEvse: fixed limits, an ideal converter); wiring it to the simulated site's
-inverter and the gateway's limit arbitration is the next step (docs/secc.md).
+The same SeccService as `v2xgw run --secc-iface` (controller/iso15118/service.py: SDP on
+UDP 15118 with the interface's IPv6 link-local address, V2GTP over TCP, the SECC state
+machine, one EV at a time), polled in this process without threads. Behind it:
+  - by default the SECC's reference EVSE (controller.iso15118.secc BasicEvse: fixed
+    limits, an ideal converter), which follows the EV or grants a discharge (--discharge);
+  - with --site SCENARIO, the gateway itself: the product's control loop
+    (controller.runtime.run with the service polled in it, GatewayEvse feeding the EV's
+    limits to the arbitration) on a virtual CAN bus with the simulated site, which runs
+    in real time beside it.
 TLS 1.3 with --tls-cert/--tls-key (a test PKI: python -m tools.pki DIR), optionally
 mutual TLS with --tls-ca; --no-tls for plain TCP (the SDP answer says which).
 """
 
-import socket
 import sys
 import threading
 import time
 
-
-def link_local(iface):
-    """The IPv6 link-local address of iface as 16 bytes, from /proc/net/if_inet6."""
-    with open("/proc/net/if_inet6") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 6 and parts[5] == iface and parts[0].startswith("fe80"):
-                return bytes.fromhex(parts[0])
-    raise OSError(f"no IPv6 link-local address on {iface}")
+from controller.iso15118.service import link_local  # noqa: F401  (kept for HIL scripts)
 
 
 def _recording_evse(**kw):
     from controller.iso15118.secc import BasicEvse
 
     class RecordingEvse(BasicEvse):
-        """BasicEvse that remembers the channels used and the extreme currents delivered."""
+        """BasicEvse that remembers, per session, the channels used and the extreme currents delivered."""
+
+        def new_session(self):
+            self.i_min = 0
+            self.i_max = 0
+            self.channels = set()
 
         def ev_target(self, d):
             BasicEvse.ev_target(self, d)
-            self.i_min = min(getattr(self, "i_min", 0), self.current)
-            self.i_max = max(getattr(self, "i_max", 0), self.current)
+            self.i_min = min(self.i_min, self.current)
+            self.i_max = max(self.i_max, self.current)
 
         def output(self, channel):
             BasicEvse.output(self, channel)
             if channel is not None:
-                self.channels = getattr(self, "channels", set()) | {channel}
+                self.channels = self.channels | {channel}
 
-    return RecordingEvse(**kw)
+    evse = RecordingEvse(**kw)
+    evse.new_session()
+    return evse
 
 
-def serve(iface, energy="DC", duration=None, log=print, stop=None, control_mode="Scheduled", discharge=False,
-          evse_factory=None, tls_ctx=None):
+def _log(line):
+    print(line, flush=True)
+
+
+def _secc_config(energy, control_mode, discharge):
+    # discharge: the scheduled offer is negative, and in Dynamic mode the EVSE grants a
+    # discharge power, so an EV that follows the charger discharges (V2G)
+    return {"energy": energy, "control_mode": control_mode, "offer": "discharge" if discharge else "charge"}
+
+
+def serve(iface, energy="DC", duration=None, log=_log, stop=None, control_mode="Scheduled", discharge=False,
+          tls_ctx=None):
+    """The SECC service on iface with the recording reference EVSE, polled in this thread
+    until duration (s) passed or stop is set. Returns the service (closed)."""
     from controller.clock import RealClock
-    from controller.iso15118 import exi, sdp
-    from controller.iso15118.secc import Connection, Secc, serve_connection
+    from controller.iso15118 import exi
+    from controller.iso15118.secc import Secc
+    from controller.iso15118.service import SeccService
 
-    addr16 = link_local(iface)
-    scope = socket.if_nametoindex(iface)
-    addr = socket.inet_ntop(socket.AF_INET6, addr16)
-    srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # the SECC's TCP port must lie in the dynamic range 49152-65535 (ISO 15118-2 [V2G2-064];
-    # EVCCs such as Josev's refuse an SDP answer with another port)
-    import random
+    evse = _recording_evse(grant_power=-5000 if discharge else None)
 
-    for _ in range(50):
-        try:
-            srv.bind((addr, random.randint(49152, 65535), 0, scope))
-            break
-        except OSError:
-            continue
-    else:
-        raise OSError("no free TCP port in 49152-65535")
-    srv.listen(2)
-    srv.settimeout(0.05)
-    tcp_port = srv.getsockname()[1]
-    resp = sdp.Responder(addr16, tcp_port, iface, tls_offered=tls_ctx is not None)
-    resp.open()
-    log(f"SECC on [{addr}%{iface}]:{tcp_port}, SDP on UDP 15118, {'TLS 1.3' if tls_ctx else 'no TLS'}", flush=True)
+    def current(summary):
+        return "current %g to %g A" % (evse.i_min, evse.i_max)
+
+    svc = SeccService(Secc(evse, _secc_config(energy, control_mode, discharge)), exi, iface, tls_ctx=tls_ctx,
+                      log=log, on_end=current)
+    svc.evse = evse
+    svc.open()
     clock = RealClock()
-    stop = stop or threading.Event()
     end = None if duration is None else time.monotonic() + duration
-    sessions = []
     try:
-        while not stop.is_set() and (end is None or time.monotonic() < end):
-            resp.poll()
-            try:
-                sock, peer = srv.accept()
-            except (socket.timeout, BlockingIOError):
-                continue
-            log(f"session from {peer[0]}", flush=True)
-            # discharge: the scheduled offer is negative, and in Dynamic mode the EVSE grants
-            # a discharge power, so an EV that follows the charger discharges (V2G)
-            evse = evse_factory() if evse_factory else _recording_evse(grant_power=-5000 if discharge else None)
-            cfg = {"energy": energy, "control_mode": control_mode, "offer": "discharge" if discharge else "charge"}
-            conn = Connection(Secc(evse, cfg), exi)  # the module is the codec: encode/decode(ns, ...)
-            def session(sock=sock, conn=conn, evse=evse):
-                if tls_ctx is not None:  # the handshake runs here, so a slow one never blocks accept()
-                    from hil import tls
-
-                    try:
-                        sock = tls.wrap_server_socket(sock, tls_ctx, timeout=5.0)
-                    except tls.TlsHandshakeError as e:
-                        log(str(e), flush=True)
-                        return
-                    log("TLS: %(version)s %(cipher)s" % tls.describe(sock), flush=True)
-                serve_connection(sock, conn, clock.ticks_us, stop.is_set)
-                log(summary(conn, evse), flush=True)
-
-            t = threading.Thread(target=session, daemon=True)
-            t.start()
-            sessions.append((t, conn, evse))
+        while not (stop is not None and stop.is_set()) and (end is None or time.monotonic() < end):
+            w = svc.poll(clock.ticks_us())
+            if w > 0:
+                svc.wait(w)
     finally:
-        stop.set()
-        for t, _, _ in sessions:
-            t.join(2.0)
-        resp.close()
-        srv.close()
-    return sessions
+        svc.close()
+        log(svc.stats())
+    return svc
 
 
-def summary(conn, evse):
-    st = conn.secc.st
-    control = {1: "Scheduled", 2: "Dynamic"}.get(st.get("control"), st.get("control"))
-    return (f"session ended: {conn.handled} messages, state {st.get('state')}, control {control}, "
-            f"channels {','.join(sorted(getattr(evse, 'channels', ()))) or '-'}, "
-            f"current {getattr(evse, 'i_min', 0):g} to {getattr(evse, 'i_max', 0):g} A")
-
-
-def _serve_with_site(args, tls_ctx=None):
-    """The SECC in front of the simulated site: the EV's ISO 15118-20 limits feed the
-    in-process controller (GatewayEvse), which runs the site in real time."""
+def _serve_with_site(args):
+    """The product's control loop with the SECC service polled in it, on a virtual CAN bus
+    with the simulated site (real time) beside it."""
     import can
 
+    from controller.bus.ports.pythoncan import PythonCanPort
     from controller.clock import RealClock
-    from controller.iso15118.gateway_evse import GatewayEvse
+    from controller.control.gateway import Gateway
+    from controller.iso15118 import service
+    from controller.runtime import run
     from hil import scenario
     from hil.runner import run_realtime
 
     sc = scenario.load(args.site)
     if args.duration is not None:
         sc["duration_s"] = args.duration
-    holder = {}
-    stop = threading.Event()
     channel = "hil-secc-site"
-    site = threading.Thread(target=lambda: holder.update(report=run_realtime(
-        sc, lambda: can.Bus(interface="virtual", channel=channel), with_controller=True, stop=stop,
-        setup_controller=lambda gw: holder.update(gw=gw), ev_on_can=False)[0]), daemon=True)
-    site.start()
-    while "gw" not in holder and site.is_alive():
-        time.sleep(0.01)
+    port = PythonCanPort(bus=can.Bus(interface="virtual", channel=channel))
+    gw = Gateway(scenario.controller_config(sc), port)
+    gw.apply_acceptance_filter()
     clock = RealClock()
     try:
-        serve(args.iface, args.energy, sc["duration_s"], control_mode=args.control_mode, stop=stop,
-              evse_factory=lambda: GatewayEvse(holder["gw"], clock.ticks_us), tls_ctx=tls_ctx)
+        svc = service.start(gw, args.iface, clock.ticks_us, args.tls_cert, args.tls_key, args.tls_ca, args.no_tls,
+                            args.tls_require_client_cert, log=_log,
+                            config=_secc_config(args.energy, args.control_mode, False))
+    except BaseException:
+        port.close()
+        raise
+    stop = threading.Event()
+    ctl = threading.Thread(target=run, args=(gw, port, clock), kwargs={"should_stop": stop.is_set, "services": [svc]},
+                           daemon=True)
+    ctl.start()
+    try:
+        report, _ = run_realtime(sc, lambda: can.Bus(interface="virtual", channel=channel), with_controller=False,
+                                 stop=stop, ev_on_can=False)
     finally:
         stop.set()
-        site.join(5.0)
-    rep = holder.get("report")
-    if rep:
-        print("site metrics: " + ", ".join(f"{k} {v}" for k, v in rep["metrics"].items()), flush=True)
+        ctl.join(5.0)
+        svc.close()
+        port.close()
+    _log(svc.stats())
+    _log("site metrics: " + ", ".join(f"{k} {v}" for k, v in report["metrics"].items()))
     return 0
 
 
 def _tls_context(args):
+    from controller.iso15118 import service, tls
+
+    why = service.option_problem(args.tls_cert, args.tls_key, args.tls_ca, args.no_tls)
+    if why is not None:
+        raise ValueError(why + "; a test PKI: python -m tools.pki DIR")
     if args.no_tls:
         return None
-    if not (args.tls_cert and args.tls_key):
-        raise ValueError("TLS needs --tls-cert and --tls-key (or --no-tls); a test PKI: python -m tools.pki DIR")
-    from hil import tls
-
     return tls.server_context(args.tls_cert, args.tls_key, args.tls_ca, args.tls_require_client_cert)
 
 
@@ -174,13 +150,9 @@ def cmd_hil_secc(args):
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.site:
-        try:
-            return _serve_with_site(args, tls_ctx)
-        except OSError as e:
-            print(f"error: --iface {args.iface}: {e}", file=sys.stderr)
-            return 2
     try:
+        if args.site:
+            return _serve_with_site(args)
         serve(args.iface, args.energy, args.duration, control_mode=args.control_mode, discharge=args.discharge,
               tls_ctx=tls_ctx)
     except OSError as e:
@@ -205,6 +177,7 @@ def add_parser(hsub):
                    help="the control mode offered first")
     p.add_argument("--discharge", action="store_true", help="offer discharge (V2G): negative schedule / granted power")
     p.add_argument("--site", metavar="SCENARIO",
-                   help="run the simulated site and the controller too: the EV's ISO 15118-20 limits feed the "
-                        "controller's arbitration and the EVSE grants the controller's power")
+                   help="run the simulated site and the controller too: the product's control loop serves the EV, "
+                        "whose ISO 15118-20 limits feed the controller's arbitration, and the EVSE grants the "
+                        "controller's power")
     p.set_defaults(func=cmd_hil_secc)

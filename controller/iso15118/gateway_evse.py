@@ -15,12 +15,13 @@ keeps inside every limit in force, including the EV's own announced ones.
 
 from controller import events
 from controller.bus import candb
+from controller.clock import ticks_diff
 from controller.control.commands import Frame
 
 
 class GatewayEvse:
     __slots__ = ("gw", "clock", "lim", "voltage", "channel", "lost", "isolation_state", "auth_state",
-                 "ev", "st", "tx_lim", "tx_st")
+                 "ev", "st", "tx_lim", "tx_st", "soc_at", "max_age_us", "ev_ids", "bus_dropped")
 
     def __init__(self, gw, ticks_us, max_voltage=500, min_voltage=150, nominal_voltage=400):
         self.gw = gw
@@ -30,18 +31,48 @@ class GatewayEvse:
                     "nominal_frequency": gw.f_nom, "power_ramp_limitation": 100,
                     "min_charge_power": 0, "min_discharge_power": 0, "min_charge_current": 0,
                     "min_discharge_current": 0, "rating": rating}
-        self.voltage = 0.0
-        self.channel = None
         self.lost = []
         self.isolation_state = "ok"
         self.auth_state = "ok"
+        # a state of charge is known for as long as a frame carrying it would be fresh:
+        # the EV must announce it again within the EV input timeout
+        self.max_age_us = gw.ev_status.timeout_us
+        self.tx_lim = Frame(candb.BY_NAME["EVCC_Limits"])
+        self.tx_st = Frame(candb.BY_NAME["EVCC_Status"])
+        self.new_session()
+        # the EV input has one source, this session: EVCC frames on the bus are dropped
+        self.ev_ids = (self.tx_lim.msg.frame_id, self.tx_st.msg.frame_id)
+        self.bus_dropped = 0
+        gw.taps.append(self)
+
+    def new_session(self):
+        """An EV connected (Secc.connection_made): nothing announced before counts. The
+        frames' alive counters go on, so the gateway sees one continuous EV input."""
+        self.voltage = 0.0
+        self.channel = None
         # the EV input as an EVCC bridge would send it; nothing known yet
         self.ev = {"MaxChargePower": 0, "MaxDischargePower": 0, "MinSoc": 0.0, "SessionActive": 0,
                    "MinSocValid": 0, "AliveCounter": 0, "Crc": 0}
         self.st = {"Soc": 0.0, "SocValid": 0, "BatteryCapacity": 0.0, "BatteryVoltage": 0.0,
                    "AliveCounter": 0, "Crc": 0}
-        self.tx_lim = Frame(candb.BY_NAME["EVCC_Limits"])
-        self.tx_st = Frame(candb.BY_NAME["EVCC_Status"])
+        self.soc_at = 0
+
+    # -- the gateway's bus (a tap, like diagnostics) ------------------------------------
+    def rx_ids(self):
+        return []
+
+    def on_port_frame(self, frame, now):
+        """An EVCC_Limits / EVCC_Status frame from the bus is not this EV's (a CAN EVCC
+        bridge left on the bus, a simulated site, a rogue node): dropped and counted
+        (bus_dropped, and the gateway's `ignored`), never mixed into the EV input."""
+        if not frame[1] and frame[0] in self.ev_ids:
+            self.bus_dropped += 1
+            self.gw.ignored += 1
+            return True
+        return False
+
+    def poll(self, now):
+        pass
 
     # -- what the SECC reads -------------------------------------------------------
     def limits(self):
@@ -71,51 +102,74 @@ class GatewayEvse:
         return self.auth_state
 
     # -- what the SECC reports --------------------------------------------------------
-    def _ev_input(self, max_charge_w, max_discharge_w, soc, min_soc=None):
+    def _ev_input(self, max_charge_w, max_discharge_w, soc, min_soc=None, voltage=None):
         """Feed what the EV announced through the gateway's own EV input path, as the
         EVCC_Limits / EVCC_Status frames of a CAN EVCC bridge would arrive: the same
-        length, end-to-end, range and timeout checks, the same fast path. A value the EV
-        has not announced restricts: no discharge without a known state of charge and
-        minimum (SocValid / MinSocValid 0)."""
-        if max_charge_w is not None:
-            self.ev["MaxChargePower"] = max_charge_w
-        if max_discharge_w is not None:
-            self.ev["MaxDischargePower"] = max_discharge_w
-        if soc is not None:
-            self.st["Soc"] = float(soc)
-            self.st["SocValid"] = 1
-        if min_soc is not None:
-            self.ev["MinSoc"] = float(min_soc)
-            self.ev["MinSocValid"] = 1
-        self.ev["SessionActive"] = 1 if self.channel is not None or self.lost == [] else 0
-        self.st["BatteryVoltage"] = self.voltage
-        self._send()
+        length, end-to-end, range and timeout checks, the same fast path.
 
-    def _send(self):
+        - A value the EV has not announced restricts: no discharge without a known state
+          of charge and minimum (SocValid / MinSocValid 0). The state of charge is a
+          measurement: announced longer ago than the EV input timeout, it is no longer
+          known. The minimum is a limit, like the maximum powers: it holds for the
+          session (from ScheduleExchangeReq in Dynamic mode or DisplayParameters) until
+          the EV announces another.
+        - A frame the gateway refuses (a value out of its range) is counted like a bad
+          frame and changes nothing here either: the values it carried are not kept, so
+          the last good ones go on until the EV announces new ones (or they expire)."""
         now = self.clock()
-        for tx, values in ((self.tx_lim, self.ev), (self.tx_st, self.st)):
-            msg = tx.msg
-            try:
-                msg.encode_into(values, tx.buf)
-            except (OverflowError, ValueError, TypeError):
-                # beyond what the frame can carry: refused like a bad frame, the input
-                # goes stale and the gateway stops the power
-                self.gw.refuse(events.R_RANGE, msg.frame_id)
-                continue
-            tx.e2e.seal(tx.buf)
-            self.gw.on_frame(msg.frame_id, tx.buf, now)
+        ev = dict(self.ev)
+        st = dict(self.st)
+        if max_charge_w is not None:
+            ev["MaxChargePower"] = max_charge_w
+        if max_discharge_w is not None:
+            ev["MaxDischargePower"] = max_discharge_w
+        if min_soc is not None:
+            ev["MinSoc"] = float(min_soc)
+            ev["MinSocValid"] = 1
+        if soc is not None:
+            st["Soc"] = float(soc)
+            st["SocValid"] = 1
+        elif st["SocValid"] and ticks_diff(now, self.soc_at) > self.max_age_us:
+            st["SocValid"] = 0
+        # session active: the EV takes or gives power now (PowerDelivery Start until Stop)
+        ev["SessionActive"] = 1 if self.channel is not None else 0
+        if voltage is not None:
+            st["BatteryVoltage"] = float(voltage)
+        if self._send(self.tx_lim, ev, now):
+            self.ev = ev
+        if self._send(self.tx_st, st, now):
+            self.st = st
+            self.voltage = st["BatteryVoltage"]
+            if soc is not None:
+                self.soc_at = now
+
+    def _send(self, tx, values, now):
+        """One frame through gw.on_frame; True when the gateway accepted it."""
+        gw = self.gw
+        msg = tx.msg
+        try:
+            msg.encode_into(values, tx.buf)
+        except (OverflowError, ValueError, TypeError):
+            # beyond what the frame can carry: refused like a bad frame
+            gw.refuse(events.R_RANGE, msg.frame_id)
+            return False
+        tx.e2e.seal(tx.buf)
+        before = gw.refused_total
+        gw.on_frame(msg.frame_id, tx.buf, now)
+        return gw.refused_total == before
 
     def ev_limits(self, d):
-        self._ev_input(d.get("max_charge_power"), d.get("max_discharge_power"), d.get("soc"))
+        self._ev_input(d.get("max_charge_power"), d.get("max_discharge_power"), d.get("soc"), d.get("min_soc"))
 
     def ev_target(self, d):
+        v = None
         for k in ("present_voltage", "voltage"):
-            if d.get(k):
-                self.voltage = float(d[k])
+            if d.get(k) is not None:
+                v = d[k]
                 break
         soc = d.get("soc")
         self._ev_input(d.get("max_charge_power"), d.get("max_discharge_power"),
-                       d.get("present_soc") if soc is None else soc, d.get("min_soc"))
+                       d.get("present_soc") if soc is None else soc, d.get("min_soc"), v)
 
     def output(self, channel):
         self.channel = channel
@@ -130,7 +184,12 @@ class GatewayEvse:
     def _stop(self):
         # the EV is no longer a source or sink: its limits drop to zero at once (the fast
         # path), and the input stops being refreshed, so it also times out
-        self.ev["MaxChargePower"] = 0
-        self.ev["MaxDischargePower"] = 0
-        self.ev["SessionActive"] = 0
-        self._send()
+        ev = self.ev
+        ev["MaxChargePower"] = 0
+        ev["MaxDischargePower"] = 0
+        ev["SessionActive"] = 0
+        ev["MinSocValid"] = 0
+        self.st["SocValid"] = 0
+        now = self.clock()
+        self._send(self.tx_lim, ev, now)
+        self._send(self.tx_st, self.st, now)

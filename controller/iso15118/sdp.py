@@ -87,12 +87,13 @@ class Responder:
     multicast join and the scope of link-local addresses).
     """
 
-    def __init__(self, addr16, tcp_port, iface=None, port=PORT, tls_offered=False):
+    def __init__(self, addr16, tcp_port, iface=None, port=PORT, tls_offered=False, tls_only=False):
         self.addr16 = addr16
         self.tcp_port = tcp_port
         self.iface = iface
         self.port = port
         self.tls_offered = tls_offered
+        self.tls_only = tls_only  # a listener that wraps every connection in TLS: no-TLS requests get no answer
         self.sock = None
         self.answered = 0
         self.ignored = 0
@@ -105,7 +106,12 @@ class Responder:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         except Exception:
             pass
-        s.bind(("::", self.port))
+        try:
+            # getaddrinfo: MicroPython's bind takes a raw sockaddr, not a tuple
+            s.bind(socket.getaddrinfo("::", self.port, socket.AF_INET6, socket.SOCK_DGRAM)[0][-1])
+        except BaseException:
+            s.close()
+            raise
         join = getattr(socket, "IPV6_JOIN_GROUP", None)
         if join is not None and hasattr(socket, "inet_pton"):
             idx = 0
@@ -127,7 +133,7 @@ class Responder:
             data, peer = self.sock.recvfrom(64)
         except OSError:
             return False
-        out = handle_datagram(data, self.addr16, self.tcp_port, self.tls_offered)
+        out = handle_datagram(data, self.addr16, self.tcp_port, self.tls_offered, self.tls_only)
         if out is None:
             self.ignored += 1
             return False

@@ -33,6 +33,7 @@ positive into the EV (charge) and negative out of it (discharge):
                             channel, charging_complete, ...)
     evse.output(channel) <- "Charge", "Discharge" or None (off)
     evse.session_lost(reason) <- the session ended abnormally: bring current to zero
+    evse.new_session()   <- optional: an EV connected; forget what the last one announced
 """
 
 from controller.clock import ticks_add, ticks_diff
@@ -372,6 +373,9 @@ class Secc:
         self.st = {"state": S_SAP, "sid": None, "ns": None, "service": None, "pset": None,
                    "control": None, "bpt": False, "channel": None, "deadline": ticks_add(now, self.setup_timeout),
                    "last_req": None}
+        hook = getattr(self.evse, "new_session", None)
+        if hook is not None:
+            hook()  # a new EV (or the same one again): what the last one announced is gone
 
     def connection_lost(self, now):
         if self.st["state"] != S_END:
