@@ -30,7 +30,7 @@ SCHEMA = {
         "recover_hold_ms": ("int", 100, 0, 60000),
         "acceptance_filter": ("bool", True, None, None),
         "watchdog_ms": ("int", 1000, 0, 60000),
-        "gc_every_bytes": ("int", 4096, 0, 1048576),
+        "gc_every_bytes": ("int", 2048, 0, 1048576),
     },
     "site": {
         "nominal_voltage_v": ("num", 230.0, 100.0, 400.0),

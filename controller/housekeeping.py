@@ -60,7 +60,7 @@ class Housekeeping:
             self.heap_import = gc.mem_alloc()
         if hasattr(gc, "threshold"):
             # the automatic collection only as a backstop: well beyond our own budget
-            gc.threshold((gc_every_bytes if gc_every_bytes > 0 else 4096) * 4)
+            gc.threshold((gc_every_bytes if gc_every_bytes > 0 else 2048) * 4)
         self._base = gc.mem_alloc()
         self.heap_max = self._base
 

@@ -164,7 +164,8 @@ def main(argv):
     # a lost socketcand connection ends the run (exit 1) instead of spinning on a dead
     # socket: the supervisor restarts the controller, which reconnects
     lost = lambda: getattr(port, "connected", True) is False  # noqa: E731
-    _forget("controller.config")
+    _forget("controller.config")  # what only start-up needs: freed for the run
+    _forget("controller.protection.grid_codes")
     hk = Housekeeping(cfg["control"]["watchdog_ms"], cfg["control"]["gc_every_bytes"], clock.ticks_us, HEAP_IMPORT)
     stats = run(gw, port, clock, duration_us=dur, should_stop=lambda: len(reset) > 0 or lost(), services=services,
                 housekeeping=hk)

@@ -3,7 +3,7 @@
 Lockstep (run_lockstep): plant, simulated devices and controller advance together
 in virtual time; deterministic for a given scenario and much faster than real time.
 The controller sees the site only through CAN frames, on one of two buses:
-- bus="memory" (default): controller.bus.ports.MemoryBus, in-process, no copies, no locks;
+- bus="memory" (default): controller.bus.ports.memory.MemoryBus, in-process, no copies, no locks;
 - bus="virtual": a python-can `virtual` channel (the devices on a can.Bus, the
   controller on a PythonCanPort), the transport of the real-time mode.
 Both deliver a frame at once to every other participant, so they give the same report
@@ -26,7 +26,7 @@ import can
 from controller.bus import candb
 from controller import event_names as ev_codes
 from controller.control.gateway import Gateway
-from controller.bus.ports import MemoryBus
+from controller.bus.ports.memory import MemoryBus
 from controller.bus.ports.pythoncan import PythonCanPort
 from hil.dbcdb import database
 from hil.metrics import Metrics
@@ -125,7 +125,7 @@ def _supervision_due(nodes):
 def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="memory", codec="candb"):
     """Run a validated scenario in virtual time; returns (report, recorder).
 
-    bus: "memory" (controller.bus.ports.MemoryBus) or "virtual" (python-can); codec of the
+    bus: "memory" (controller.bus.ports.memory.MemoryBus) or "virtual" (python-can); codec of the
     device frames: "candb" (generated) or "cantools". The report does not depend on either.
     """
     if bus not in BUSES:

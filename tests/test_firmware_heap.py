@@ -66,7 +66,7 @@ imported = gc.mem_alloc() - base
 
 from controller import config
 from controller.control.gateway import Gateway
-from controller.bus.ports import memory_pair
+from controller.bus.ports.memory import memory_pair
 gw_port, dev = memory_pair(256)
 gw = Gateway(config.validate({"mode": {"kind": "v2g", "setpoint_kw": -6.0}}), gw_port)
 t = 0

@@ -1,6 +1,6 @@
 """Lockstep on either bus, with either device codec, gives the same run.
 
-run_lockstep(bus="memory") uses controller.bus.ports.MemoryBus (the fast default);
+run_lockstep(bus="memory") uses controller.bus.ports.memory.MemoryBus (the fast default);
 bus="virtual" the python-can virtual channel of the real-time mode. The devices encode
 with the firmware's generated codec (codec="candb", the default) or with cantools
 (codec="cantools"), which keeps the HIL's independence from the firmware codec

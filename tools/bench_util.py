@@ -40,7 +40,7 @@ from controller import config  # noqa: E402
 from controller.bus import candb
 from controller.bus.e2e import E2ESender  # noqa: E402
 from controller.control.gateway import Gateway  # noqa: E402
-from controller.bus.ports import memory_pair  # noqa: E402
+from controller.bus.ports.memory import memory_pair  # noqa: E402
 
 PERIOD_US = 10000
 TICKS_MAX = (1 << 30) - 1

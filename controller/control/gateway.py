@@ -35,7 +35,6 @@ from controller.control import inverter_monitor, limits, supervision
 from controller.control.backup import GRID as BK_GRID, Backup
 from controller.control.commands import Commands
 from controller.control.operating_mode import OperatingMode
-from controller.protection import grid_codes
 from controller.protection.anti_islanding import FrequencyDrift, SandiaFrequencyShift
 from controller.protection.interface_protection import EnterService, InterfaceProtection
 from controller.timing import ConditionalDelay, Elapsed, MovingAverage, RampLimiter, split_us
@@ -76,7 +75,10 @@ class Gateway:
         self._iac_97 = 0.97 * self._iac_max  # the backup runs at its current limit
         self._v_85 = 0.85 * self.v_nom  # the island sags: a current-limited source under overload
         self.op = OperatingMode(cfg, candb.BY_NAME["EMS_ModeRequest"].timeout_ms)
-        # grid protection, islanding and backup: the profile named by site.grid_code
+        # grid protection, islanding and backup: the profile named by site.grid_code (read
+        # here only: the profile machinery is not needed at run time)
+        from controller.protection import grid_codes
+
         prof = grid_codes.profile(cfg["site"]["grid_code"], self.f_nom)
         self.prot = InterfaceProtection(prof, cfg["meter"]["period_ms"] / 1000.0)
         self.enter = EnterService(prof)

@@ -53,7 +53,9 @@ from controller.protection.trip_stage import TripStage, UNDER, OVER
 from controller.protection.rocof import RocofStage
 from controller.protection.vector_shift import VectorShift
 from controller.protection.mean_10min import Mean10Min
-from controller.protection import grid_codes
+# names, not the module: once the units are built the profile machinery can be freed
+from controller.protection.grid_codes import (MANDATORY, MOMENTARY_CESSATION, PERMISSIVE, STAGE_KEYS,
+                                              V_STAGES)
 
 # Trip reasons (16..63; 1..15 are the inverter-reported faults in events.py)
 UNDERVOLTAGE_2 = 16
@@ -94,15 +96,18 @@ RT_PERMISSIVE = 2
 RT_MOMENTARY_CESSATION = 3
 RT_NOT_REQUIRED = 4  # outside the continuous region with no (more) ride-through required
 MODE_NAMES = ("continuous", "mandatory", "permissive", "momentary_cessation", "not_required")
-_MODE_CODE = {grid_codes.MANDATORY: RT_MANDATORY, grid_codes.PERMISSIVE: RT_PERMISSIVE,
-              grid_codes.MOMENTARY_CESSATION: RT_MOMENTARY_CESSATION}
+_MODE_CODE = {MANDATORY: RT_MANDATORY, PERMISSIVE: RT_PERMISSIVE, MOMENTARY_CESSATION: RT_MOMENTARY_CESSATION}
 
 # Below this voltage a frequency reading is not taken as a measurement.
 FREQ_VALID_MIN_PU = 0.05
 # Window of the meter's Rocof signal (GridMeter.Rocof, dbc/meter.dbc).
 METER_ROCOF_WINDOW_S = 0.1
 
-_val = grid_codes.value
+def _val(entry):
+    """The number of a profile's (value, source) pair, None for an absent entry (as
+    grid_codes.value; kept here so that nothing holds the grid_codes module at run time)."""
+    return entry[0] if isinstance(entry, tuple) else None
+
 
 
 def _bands(bands, lo_key, hi_key):
@@ -182,11 +187,11 @@ class InterfaceProtection:
         # the profile is read here and not kept: its dicts would hold RAM for nothing
         trip = profile["trip"]
         vs, fs = [], []
-        for key in grid_codes.STAGE_KEYS:
+        for key in STAGE_KEYS:
             st = trip[key]
             if not isinstance(st, dict):
                 continue
-            is_v = key in grid_codes.V_STAGES
+            is_v = key in V_STAGES
             thr = _val(st["threshold_pu" if is_v else "threshold_hz"])
             t = _val(st["clearing_time_s"])
             if thr is None or t is None:

@@ -7,7 +7,7 @@ drive the Gateway deterministically from a test.
 
 from controller.bus import candb
 from controller.bus.e2e import E2ESender
-from controller.bus.ports import memory_pair
+from controller.bus.ports.memory import memory_pair
 
 
 class Device:

@@ -3,7 +3,7 @@ every value lands inside its DBC signal's range, and what had to be fitted is co
 Run under MicroPython and CPython."""
 
 from controller.bus import candb
-from controller.bus.ports import memory_pair
+from controller.bus.ports.memory import memory_pair
 from controller.control.commands import Commands
 
 

@@ -8,7 +8,7 @@ from controller.clock import TICKS_MAX, ticks_add, ticks_diff
 from controller.diag.isotp import (FS_CTS, FS_OVFLW, FS_WAIT, N_BUFFER_OVFLW, N_INVALID_FS, N_OK, N_TIMEOUT_A,
                               N_TIMEOUT_BS, N_TIMEOUT_CR, N_UNEXP_PDU, N_WFT_OVRN, N_WRONG_SN, IsoTp, fixed_ids,
                               stmin_from_us, stmin_to_us)
-from controller.bus.ports import memory_pair
+from controller.bus.ports.memory import memory_pair
 
 TESTER_TX = 0x7E0
 TESTER_RX = 0x7E8

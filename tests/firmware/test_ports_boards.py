@@ -8,7 +8,8 @@ memoryview the driver resizes in place).
 """
 import sys
 
-from controller.bus.ports import EXT_KEY, MemoryBus, Port, acceptance, check_frame, memory_pair, open_port
+from controller.bus.ports import EXT_KEY, Port, acceptance, check_frame, open_port
+from controller.bus.ports.memory import MemoryBus, memory_pair
 from controller.bus.ports.machine_can import MachineCanPort
 from controller.bus.ports.pyb_can import PybCanPort
 
