@@ -8,6 +8,7 @@ what the medium holds. `tear` also writes a wrong value into byte N (a torn byte
 
 import os
 
+from controller.steps import run_to_end
 from controller.storage import (BlobStore, CuttingMedium, EnergyRegisters, FileMedium, MemoryMedium, Partition, PowerCut,
                                 RecordLog, REGISTERS, TwoSlot)
 
@@ -425,3 +426,67 @@ def test_blob_store_cut_at_every_byte():
     assert len(seen) == 2
     b.save(b"")
     assert BlobStore(m, 40).load() == b""
+
+
+def test_blob_store_save_in_steps_writes_the_same_bytes_a_bounded_piece_at_a_time():
+    size = 2 * BlobStore.copy_size(300)
+    whole = MemoryMedium(size)
+    stepped = MemoryMedium(size)
+    BlobStore(whole, 300).save(b"first")
+    BlobStore(stepped, 300).save(b"first")
+    data = bytes(range(200))
+    BlobStore(whole, 300).save(data)
+    c = CuttingMedium(stepped)
+    gen = BlobStore(c, 300).save_steps(data, 64)
+    steps = 0
+    try:
+        while True:
+            before = c.written
+            next(gen)
+            assert c.written - before <= 64  # never more than one piece per step
+            steps += 1
+    except StopIteration as e:
+        assert e.value == 2  # the sequence number of the stored copy
+    assert steps == 2 * ((BlobStore.copy_size(300) + 63) // 64)  # erase pieces, then program pieces
+    assert stepped.image() == whole.image()  # the same copy, byte for byte
+    assert BlobStore(stepped, 300).load() == data
+    try:
+        run_to_end(BlobStore(stepped, 300).save_steps(b"x" * 301, 64))
+        assert False
+    except ValueError:
+        pass
+
+
+def test_blob_store_abandoned_save_keeps_the_old_value_and_the_next_save_lands():
+    m = MemoryMedium(2 * BlobStore.copy_size(100))
+    b = BlobStore(m, 100)
+    b.save(b"committed")
+    gen = b.save_steps(b"abandoned half way", 16)
+    for _ in range(9):
+        next(gen)  # the copy is erased and partly written, then the save is dropped
+    assert BlobStore(m, 100).load() == b"committed"
+    b.save(b"next")
+    assert BlobStore(m, 100).load() == b"next"
+    b.save(b"and the one after")
+    assert BlobStore(m, 100).load() == b"and the one after"
+
+
+def test_blob_store_stepped_save_cut_at_every_byte():
+    size = 2 * BlobStore.copy_size(60)
+    m = MemoryMedium(size)
+    BlobStore(m, 60).save(b"old fault memory")
+    image = m.image()
+    total = BlobStore.copy_size(60) * 2  # erase + program of one copy
+    for n in range(total + 1):
+        for tear in (False, True):
+            dev = MemoryMedium(data=image)
+            gen = BlobStore(CuttingMedium(dev, n, tear), 60).save_steps(b"new fault memory, longer", 7)
+            try:
+                run_to_end(gen)
+                assert n == total
+            except PowerCut:
+                assert n < total
+            got = BlobStore(dev, 60).load()
+            assert got in (b"old fault memory", b"new fault memory, longer"), (n, tear, got)
+            if n == total:
+                assert got == b"new fault memory, longer"
