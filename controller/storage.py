@@ -606,6 +606,79 @@ class BlobStore:
         return AB_HDR + 2 + max_len + 4
 
 
+# --- configuration written over UDS -----------------------------------------------------
+
+CONFIG_MAX = 1024  # bytes of JSON: every configuration DID written takes about 40
+
+
+class ConfigStore:
+    """The configuration written over UDS: the overrides {section: {key: value}} as UTF-8
+    JSON on a BlobStore, so a cut at any byte of save() leaves the old or the new set.
+    apply() puts them on top of the configuration file at start, each key validated by
+    controller.config on its own: a corrupt store or an invalid key is reported and
+    ignored, never a failed start."""
+
+    __slots__ = ("_blob",)
+
+    def __init__(self, medium, max_len=CONFIG_MAX, offset=0, stride=None):
+        self._blob = BlobStore(medium, max_len, offset, stride)
+
+    def load(self):
+        """The stored overrides ({} when nothing was ever stored); ValueError when what
+        is stored cannot be read as overrides."""
+        raw = self._blob.load()
+        if raw is None:
+            ab = self._blob._ab
+            for k in (0, 1):
+                if ab.medium.read(ab.offset + k * ab.stride, 4) != b"\xff\xff\xff\xff":
+                    raise ValueError("no valid copy")  # written, but neither copy checks out
+            return {}
+        try:
+            import json
+
+            ov = json.loads(raw)
+        except ValueError:
+            raise ValueError("not JSON")
+        if not isinstance(ov, dict):
+            raise ValueError("not an object")
+        for sec in ov:
+            if not isinstance(ov[sec], dict):
+                raise ValueError("%s: not an object" % sec)
+        return ov
+
+    def save(self, overrides):
+        """Store the overrides; durable when this returns. ValueError if too long."""
+        import json
+
+        self._blob.save(json.dumps(overrides).encode())
+
+    def apply(self, cfg, report=None):
+        """(configuration, overrides in force): `cfg` with every stored override that is
+        valid on top of it. report(text) is told about each one left out and a store
+        that cannot be read."""
+        from controller.config import ConfigError, validate
+
+        try:
+            ov = self.load()
+        except (ValueError, OSError) as e:
+            if report is not None:
+                report("stored configuration ignored: %s" % e)
+            return cfg, {}
+        keep = {}
+        for sec in ov:
+            for key in ov[sec]:
+                try:
+                    cfg = validate({sec: {key: ov[sec][key]}}, cfg)
+                except ConfigError as e:
+                    if report is not None:
+                        report("stored configuration ignored: %s" % e)
+                    continue
+                if sec not in keep:
+                    keep[sec] = {}
+                keep[sec][key] = cfg[sec][key]
+        return cfg, keep
+
+
 # --- energy registers --------------------------------------------------------------------
 
 USES = ("charge", "v2h", "v2g", "backup")

@@ -10,7 +10,9 @@ Binds the pieces to a running Gateway without the gateway knowing UDS:
   backup overload, relay fault) is recorded in the fault memory with a snapshot, and the
   memory is saved through `dtc_store` (an object with load() -> bytes|None and
   save(bytes); with save_steps(bytes, step), as storage.BlobStore has, in bounded steps)
-  when it changed.
+  when it changed;
+- configuration written over UDS is validated and stored through `config_store`
+  (storage.ConfigStore, with the `config_overrides` in force) before it is accepted.
 Guarantee: a malformed request gets the negative response ISO 14229 prescribes (the
 server never raises); nothing here blocks the control loop: a fault-memory save erases
 or writes at most SAVE_STEP_BYTES per poll(). A change during a save is saved by the
@@ -28,7 +30,7 @@ class Diagnostics:
     __slots__ = ("gw", "isotp", "uds", "dtcs", "store", "save_errors", "_saving", "_up_us", "_now")
 
     def __init__(self, gw, identity, secret, now, updater=None, dtc_store=None, reset=None,
-                 rx_id=0x7E0, tx_id=0x7E8, functional_id=0x7DF, config_store=None):
+                 rx_id=0x7E0, tx_id=0x7E8, functional_id=0x7DF, config_store=None, config_overrides=None):
         self.gw = gw
         self.isotp = IsoTp(gw.port.send, tx_id=tx_id, rx_id=rx_id, functional_id=functional_id)
         self.dtcs = dtc.DtcMemory()
@@ -48,8 +50,8 @@ class Diagnostics:
             hooks = uds.UpdaterHooks(updater)
             routines = hooks.routines()
         self.uds = uds.UdsServer(identity, secret, now=now, live=uds.gateway_live(gw, self._uptime_s),
-                                 config=uds.ConfigAccess(gw.cfg, config_store), dtcs=self.dtcs, update=hooks,
-                                 routines=routines, reset=reset,
+                                 config=uds.ConfigAccess(gw.cfg, config_store, config_overrides), dtcs=self.dtcs,
+                                 update=hooks, routines=routines, reset=reset,
                                  # no programming or reset while the home hangs on the backup
                                  allow=self._allow)
         gw.taps.append(self)

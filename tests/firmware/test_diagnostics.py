@@ -6,7 +6,10 @@ from controller import config
 from controller.control.gateway import Gateway
 from controller.diag import dtc
 from controller.diag.diagnostics import SAVE_STEP_BYTES, Diagnostics
-from controller.storage import BlobStore, CuttingMedium, MemoryMedium, PowerCut
+import os
+
+from controller.diag import uds
+from controller.storage import BlobStore, ConfigStore, CuttingMedium, FileMedium, MemoryMedium, PowerCut
 from sitebus import Site
 
 SNAP = (230.0, 50.0, 60.0, 1000, -2000)
@@ -181,3 +184,52 @@ def test_a_store_without_steps_is_saved_in_one_go():
     d = _diag(gw, store)
     d.poll(0)
     assert len(store.saved) == 1 and not d.dtcs.changed
+
+
+# --- configuration written over UDS persists ---------------------------------------------------
+
+def _tmp(name):
+    return (os.getenv("TMPDIR") or "/tmp") + "/" + name
+
+
+def _ask(d, req, now):
+    return d.uds.handle(req, now)
+
+
+def _unlocked(d, now):
+    assert _ask(d, b"\x10\x03", now)[:2] == b"\x50\x03"
+    seed = _ask(d, b"\x27\x01", now)[2:]
+    assert _ask(d, b"\x27\x02" + uds.security_key(SECRET, seed, 1), now) == b"\x67\x02"
+
+
+def test_configuration_written_over_uds_is_in_force_after_a_restart():
+    path = _tmp("v2xgw_test_config_store.bin")
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    size = 2 * BlobStore.copy_size(1024)
+    file_cfg = config.validate({"site": {"main_fuse_a": 63.0}})  # what --config says
+    try:
+        for boot in range(3):
+            store = ConfigStore(FileMedium(path, size))  # a restart: new objects on the same file
+            said = []
+            cfg, overrides = store.apply(file_cfg, said.append)
+            assert said == []
+            gw = Gateway(cfg, Site().gw_port)
+            d = Diagnostics(gw, IDENTITY, SECRET, 0, config_store=store, config_overrides=overrides)
+            now = uds.SECURITY_DELAY_US
+            if boot == 0:
+                assert gw.cfg["site"]["main_fuse_a"] == 63.0
+                _unlocked(d, now)
+                assert _ask(d, b"\x2e\xd1\x00\x00\xc8", now) == b"\x6e\xd1\x00"  # main fuse 20.0 A
+            elif boot == 1:
+                assert gw.cfg["site"]["main_fuse_a"] == 20.0  # in force after the restart
+                assert _ask(d, b"\x22\xd1\x00", now) == b"\x62\xd1\x00\x00\xc8"
+                _unlocked(d, now)
+                assert _ask(d, b"\x2e\xd1\x08\x00", now) == b"\x6e\xd1\x08"  # backup off
+            else:
+                assert gw.cfg["site"]["main_fuse_a"] == 20.0 and gw.cfg["backup"]["enabled"] is False
+                assert overrides == {"site": {"main_fuse_a": 20.0}, "backup": {"enabled": False}}
+    finally:
+        os.remove(path)
