@@ -29,10 +29,20 @@ HDR_LEN = 16
 SIG_LEN = 64
 MAX_MANIFEST = 65536
 
-# The development key pair: the seed is SHA-256 of
-# b"v2xgw development signing key - not for production" (tools/image.py DEV_SEED).
-# A production build replaces this constant with its own public key (tools/image.py keygen).
-PUBLIC_KEY = unhexlify("4d152ea717ac500b54cd0e6892e1a4fd7fc712d0dab57d6e0b4fff554faa251b")
+# The DEVELOPMENT key: its seed is public (SHA-256 of
+# b"v2xgw development signing key - not for production", tools/image.py DEV_SEED), so
+# anyone can sign images for it. For tests and the workbench only.
+DEV_PUBLIC_KEY = unhexlify("4d152ea717ac500b54cd0e6892e1a4fd7fc712d0dab57d6e0b4fff554faa251b")
+# The key this firmware trusts comes from the build, never from an edit here: every image
+# carries a generated controller/update/trusted_key.py with the key that signed it
+# (`python -m tools.image build`), and a base firmware gets one from `v2xgw deploy --trust`
+# or `python -m tools.image trust-module`. Without it (a source checkout, the tests) the
+# development key is trusted, and KEY_LABEL says so.
+try:
+    from controller.update.trusted_key import KEY_LABEL, PUBLIC_KEY
+except ImportError:
+    PUBLIC_KEY = DEV_PUBLIC_KEY
+    KEY_LABEL = "development"
 TARGET = "v2xgw"
 
 _CHUNK = 512
