@@ -58,13 +58,11 @@ def boot_slot(data, say=None, mount_point=MOUNT_POINT, package="controller"):
 
     NONE: the base firmware runs (no boot record yet, or nothing confirmed); 0 or 1: that
     slot is mounted at `mount_point` and the application (`package`) must be imported
-    from it; None:
-    this interpreter cannot run an image (no os.mount: CPython), nothing was counted.
+    from it; None: this interpreter cannot run an image (no os.mount: CPython), nothing
+    was counted.
     say(text) reports what happened (a trial boot, a rollback, a slot that cannot be
     mounted)."""
     import os
-
-    from controller.update import slots
 
     d = data_dir(data)
     try:
@@ -82,20 +80,44 @@ def boot_slot(data, say=None, mount_point=MOUNT_POINT, package="controller"):
             _close(m)
         return None
     before = u.status()
+    slot = u.select_boot()  # the one call per reset: a trial boot is counted here
+    if say is not None:
+        say(describe(u, slot, before))
+    for m in (u._rec.medium,) + u.slots:
+        _close(m)
+    u = None
+    if slot == NONE:
+        return NONE
     try:
-        slot = slots.boot(u, mount_point, package)
+        mount(d + SLOT_FILES[slot], mount_point, package)
     except OSError as e:
         # the attempt is counted: after max_attempts the record rolls back
         if say is not None:
-            say("boot: slot %s cannot be mounted (%s): the base firmware runs" % (_name(u.running()), e))
-        slot = NONE
-    if say is not None:
-        say(describe(u, slot, before))
-    _close(u._rec.medium)
-    for k in (0, 1):
-        if k != slot:
-            _close(u.slots[k])  # the mounted slot's file stays open: its image is read through it
+            say("boot: slot %d cannot be mounted (%s): the base firmware runs" % (slot, e))
+        return NONE
     return slot
+
+
+def mount(path, mount_point=MOUNT_POINT, package="controller"):
+    """Mount the image in the slot file `path` at `mount_point`, ahead of the base firmware
+    on sys.path, and drop the imported `package` modules so that the next import takes the
+    slot's copy. Through controller/update/imagefs.py alone: the boot selector's modules
+    (storage, the verifier) are not kept alive by the mount and are freed."""
+    import os
+    import sys
+
+    from controller.update.imagefs import ImageFS, SlotFile
+
+    f = SlotFile(path)
+    try:
+        os.mount(ImageFS(f), mount_point)
+    except OSError:
+        f.close()
+        raise
+    sys.path.insert(0, mount_point)
+    for name in list(sys.modules):
+        if name == package or name.startswith(package + "."):
+            del sys.modules[name]
 
 
 def _name(slot):

@@ -15,6 +15,7 @@ from controller import config
 from controller.control.gateway import Gateway
 from controller.storage import FileMedium, MemoryMedium, Partition
 from controller.update import launch
+from controller.update.imagefs import ImageFS, SlotFile
 from controller.update.selftest import FAILED, PASSED, RUNNING, SelfTest
 from controller.update.slots import NONE, Updater
 from sitebus import Site
@@ -233,6 +234,16 @@ def test_boot_slot_selects_once_and_mounts_or_leaves_the_record_alone():
     dev_seed = sha256(b"v2xgw development signing key - not for production").digest()
     img = make_image([("v2xbootpkg/__init__.py", b"WHERE = 'slot'\n")], "9.1", seed=dev_seed)
     assert _download(launch.open_updater(d), img) == (True, "ok")
+    f = SlotFile(d + "/" + launch.SLOT_FILES[0])  # what the boot selector mounts: the slot file alone
+    fs = ImageFS(f)
+    assert fs.stat("/v2xbootpkg/__init__.py")[6] == len(b"WHERE = 'slot'\n")
+    assert fs.open("/v2xbootpkg/__init__.py", "rb").read() == b"WHERE = 'slot'\n"
+    f.close()
+    try:
+        ImageFS(SlotFile(d + "/" + launch.SLOT_FILES[1]))  # erased: no image
+        assert False
+    except OSError:
+        pass
     record = FileMedium(d + "/" + launch.BOOT_FILE, launch.BOOT_SIZE)
     before = record.read(0, 64)
     record.close()
