@@ -20,6 +20,8 @@ bytes for the fault-injection tests.
 import struct
 from binascii import crc32
 
+from controller.steps import run_to_end
+
 try:
     from os import fsync as _fsync
 except ImportError:  # MicroPython: no fsync; flush() hands the data to the VFS driver
@@ -452,9 +454,11 @@ class TwoSlot:
     is [magic "V2AB", seq u32, length u16, 0 u16][payload][crc32 u32 of all before].
     store() erases, then writes the copy that is not the newest valid one; so a cut at
     any byte leaves the other copy intact and load() returns the old or the new value.
+    store_steps() does the same in bounded pieces (controller.steps), for values too
+    large to write inside one poll of the control loop.
     `stride` defaults to the copy size; give the flash erase-block size on raw flash."""
 
-    __slots__ = ("medium", "offset", "length", "stride", "seq", "slot", "value")
+    __slots__ = ("medium", "offset", "length", "stride", "seq", "slot")
 
     def __init__(self, medium, length, offset=0, stride=None):
         self.medium = medium
@@ -468,7 +472,6 @@ class TwoSlot:
         self.stride = stride
         self.seq = 0
         self.slot = -1
-        self.value = None
         self.load()
 
     def _read_slot(self, k):
@@ -493,35 +496,81 @@ class TwoSlot:
         elif b is not None:
             pick = 1
         if pick < 0:
-            self.seq, self.slot, self.value = 0, -1, None
+            self.seq, self.slot = 0, -1
             return None
         got = a if pick == 0 else b
-        self.seq, self.slot, self.value = got[0], pick, got[1]
+        self.seq, self.slot = got[0], pick
         return got[1]
 
     def store(self, payload):
         """Write a new value; durable when this returns. Returns its sequence number."""
         if len(payload) != self.length:
             raise ValueError("payload length")
+        return run_to_end(self.store_steps(payload))
+
+    def store_steps(self, payload, step=None):
+        """store() as a generator of bounded work: erase the copy `step` bytes at a time,
+        program it `step` bytes at a time (the CRC last), sync; returns the sequence
+        number. A payload shorter than `length` is padded with zero bytes (never held in
+        RAM padded). The medium sees the same bytes in the same order as with store(), so
+        a cut between two steps is a cut like any other: the old value stays. Abandoning
+        the generator half way is safe too: the next store goes to the same copy again."""
+        n = len(payload)
+        if n > self.length:
+            raise ValueError("payload length")
         k = 1 if self.slot == 0 else 0
         seq = (self.seq + 1) & 0xFFFFFFFF
-        buf = bytearray(AB_HDR + self.length + 4)
-        buf[:4] = AB_MAGIC
-        struct.pack_into("<IHH", buf, 4, seq, self.length, 0)
-        buf[AB_HDR:AB_HDR + self.length] = payload
-        struct.pack_into("<I", buf, AB_HDR + self.length, crc32(memoryview(buf)[:AB_HDR + self.length]))
+        hdr = bytearray(AB_HDR)
+        hdr[:4] = AB_MAGIC
+        struct.pack_into("<IHH", hdr, 4, seq, self.length, 0)
         at = self.offset + k * self.stride
-        self.medium.erase(at, len(buf))  # erase-before-program, as raw flash needs it
-        self.medium.write(at, buf)
-        self.medium.sync()
-        self.seq, self.slot, self.value = seq, k, bytes(payload)
+        body = AB_HDR + self.length
+        total = body + 4
+        if step is None or step > total:
+            step = total
+        m = self.medium
+        off = 0
+        while off < total:  # erase-before-program, as raw flash needs it
+            c = step if off + step <= total else total - off
+            m.erase(at + off, c)
+            off += c
+            yield
+        crc = 0
+        off = 0
+        while off < body:
+            c = step if off + step <= body else body - off
+            piece = _body_piece(hdr, payload, off, c)
+            crc = crc32(piece, crc)
+            m.write(at + off, piece)
+            off += c
+            yield
+        m.write(at + body, struct.pack("<I", crc))
+        m.sync()
+        self.seq, self.slot = seq, k
         return seq
+
+
+def _body_piece(hdr, payload, off, n):
+    """Bytes [off, off + n) of a copy's header + payload + zero padding."""
+    out = bytearray(n)
+    end = off + n
+    if off < AB_HDR:
+        k = AB_HDR if end > AB_HDR else end
+        out[0:k - off] = hdr[off:k]
+    a = off if off > AB_HDR else AB_HDR
+    b = AB_HDR + len(payload)
+    if end < b:
+        b = end
+    if a < b:
+        out[a - off:b - off] = payload[a - AB_HDR:b - AB_HDR]
+    return out
 
 
 class BlobStore:
     """A byte string of up to `max_len` bytes on a TwoSlot (a length prefix plus padding):
-    `load() -> bytes or None`, `save(data)`. For state saved as a whole image, such as the
-    DTC memory; a cut at any byte of save() leaves the old or the new image."""
+    `load() -> bytes or None`, `save(data)`, and `save_steps(data, step)` to write it a
+    bounded piece per poll. For state saved as a whole image, such as the DTC memory; a
+    cut at any byte of a save leaves the old or the new image."""
 
     __slots__ = ("max_len", "_ab")
 
@@ -541,18 +590,93 @@ class BlobStore:
         return raw[2:2 + n]
 
     def save(self, data):
+        return run_to_end(self.save_steps(data))
+
+    def save_steps(self, data, step=None):
+        """save() in bounded steps (controller.steps): `step` bytes erased or written per
+        step (None: all at once); returns the sequence number of the stored copy."""
         n = len(data)
         if n > self.max_len:
             raise ValueError("too long for this store")
-        buf = bytearray(2 + self.max_len)
-        struct.pack_into("<H", buf, 0, n)
-        buf[2:2 + n] = data
-        return self._ab.store(buf)
+        return (yield from self._ab.store_steps(struct.pack("<H", n) + bytes(data), step))
 
     @staticmethod
     def copy_size(max_len):
         """Bytes one copy takes (two copies need 2x this, or offset + stride + this)."""
         return AB_HDR + 2 + max_len + 4
+
+
+# --- configuration written over UDS -----------------------------------------------------
+
+CONFIG_MAX = 1024  # bytes of JSON: every configuration DID written takes about 40
+
+
+class ConfigStore:
+    """The configuration written over UDS: the overrides {section: {key: value}} as UTF-8
+    JSON on a BlobStore, so a cut at any byte of save() leaves the old or the new set.
+    apply() puts them on top of the configuration file at start, each key validated by
+    controller.config on its own: a corrupt store or an invalid key is reported and
+    ignored, never a failed start."""
+
+    __slots__ = ("_blob",)
+
+    def __init__(self, medium, max_len=CONFIG_MAX, offset=0, stride=None):
+        self._blob = BlobStore(medium, max_len, offset, stride)
+
+    def load(self):
+        """The stored overrides ({} when nothing was ever stored); ValueError when what
+        is stored cannot be read as overrides."""
+        raw = self._blob.load()
+        if raw is None:
+            ab = self._blob._ab
+            for k in (0, 1):
+                if ab.medium.read(ab.offset + k * ab.stride, 4) != b"\xff\xff\xff\xff":
+                    raise ValueError("no valid copy")  # written, but neither copy checks out
+            return {}
+        try:
+            import json
+
+            ov = json.loads(raw)
+        except ValueError:
+            raise ValueError("not JSON")
+        if not isinstance(ov, dict):
+            raise ValueError("not an object")
+        for sec in ov:
+            if not isinstance(ov[sec], dict):
+                raise ValueError("%s: not an object" % sec)
+        return ov
+
+    def save(self, overrides):
+        """Store the overrides; durable when this returns. ValueError if too long."""
+        import json
+
+        self._blob.save(json.dumps(overrides).encode())
+
+    def apply(self, cfg, report=None):
+        """(configuration, overrides in force): `cfg` with every stored override that is
+        valid on top of it. report(text) is told about each one left out and a store
+        that cannot be read."""
+        from controller.config import ConfigError, validate
+
+        try:
+            ov = self.load()
+        except (ValueError, OSError) as e:
+            if report is not None:
+                report("stored configuration ignored: %s" % e)
+            return cfg, {}
+        keep = {}
+        for sec in ov:
+            for key in ov[sec]:
+                try:
+                    cfg = validate({sec: {key: ov[sec][key]}}, cfg)
+                except ConfigError as e:
+                    if report is not None:
+                        report("stored configuration ignored: %s" % e)
+                    continue
+                if sec not in keep:
+                    keep[sec] = {}
+                keep[sec][key] = cfg[sec][key]
+        return cfg, keep
 
 
 # --- energy registers --------------------------------------------------------------------

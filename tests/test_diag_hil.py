@@ -118,13 +118,34 @@ def test_tampered_image_refused_then_signed_image_flashes(served, tmp_path):
     assert json.loads(r.stdout)["sw_version"] == "9.9.9-test"
 
 
-def test_deploy_dry_run_lists_every_firmware_file():
+def test_deploy_dry_run_lists_every_firmware_file(tmp_path):
     r = _cli("deploy", "--port", "/dev/ttyACM0", "--dry-run")
     assert r.returncode == 0
     lines = r.stdout.splitlines()
     n_files = len([p for p in (ROOT / "controller").rglob("*.py")])
-    assert sum(1 for x in lines if " fs cp " in x) == n_files
+    copies = [x for x in lines if " fs cp " in x]
+    assert len(copies) == n_files + 2  # the base firmware, then the board's boot.py and main.py
+    assert copies[-2].endswith("board/boot.py :boot.py") and copies[-1].endswith("board/main.py :main.py")
     assert all(x.startswith("mpremote connect /dev/ttyACM0 fs ") for x in lines)
+    assert not any("trusted_key" in x for x in lines)  # no key given: the board trusts the development key
+    # with the release key: the generated module goes with it; --release insists on it
+    assert _cli("deploy", "--port", "/dev/ttyACM0", "--dry-run", "--release").returncode == 2
+    pub = tmp_path / "release.pub"
+    pub.write_text("ab" * 32 + "\n")
+    r = _cli("deploy", "--port", "/dev/ttyACM0", "--dry-run", "--release", "--trust", str(pub))
+    assert r.returncode == 0, r.stderr
+    assert [x for x in r.stdout.splitlines() if x.endswith(" :controller/update/trusted_key.py")]
+    from tools import image
+
+    pub.write_text(image.DEV_PUBLIC_KEY.hex())
+    r = _cli("deploy", "--port", "/dev/ttyACM0", "--dry-run", "--trust", str(pub))
+    assert r.returncode == 2 and "development key" in r.stderr
+
+
+def test_build_image_release_refuses_the_development_key(tmp_path):
+    r = _cli("build-image", "--out", str(tmp_path / "x.img"), "--release")
+    assert r.returncode == 2 and "no signing key" in r.stderr
+    assert not (tmp_path / "x.img").exists()
 
 
 def _micropython():
@@ -179,3 +200,40 @@ def test_flash_names_a_missing_image(tmp_path):
     r = _cli("flash", str(tmp_path / "missing.img"), "--port", str(_free_port()))
     assert r.returncode == 2
     assert r.stderr.strip() == f"error: image {tmp_path / 'missing.img'}: No such file or directory"
+
+
+def test_simulated_ecu_confirms_a_flashed_image_after_its_self_test_and_stores_written_configuration():
+    """The HIL's unit in process: after the reset the image runs its trial, the firmware's
+    self-test confirms it once the gateway served the site; a configuration write is kept
+    in the unit's (simulated) flash across the reset."""
+    sys.path.insert(0, str(ROOT / "tests" / "firmware"))
+    from sitebus import Site
+
+    from controller import config
+    from controller.control.gateway import Gateway
+    from controller.update.selftest import PERIODS
+    from hil.ecu import SimulatedEcu
+    from tools import image
+
+    site = Site()
+    gw = Gateway(config.defaults(), site.gw_port)
+    ecu = SimulatedEcu(gw, 0)
+    files = [("controller/__init__.py", b""), ("controller/x.py", b"X = 1\n" * 40)]
+    img = image.pack(files, image.manifest_for(files, "7.7.7", build_time="2026-01-01T00:00:00Z"), image.DEV_SEED)
+    u = ecu.updater
+    assert u.begin(len(img))
+    assert u.write(0, img)
+    assert u.finish() == (True, "ok")
+    ecu.diag.uds.config.set("site.main_fuse_a", 20.0)  # what a 0x2E write does after its checks
+    ecu._reset(0x01, now=0)
+    assert ecu.diag.uds.identity[0xF195].strip() == b"7.7.7" and u.in_trial()
+    assert ecu.config_store.load() == {"site": {"main_fuse_a": 20.0}}
+    t = 0
+    for _ in range(PERIODS + 5):
+        site.send_all()
+        gw.poll(t)
+        gw.tick(t)
+        t += 10000
+    st = u.status()
+    assert st["active"] == 0 and st["pending"] == 255 and st["result"] == "confirmed"
+    assert ecu.resets == 1

@@ -102,8 +102,11 @@ def test_against_the_cryptography_package():
 
 
 def test_dev_key_matches_the_firmware_constant():
-    assert image.public_key(image.DEV_SEED) == update_image.PUBLIC_KEY
-    assert ed25519.public_key(image.DEV_SEED) == update_image.PUBLIC_KEY
+    assert image.public_key(image.DEV_SEED) == update_image.DEV_PUBLIC_KEY
+    assert ed25519.public_key(image.DEV_SEED) == update_image.DEV_PUBLIC_KEY
+    # a source checkout has no generated trusted_key.py: it trusts the development key, and says so
+    assert not (ROOT / "controller" / "update" / "trusted_key.py").exists()
+    assert update_image.PUBLIC_KEY == update_image.DEV_PUBLIC_KEY and update_image.KEY_LABEL == "development"
 
 
 # --- real images ------------------------------------------------------------------------------
@@ -125,7 +128,8 @@ def test_real_image_layout_and_manifest(real_image):
     assert len(data) == 16 + mlen + plen + 64
     assert man["software_version"] == "9.9.9" and man["target"] == "v2xgw" and man["mpy"].startswith("6.")
     sources = sorted(p.relative_to(ROOT).as_posix()[:-3] + ".mpy" for p in (ROOT / "controller").rglob("*.py"))
-    assert sorted(f["path"] for f in man["files"]) == sources
+    # every source, plus the generated module with the key the image trusts for the next update
+    assert sorted(f["path"] for f in man["files"]) == sorted(sources + ["controller/update/trusted_key.mpy"])
     payload = data[16 + mlen:16 + mlen + plen]
     for f in man["files"]:
         blob = payload[f["offset"]:f["offset"] + f["size"]]
@@ -195,6 +199,7 @@ def test_cli_keygen_build_verify(tmp_path, capsys):
     assert "REFUSED (signature)" in text and "version 1.2.3" in text
     dev = tmp_path / "dev.img"
     assert image.main(["build", "--dev-key", "--version", "0.0.1", "--out", str(dev)]) == 0
+    assert "signed with the published DEVELOPMENT key" in capsys.readouterr().err  # says what it is
     assert image.main(["verify", str(dev)]) == 0
     (tmp_path / "bad.key").write_text("zz\n")
     assert image.main(["build", "--key", str(tmp_path / "bad.key"), "--out", str(dev)]) == 2
@@ -254,3 +259,126 @@ def test_real_image_installs_and_boots_under_micropython(real_image, tmp_path):
     assert out["file"] == "/app/controller/control/limits.mpy"  # imported from the slot, not the tree
     assert out["reimported"] == "/app/controller/storage.mpy"
     assert out["confirm"] == "True 0"
+
+
+# --- the signing key at build time, release builds ---------------------------------------------
+
+@pytest.fixture
+def no_key_env(monkeypatch):
+    monkeypatch.delenv(image.ENV_KEY_FILE, raising=False)
+    monkeypatch.delenv(image.ENV_KEY, raising=False)
+    return monkeypatch
+
+
+@needs_mpy_cross
+def test_release_build_takes_its_key_at_build_time_and_refuses_the_development_key(tmp_path, capsys, no_key_env):
+    out = tmp_path / "rel.img"
+    assert image.main(["build", "--release", "--dev-key", "--out", str(out)]) == 2
+    assert "refusing to sign with the development key" in capsys.readouterr().err
+    dev_file = tmp_path / "dev.key"
+    dev_file.write_text(image.DEV_SEED.hex() + "\n")
+    assert image.main(["build", "--release", "--key", str(dev_file), "--out", str(out)]) == 2  # in a key file too
+    no_key_env.setenv(image.ENV_KEY, image.DEV_SEED.hex())
+    assert image.main(["build", "--release", "--out", str(out)]) == 2  # and from the environment
+    assert "development key" in capsys.readouterr().err
+    no_key_env.delenv(image.ENV_KEY)
+    assert image.main(["build", "--release", "--out", str(out)]) == 2
+    assert "no signing key" in capsys.readouterr().err
+    assert not out.exists()
+
+    key = tmp_path / "keys" / "release"
+    assert image.main(["keygen", "--out", str(key)]) == 0
+    pub = image.load_public_key(str(key) + ".pub")
+    dev_pub = tmp_path / "dev.pub"
+    dev_pub.write_text(update_image.DEV_PUBLIC_KEY.hex())
+    no_key_env.setenv(image.ENV_KEY_FILE, str(key))
+    assert image.main(["build", "--release", "--trust-pubkey-file", str(dev_pub), "--out", str(out)]) == 2
+    assert "trusts the development key" in capsys.readouterr().err
+    assert image.main(["build", "--release", "--version", "2.0.0", "--out", str(out),
+                       "--build-time", "2026-05-05T00:00:00Z"]) == 0
+    text = capsys.readouterr()
+    assert "release build" in text.out and "DEVELOPMENT" not in text.err
+    ok, man = image.verify(out, pub)
+    assert ok and man["software_version"] == "2.0.0"
+    assert "controller/update/trusted_key.mpy" in [f["path"] for f in man["files"]]
+    assert image.verify(out) == (False, "signature")  # the development key does not open it
+    # the seed itself in V2XGW_SIGNING_KEY gives the same image
+    no_key_env.delenv(image.ENV_KEY_FILE)
+    no_key_env.setenv(image.ENV_KEY, image.load_key(key).hex())
+    again = tmp_path / "again.img"
+    assert image.main(["build", "--release", "--version", "2.0.0", "--out", str(again),
+                       "--build-time", "2026-05-05T00:00:00Z"]) == 0
+    assert again.read_bytes() == out.read_bytes()
+    no_key_env.setenv(image.ENV_KEY, "12")
+    assert image.main(["build", "--out", str(again)]) == 2
+
+
+def test_trust_module_is_generated_from_the_public_key(tmp_path, capsys):
+    seed, pub = image.keygen()
+    pubfile = tmp_path / "k.pub"
+    pubfile.write_text(pub.hex() + "\n")
+    out = tmp_path / "trusted_key.py"
+    assert image.main(["trust-module", "--pubkey-file", str(pubfile), "--out", str(out)]) == 0
+    ns = {}
+    exec(out.read_text(), ns)
+    assert ns["PUBLIC_KEY"] == pub and ns["KEY_LABEL"] == "release"
+    assert "Do not edit" in out.read_text()
+    assert image.main(["trust-module", "--pubkey-file", str(pubfile)]) == 0
+    assert capsys.readouterr().out.endswith(out.read_text())
+    pubfile.write_text(update_image.DEV_PUBLIC_KEY.hex())
+    assert image.main(["trust-module", "--pubkey-file", str(pubfile), "--out", str(out)]) == 2
+
+
+RELEASE_UNIT = r"""
+import sys
+sys.path.insert(0, BASE)
+from binascii import hexlify
+from controller.storage import FileMedium
+from controller.update import image, slots
+print("trusted", image.KEY_LABEL, hexlify(image.PUBLIC_KEY).decode(), image.__file__)
+def unit(mod):
+    return mod.Updater(FileMedium(TMP + "/boot.bin", 128),
+                       (FileMedium(TMP + "/slot0.bin", SLOT), FileMedium(TMP + "/slot1.bin", SLOT)))
+def download(u, path):
+    img = open(path, "rb").read()
+    assert u.begin(len(img)), u.reason
+    for off in range(0, len(img), 2048):
+        assert u.write(off, img[off:off + 2048])
+    return u.finish()
+print("dev_image", download(unit(slots), DEV_IMG)[1])
+print("release_image", download(unit(slots), REL_IMG)[1])
+print("slot", slots.boot(unit(slots)))
+from controller.update import image as slot_image, slots as slot_slots
+print("slot_trusted", slot_image.KEY_LABEL, hexlify(slot_image.PUBLIC_KEY).decode(), slot_image.__file__)
+print("confirm", unit(slot_slots).confirm())
+print("dev_after", download(unit(slot_slots), DEV_IMG)[1])
+"""
+
+
+@pytest.mark.skipif(not MICROPYTHON.exists(), reason="micropython not installed (test extra)")
+def test_a_unit_with_a_release_key_refuses_development_images_under_micropython(real_image, tmp_path):
+    """A base firmware deployed with the release key (the generated trusted_key.py) takes
+    the release image, refuses the development-signed one, and the release image it boots
+    trusts the release key too (its own generated module), so it refuses them as well."""
+    dev_path, dev_data, _ = real_image
+    seed, pub = image.keygen()
+    base = tmp_path / "base"
+    shutil.copytree(ROOT / "controller", base / "controller", ignore=shutil.ignore_patterns("__pycache__"))
+    (base / "controller" / "update" / "trusted_key.py").write_text(image.trust_module_source(pub))
+    rel = tmp_path / "release.img"
+    image.build_image(ROOT / "controller", rel, seed, "2.0.0", build_time="2026-05-05T00:00:00Z",
+                      mpy_cross=str(MPY_CROSS), release=True)
+    slot = max(len(dev_data), rel.stat().st_size) + 4096
+    script = tmp_path / "run.py"
+    script.write_text(f"BASE = {str(base)!r}\nTMP = {str(tmp_path)!r}\nDEV_IMG = {str(dev_path)!r}\n"
+                      f"REL_IMG = {str(rel)!r}\nSLOT = {slot}\n" + RELEASE_UNIT)
+    r = subprocess.run([str(MICROPYTHON), str(script)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = dict(line.split(" ", 1) for line in r.stdout.strip().splitlines())
+    assert out["trusted"].startswith("release " + pub.hex() + " " + str(base))
+    assert out["dev_image"] == "signature"  # refused: signed with the development key
+    assert out["release_image"] == "ok"
+    assert out["slot"] == "0"
+    assert out["slot_trusted"] == "release " + pub.hex() + " /app/controller/update/image.mpy"
+    assert out["confirm"] == "True"
+    assert out["dev_after"] == "signature"

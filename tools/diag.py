@@ -221,15 +221,28 @@ def cmd_flash(args):
 
 
 def cmd_build_image(args):
+    import os
+
     from tools import image
 
-    argv = ["build", "--out", args.out, "--version", args.version] if args.version else ["build", "--out", args.out]
-    argv += ["--key", args.key] if args.key else ["--dev-key"]
+    argv = ["build", "--out", args.out] + (["--version", args.version] if args.version else [])
+    if args.release:
+        argv.append("--release")
+    if args.key:
+        argv += ["--key", args.key]
+    elif not (args.release or os.environ.get(image.ENV_KEY_FILE) or os.environ.get(image.ENV_KEY)):
+        argv.append("--dev-key")  # the workbench default: tests and the HIL (image.main warns)
     return image.main(argv)
 
 
-def deploy_commands(port, src=ROOT / "controller", compiled=None):
-    """The mpremote command lines that copy the firmware to a board."""
+BOARD = ROOT / "board"
+TRUSTED_KEY = "controller/update/trusted_key.py"
+
+
+def deploy_commands(port, src=ROOT / "controller", compiled=None, board=BOARD, trust_module=None):
+    """The mpremote command lines that copy the firmware to a board: controller/ (the base
+    firmware), the generated trusted-key module when given, and board/boot.py and main.py
+    to the board's root (the boot flow, docs/storage-and-update.md)."""
     base = ["mpremote", "connect", port]
     tree = compiled or src
     cmds = [base + ["fs", "mkdir", ":controller"]]
@@ -237,22 +250,51 @@ def deploy_commands(port, src=ROOT / "controller", compiled=None):
     for d in dirs:
         cmds.append(base + ["fs", "mkdir", ":controller/" + d.relative_to(tree).as_posix()])
     for f in sorted(p for p in tree.rglob("*") if p.is_file() and p.suffix in (".py", ".mpy")):
-        cmds.append(base + ["fs", "cp", str(f), ":controller/" + f.relative_to(tree).as_posix()])
+        rel = f.relative_to(tree).as_posix()
+        if "controller/" + rel == TRUSTED_KEY or "controller/" + rel == TRUSTED_KEY[:-3] + ".mpy":
+            continue  # a stray generated module in the tree: the key is given here or not at all
+        cmds.append(base + ["fs", "cp", str(f), ":controller/" + rel])
+    if trust_module is not None:
+        cmds.append(base + ["fs", "cp", str(trust_module), ":" + TRUSTED_KEY])
+    for name in ("boot.py", "main.py"):
+        cmds.append(base + ["fs", "cp", str(board / name), ":" + name])
     return cmds
 
 
 def cmd_deploy(args):
-    cmds = deploy_commands(args.port)
-    if args.dry_run:
+    import tempfile
+
+    from tools import image
+
+    if args.release and not args.trust:
+        print("error: --release: give the release public key with --trust KEY.pub (without it the board trusts "
+              "the development key)", file=sys.stderr)
+        return EXIT_INVALID
+    with tempfile.TemporaryDirectory() as tmp:
+        trust_module = None
+        if args.trust:
+            try:
+                pub = image.load_public_key(args.trust)
+                if image.is_dev_key(pub):
+                    raise image.ImageError("--trust: that is the development key, trusted without this option")
+            except (OSError, image.ImageError) as e:
+                print(f"error: {e}", file=sys.stderr)
+                return EXIT_INVALID
+            trust_module = pathlib.Path(tmp) / "trusted_key.py"
+            trust_module.write_text(image.trust_module_source(pub, pathlib.Path(args.trust).name))
+        cmds = deploy_commands(args.port, trust_module=trust_module)
+        if args.dry_run:
+            for c in cmds:
+                print(" ".join(c))
+            return 0
         for c in cmds:
-            print(" ".join(c))
-        return 0
-    for c in cmds:
-        r = subprocess.run(c, capture_output=True, text=True)
-        if r.returncode != 0 and "mkdir" not in c:  # an existing folder is fine
-            print(f"error: {' '.join(c)}: {r.stderr.strip()}", file=sys.stderr)
-            return 1
-    print(f"copied controller/ to {args.port}; run it with: import controller.main")
+            r = subprocess.run(c, capture_output=True, text=True)
+            if r.returncode != 0 and "mkdir" not in c:  # an existing folder is fine
+                print(f"error: {' '.join(c)}: {r.stderr.strip()}", file=sys.stderr)
+                return 1
+    key = "the key in " + args.trust if args.trust else "the DEVELOPMENT key (not for production)"
+    print(f"copied controller/, boot.py and main.py to {args.port}; update images must be signed with {key}. "
+          "Put the options of controller.main in :v2xgw.args and reset the board")
     return 0
 
 
@@ -268,10 +310,15 @@ def add_parsers(sub):
     f.set_defaults(func=cmd_flash)
     b = sub.add_parser("build-image", help="compile controller/ with mpy-cross, write the manifest, sign")
     b.add_argument("--out", required=True)
-    b.add_argument("--key", help="signing key file (tools.image keygen); default: the published development key")
+    b.add_argument("--key", help="signing key file (tools.image keygen); default: V2XGW_SIGNING_KEY_FILE or "
+                                 "V2XGW_SIGNING_KEY from the environment, else the published development key")
+    b.add_argument("--release", action="store_true", help="a release build: refuses the development key (exit 2)")
     b.add_argument("--version")
     b.set_defaults(func=cmd_build_image)
     p = sub.add_parser("deploy", help="copy the firmware to a MicroPython board with mpremote")
     p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyACM0")
     p.add_argument("--dry-run", action="store_true", help="print the mpremote commands only")
+    p.add_argument("--trust", metavar="KEY.pub", help="the public key update images must be signed with (writes "
+                                                      "the generated controller/update/trusted_key.py)")
+    p.add_argument("--release", action="store_true", help="refuse to deploy without --trust")
     p.set_defaults(func=cmd_deploy)

@@ -1,6 +1,6 @@
 """UDS server (ISO 14229-1), independent of the transport.
 
-    srv = UdsServer(identity, secret, now=t0, live=..., config=ConfigAccess(cfg, store),
+    srv = UdsServer(identity, secret, now=t0, live=..., config=ConfigAccess(cfg, store, overrides),
                     dtcs=DtcMemory(), update=..., routines={...}, reset=..., allow=...)
     rsp = srv.handle(request_bytes, now, functional=False)  # bytes, or None: send nothing
     rsp = srv.poll(now)                                     # call every few ms: bytes or None
@@ -202,14 +202,19 @@ def decode_config(did, data):
 
 class ConfigAccess:
     """The `config` hook on a controller.config dictionary: writes are validated with
-    config.validate (the configuration file's own rules) and handed to store(new_cfg)
-    to persist before they are accepted. They take effect at the next ECUReset."""
+    config.validate (the configuration file's own rules) and handed to
+    store.save(overrides) to persist before they are accepted; `overrides` is every key
+    written over UDS so far, {section: {key: value}} (storage.ConfigStore keeps them).
+    They take effect at the next ECUReset: controller.main puts the stored overrides on
+    top of the configuration file at start. `overrides` given here are the ones in
+    force (loaded at start), so that a new write keeps them."""
 
-    __slots__ = ("cfg", "store")
+    __slots__ = ("cfg", "store", "overrides")
 
-    def __init__(self, cfg, store=None):
+    def __init__(self, cfg, store=None, overrides=None):
         self.cfg = cfg
         self.store = store
+        self.overrides = overrides if overrides is not None else {}
 
     def get(self, path):
         sec, key = path.split(".")
@@ -220,14 +225,21 @@ class ConfigAccess:
 
         sec, key = path.split(".")
         new = validate({sec: {key: value}}, self.cfg)  # ConfigError (a ValueError) -> 0x31
+        ov = {}
+        for s in self.overrides:
+            ov[s] = dict(self.overrides[s])
+        if sec not in ov:
+            ov[sec] = {}
+        ov[sec][key] = new[sec][key]  # as validated (a whole number stays an int)
         if self.store is not None:
             try:
-                self.store(new)
+                self.store.save(ov)
             except UdsError:
                 raise
             except Exception:
                 raise UdsError(GENERAL_PROGRAMMING_FAILURE)
         self.cfg = new
+        self.overrides = ov
 
 
 def gateway_live(gw, uptime_s=None):

@@ -9,8 +9,9 @@ Image layout (little-endian; docs/storage-and-update.md has the full description
     signature 64 bytes Ed25519 over header + manifest (the manifest's SHA-256 per file
                        binds the payload)
 
-ImageFS mounts a verified image so that its modules are imported straight from its slot.
-The A/B slots and the boot record are in controller/update/slots.py.
+ImageFS (controller/update/imagefs.py) mounts a verified image so that its modules are
+imported straight from its slot. The A/B slots and the boot record are in
+controller/update/slots.py.
 """
 
 import json
@@ -29,10 +30,20 @@ HDR_LEN = 16
 SIG_LEN = 64
 MAX_MANIFEST = 65536
 
-# The development key pair: the seed is SHA-256 of
-# b"v2xgw development signing key - not for production" (tools/image.py DEV_SEED).
-# A production build replaces this constant with its own public key (tools/image.py keygen).
-PUBLIC_KEY = unhexlify("4d152ea717ac500b54cd0e6892e1a4fd7fc712d0dab57d6e0b4fff554faa251b")
+# The DEVELOPMENT key: its seed is public (SHA-256 of
+# b"v2xgw development signing key - not for production", tools/image.py DEV_SEED), so
+# anyone can sign images for it. For tests and the workbench only.
+DEV_PUBLIC_KEY = unhexlify("4d152ea717ac500b54cd0e6892e1a4fd7fc712d0dab57d6e0b4fff554faa251b")
+# The key this firmware trusts comes from the build, never from an edit here: every image
+# carries a generated controller/update/trusted_key.py with the key that signed it
+# (`python -m tools.image build`), and a base firmware gets one from `v2xgw deploy --trust`
+# or `python -m tools.image trust-module`. Without it (a source checkout, the tests) the
+# development key is trusted, and KEY_LABEL says so.
+try:
+    from controller.update.trusted_key import KEY_LABEL, PUBLIC_KEY
+except ImportError:
+    PUBLIC_KEY = DEV_PUBLIC_KEY
+    KEY_LABEL = "development"
 TARGET = "v2xgw"
 
 _CHUNK = 512
@@ -176,124 +187,6 @@ def read_manifest(medium):
         return None
 
 
-# --- running an image: a read-only file system over a slot (os.mount) ----------------------
-
-try:
-    import io as _io
-
-    _StreamBase = _io.IOBase
-except (ImportError, AttributeError):
-    _StreamBase = object
-
-
-class ImageFile(_StreamBase):
-    """A read-only file inside an image (what `import` reads a .mpy through)."""
-
-    def __init__(self, medium, start, size):
-        self._m = medium
-        self._start = start
-        self._size = size
-        self._pos = 0
-
-    def readinto(self, buf):
-        n = self._size - self._pos
-        if n > len(buf):
-            n = len(buf)
-        if n <= 0:
-            return 0
-        buf[:n] = self._m.read(self._start + self._pos, n)
-        self._pos += n
-        return n
-
-    def read(self, n=-1):
-        left = self._size - self._pos
-        if n < 0 or n > left:
-            n = left
-        data = self._m.read(self._start + self._pos, n) if n > 0 else b""
-        self._pos += n
-        return data
-
-    def ioctl(self, req, arg):
-        return 0
-
-    def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        pass
-
-
-class ImageFS:
-    """MicroPython VFS over a verified image: `os.mount(ImageFS(slot), "/app")` and put
-    "/app" first on sys.path; modules are then imported straight from the slot."""
-
-    def __init__(self, medium):
-        man = read_manifest(medium)
-        if man is None:
-            raise OSError(22)
-        mlen = parse_header(medium.read(0, HDR_LEN))[0]
-        base = HDR_LEN + mlen
-        self._m = medium
-        self._files = {}
-        self._dirs = {"": 1}
-        for f in man["files"]:
-            self._files[f["path"]] = (base + f["offset"], f["size"])
-            parts = f["path"].split("/")
-            for i in range(1, len(parts)):
-                self._dirs["/".join(parts[:i])] = 1
-        self._cwd = "/"
-
-    def _norm(self, path):
-        # the VFS layer hands over paths relative to the mount point ("/controller/x.mpy")
-        return path.strip("/")
-
-    def mount(self, readonly, mkfs):
-        pass
-
-    def umount(self):
-        pass
-
-    def stat(self, path):
-        p = self._norm(path)
-        if p in self._files:
-            return (0x8000, 0, 0, 0, 0, 0, self._files[p][1], 0, 0, 0)
-        if p in self._dirs:
-            return (0x4000, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        raise OSError(2)
-
-    def open(self, path, mode):
-        if "w" in mode or "a" in mode or "+" in mode:
-            raise OSError(30)  # EROFS
-        p = self._norm(path)
-        if p not in self._files:
-            raise OSError(2)
-        start, size = self._files[p]
-        return ImageFile(self._m, start, size)
-
-    def ilistdir(self, path):
-        p = self._norm(path)
-        if p not in self._dirs:
-            raise OSError(2)
-        pre = p + "/" if p else ""
-        seen = {}
-        out = []
-        for name in list(self._files) + list(self._dirs):
-            if name and name.startswith(pre):
-                head = name[len(pre):].split("/")[0]
-                if head and head not in seen:
-                    seen[head] = 1
-                    isdir = (pre + head) in self._dirs
-                    out.append((head, 0x4000 if isdir else 0x8000, 0))
-        return iter(out)
-
-    def chdir(self, path):
-        self._cwd = path
-
-    def getcwd(self):
-        return self._cwd
-
-    def statvfs(self, path):
-        return (512, 512, 0, 0, 0, 0, 0, 0, 0, 255)
+# --- running an image: ImageFS, a read-only file system over a slot (os.mount), lives in
+# controller/update/imagefs.py (a small module: a mounted slot keeps only it in RAM)
+from controller.update.imagefs import ImageFile, ImageFS  # noqa: E402,F401

@@ -7,9 +7,10 @@ Boot record (a storage.TwoSlot, so every write is old-or-new under a power cut):
     result   what happened last (R_* below)
 
 Sequence: begin(size) -> write(offset, data)... -> finish() verifies and marks the slot
-pending -> reset -> select_boot() counts an attempt and boots the pending slot ->
-the new firmware passes its self-test and calls confirm() (it becomes active), or it
-does not within `max_attempts` boots and select_boot() rolls back to the active slot.
+pending -> reset -> select_boot() counts an attempt and boots the pending slot (once per
+reset: controller/update/launch.py) -> the new firmware passes its self-test
+(controller/update/selftest.py) and calls confirm() (it becomes active), or it does not
+within `max_attempts` boots and select_boot() rolls back to the active slot.
 The active image is never written while it is the only confirmed one, and the boot
 record is the only commit point, so a cut at any moment leaves a bootable unit.
 The image format and its verification are in controller/update/image.py.
@@ -75,7 +76,9 @@ class Updater:
         self._active, self._pending, self._attempts, self._result = active, pending, attempts, result
 
     def running(self):
-        """The slot the boot selector chose for this boot (from the record alone)."""
+        """The slot the boot selector chose for this boot, from the record alone: after
+        select_boot() it is the slot select_boot() returned, and nothing is written (the
+        application learns the decision without counting another attempt)."""
         if self._pending != NONE and self._attempts > 0:
             return self._pending
         return self._active

@@ -8,8 +8,10 @@ what the medium holds. `tear` also writes a wrong value into byte N (a torn byte
 
 import os
 
-from controller.storage import (BlobStore, CuttingMedium, EnergyRegisters, FileMedium, MemoryMedium, Partition, PowerCut,
-                                RecordLog, REGISTERS, TwoSlot)
+from controller.steps import run_to_end
+from controller import config
+from controller.storage import (BlobStore, ConfigStore, CuttingMedium, EnergyRegisters, FileMedium, MemoryMedium,
+                                Partition, PowerCut, RecordLog, REGISTERS, TwoSlot)
 
 SEG = 256  # small segments keep the every-byte loops short
 
@@ -425,3 +427,147 @@ def test_blob_store_cut_at_every_byte():
     assert len(seen) == 2
     b.save(b"")
     assert BlobStore(m, 40).load() == b""
+
+
+def test_blob_store_save_in_steps_writes_the_same_bytes_a_bounded_piece_at_a_time():
+    size = 2 * BlobStore.copy_size(300)
+    whole = MemoryMedium(size)
+    stepped = MemoryMedium(size)
+    BlobStore(whole, 300).save(b"first")
+    BlobStore(stepped, 300).save(b"first")
+    data = bytes(range(200))
+    BlobStore(whole, 300).save(data)
+    c = CuttingMedium(stepped)
+    gen = BlobStore(c, 300).save_steps(data, 64)
+    steps = 0
+    try:
+        while True:
+            before = c.written
+            next(gen)
+            assert c.written - before <= 64  # never more than one piece per step
+            steps += 1
+    except StopIteration as e:
+        assert e.value == 2  # the sequence number of the stored copy
+    assert steps == 2 * ((BlobStore.copy_size(300) + 63) // 64)  # erase pieces, then program pieces
+    assert stepped.image() == whole.image()  # the same copy, byte for byte
+    assert BlobStore(stepped, 300).load() == data
+    try:
+        run_to_end(BlobStore(stepped, 300).save_steps(b"x" * 301, 64))
+        assert False
+    except ValueError:
+        pass
+
+
+def test_blob_store_abandoned_save_keeps_the_old_value_and_the_next_save_lands():
+    m = MemoryMedium(2 * BlobStore.copy_size(100))
+    b = BlobStore(m, 100)
+    b.save(b"committed")
+    gen = b.save_steps(b"abandoned half way", 16)
+    for _ in range(9):
+        next(gen)  # the copy is erased and partly written, then the save is dropped
+    assert BlobStore(m, 100).load() == b"committed"
+    b.save(b"next")
+    assert BlobStore(m, 100).load() == b"next"
+    b.save(b"and the one after")
+    assert BlobStore(m, 100).load() == b"and the one after"
+
+
+def test_blob_store_stepped_save_cut_at_every_byte():
+    size = 2 * BlobStore.copy_size(60)
+    m = MemoryMedium(size)
+    BlobStore(m, 60).save(b"old fault memory")
+    image = m.image()
+    total = BlobStore.copy_size(60) * 2  # erase + program of one copy
+    for n in range(total + 1):
+        for tear in (False, True):
+            dev = MemoryMedium(data=image)
+            gen = BlobStore(CuttingMedium(dev, n, tear), 60).save_steps(b"new fault memory, longer", 7)
+            try:
+                run_to_end(gen)
+                assert n == total
+            except PowerCut:
+                assert n < total
+            got = BlobStore(dev, 60).load()
+            assert got in (b"old fault memory", b"new fault memory, longer"), (n, tear, got)
+            if n == total:
+                assert got == b"new fault memory, longer"
+
+
+# --- configuration written over UDS ----------------------------------------------------------
+
+CFG_SIZE = 2 * BlobStore.copy_size(1024)
+
+
+def test_config_store_round_trip_and_apply():
+    m = MemoryMedium(CFG_SIZE)
+    st = ConfigStore(m)
+    assert st.load() == {}
+    ov = {"site": {"main_fuse_a": 20.0, "phases": 1}, "mode": {"kind": "v2h"}}
+    st.save(ov)
+    assert ConfigStore(m).load() == ov
+    base = config.validate({"site": {"main_fuse_a": 63.0, "grid_code": "DK-EN50549-1"}})  # the file's
+    said = []
+    cfg, keep = ConfigStore(m).apply(base, said.append)
+    assert said == [] and keep == ov
+    assert cfg["site"]["main_fuse_a"] == 20.0 and cfg["site"]["phases"] == 1 and cfg["mode"]["kind"] == "v2h"
+    assert cfg["site"]["grid_code"] == "DK-EN50549-1"  # what the file says and UDS did not write stays
+    assert base["site"]["main_fuse_a"] == 63.0  # the file's configuration is not changed in place
+    try:
+        st.save({"site": {"grid_code": "x" * 1100}})
+        assert False
+    except ValueError:
+        pass
+    assert ConfigStore(m).load() == ov
+
+
+def test_config_store_invalid_keys_are_reported_and_left_out():
+    m = MemoryMedium(CFG_SIZE)
+    ConfigStore(m).save({"site": {"main_fuse_a": 0.5, "phases": 2}, "gone": {"x": 1}, "mode": {"nope": 1}})
+    said = []
+    cfg, keep = ConfigStore(m).apply(config.defaults(), said.append)
+    assert keep == {"site": {"phases": 2}}
+    assert cfg["site"]["phases"] == 2 and cfg["site"]["main_fuse_a"] == 35.0
+    assert len(said) == 3 and "site.main_fuse_a" in " ".join(said) and "gone" in " ".join(said)
+
+
+def test_config_store_corrupt_content_is_reported_and_ignored():
+    for raw, why in ((b"{not json", "not JSON"), (b"[1, 2]", "not an object"), (b'{"site": 3}', "site")):
+        m = MemoryMedium(CFG_SIZE)
+        BlobStore(m, 1024).save(raw)
+        said = []
+        cfg, keep = ConfigStore(m).apply(config.defaults(), said.append)
+        assert cfg == config.defaults() and keep == {}
+        assert len(said) == 1 and why in said[0], said
+    m = MemoryMedium(CFG_SIZE)
+    ConfigStore(m).save({"site": {"phases": 1}})
+    ConfigStore(m).save({"site": {"phases": 2}})
+    m.write(40, b"rot")  # both copies damaged
+    m.write(BlobStore.copy_size(1024) + 40, b"rot")
+    said = []
+    cfg, keep = ConfigStore(m).apply(config.defaults(), said.append)
+    assert cfg == config.defaults() and keep == {} and "no valid copy" in said[0]
+    cfg, keep = ConfigStore(m).apply(config.defaults())  # without a report hook: quiet, still no crash
+    assert keep == {}
+
+
+def test_config_store_cut_at_every_byte_of_a_save():
+    m = MemoryMedium(CFG_SIZE)
+    old = {"site": {"main_fuse_a": 20.0}}
+    new = {"site": {"main_fuse_a": 25.0, "phases": 1}, "backup": {"enabled": False}}
+    ConfigStore(m).save(old)
+    image = m.image()
+    total = CFG_SIZE  # erase and program one copy
+    for n in range(0, total + 1):
+        for tear in (False, True):
+            dev = MemoryMedium(data=image)
+            try:
+                ConfigStore(CuttingMedium(dev, n, tear)).save(new)
+                assert n == total
+            except PowerCut:
+                assert n < total
+            got = ConfigStore(dev).load()
+            assert got == old or got == new, (n, tear)
+            if n == total:
+                assert got == new
+            cfg, keep = ConfigStore(dev).apply(config.defaults())
+            assert keep == got

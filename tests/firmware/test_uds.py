@@ -109,10 +109,17 @@ LIVE = {
 }
 
 
+class Stored(list):
+    """A configuration store that keeps every set of overrides it was given."""
+
+    def save(self, overrides):
+        self.append(overrides)
+
+
 def _server(now=0, **kw):
-    stored = []
+    stored = Stored()
     allow = kw.pop("allow", None)
-    d = dict(live=LIVE, config=uds.ConfigAccess(config.defaults(), stored.append), dtcs=DtcMemory(),
+    d = dict(live=LIVE, config=uds.ConfigAccess(config.defaults(), stored), dtcs=DtcMemory(),
              update=Update(), routines={uds.RID_ERASE_MEMORY: Routine(), uds.RID_CHECK_PROGRAMMING_DEPENDENCIES:
                                         Routine(b"\x00"), uds.RID_SELF_TEST: Routine(b"\x01\x02", stop=False)},
              reset=[].append, rng=Rng())
@@ -490,7 +497,7 @@ def test_write_config_needs_extended_session_and_security():
     _unlock(s, READY)
     assert s.handle(w, READY) == b"\x6e\xd1\x00"
     assert s.config.cfg["site"]["main_fuse_a"] == 20.0
-    assert len(stored) == 1 and stored[0]["site"]["main_fuse_a"] == 20.0
+    assert stored == [{"site": {"main_fuse_a": 20.0}}]  # the key written, not the whole configuration
     assert s.handle(b"\x22\xd1\x00", READY) == b"\x62\xd1\x00\x00\xc8"
     s.handle(b"\x10\x03", READY)
     s.handle(b"\x10\x02", READY)
@@ -516,7 +523,9 @@ def test_write_config_validation():
     assert s.handle(b"\x2e\xd1\x05\x01", READY) == b"\x6e\xd1\x05"
     assert s.config.cfg["site"]["phases"] == 1 and isinstance(s.config.cfg["site"]["phases"], int)
     assert len(stored) == 5
-    config.validate(stored[-1])  # every stored configuration is a valid one
+    assert stored[-1] == {"site": {"grid_code": "DK-EN50549-1", "export_limit_kw": None, "phases": 1},
+                          "mode": {"setpoint_kw": -6.0}}  # every key written so far, the last value of each
+    config.validate(stored[-1])  # a valid set of overrides
 
 
 def test_write_errors():
@@ -535,13 +544,27 @@ def test_write_refused_by_conditions_and_store_failure():
     _unlock(s, READY)
     assert s.handle(b"\x2e\xd1\x00\x00\xc8", READY) == _neg(0x2E, 0x22)
 
-    def broken(cfg):
-        raise OSError(28)
+    class Broken:
+        def save(self, overrides):
+            raise OSError(28)
 
-    s, _ = _server(config=uds.ConfigAccess(config.defaults(), broken))
+    s, _ = _server(config=uds.ConfigAccess(config.defaults(), Broken()))
     _unlock(s, READY)
     assert s.handle(b"\x2e\xd1\x00\x00\xc8", READY) == _neg(0x2E, 0x72)
     assert s.config.cfg["site"]["main_fuse_a"] == 35.0  # not applied when it could not be stored
+
+
+def test_write_config_keeps_the_overrides_in_force():
+    stored = Stored()
+    loaded = {"site": {"main_fuse_a": 20.0}, "mode": {"kind": "v2h"}}
+    cfg = config.validate(loaded)
+    s, _ = _server(config=uds.ConfigAccess(cfg, stored, loaded))
+    _unlock(s, READY)
+    assert s.handle(b"\x2e\xd1\x05\x01", READY) == b"\x6e\xd1\x05"  # phases 1
+    assert stored == [{"site": {"main_fuse_a": 20.0, "phases": 1}, "mode": {"kind": "v2h"}}]
+    assert loaded == {"site": {"main_fuse_a": 20.0}, "mode": {"kind": "v2h"}}  # not changed in place
+    assert s.handle(b"\x2e\xd1\x00\x00\xfa", READY) == b"\x6e\xd1\x00"  # fuse 25.0 A
+    assert stored[-1]["site"] == {"main_fuse_a": 25.0, "phases": 1}
 
 
 # ---------------------------------------------------------------- fault memory
