@@ -22,12 +22,13 @@ save that follows it; a cut at any byte leaves the previous or the new fault mem
 from controller.diag import dtc
 from controller.diag import uds
 from controller.diag.isotp import IsoTp
+from controller.timing import Elapsed
 
 SAVE_STEP_BYTES = 512  # fault-memory bytes erased or programmed per poll (one step)
 
 
 class Diagnostics:
-    __slots__ = ("gw", "isotp", "uds", "dtcs", "store", "save_errors", "_saving", "_up_us", "_now")
+    __slots__ = ("gw", "isotp", "uds", "dtcs", "store", "save_errors", "_saving", "_up", "_now")
 
     def __init__(self, gw, identity, secret, now, updater=None, dtc_store=None, reset=None,
                  rx_id=0x7E0, tx_id=0x7E8, functional_id=0x7DF, config_store=None, config_overrides=None):
@@ -42,7 +43,8 @@ class Diagnostics:
             if data:
                 self.dtcs = dtc.DtcMemory.from_bytes(data)
         self.dtcs.new_operation_cycle()
-        self._up_us = now
+        self._up = Elapsed()  # the operating time: right for months (a raw ticks difference wraps at ~9 min)
+        self._up.restart(now)
         self._now = now
         hooks = None
         routines = {}
@@ -58,9 +60,7 @@ class Diagnostics:
         gw.listeners.append(self.on_event)
 
     def _uptime_s(self):
-        from controller.clock import ticks_diff
-
-        return ticks_diff(self._now, self._up_us) // 1000000
+        return self._up.s
 
     def _allow(self, action):
         if action in ("program", "reset"):
@@ -90,6 +90,7 @@ class Diagnostics:
         """Move requests and responses; keep timers; save the fault memory when it changed,
         one bounded step per poll."""
         self._now = now
+        self._up.update(now)
         tp = self.isotp
         tp.poll(now)
         req = tp.recv()

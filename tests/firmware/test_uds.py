@@ -1260,3 +1260,21 @@ def test_updater_hooks_routines():
     u.trial = True
     s.handle(b"\x31\x01\xff\x00", READY)
     assert s.poll(READY) == _neg(0x31, 0x22)
+
+
+def test_operating_time_did_is_right_past_the_ticks_half_period():
+    # the gateway's diagnostics count operating time by adding up poll intervals: after
+    # 20 minutes (more than the ~9 minutes a raw ticks difference spans), started just
+    # before a wrap, the operating-time value says 1200 s
+    from controller.clock import TICKS_MAX, ticks_add
+    from controller.control.gateway import Gateway
+    from controller.diag.diagnostics import Diagnostics
+    from sitebus import Site
+
+    site = Site()
+    gw = Gateway(config.validate({}), site.gw_port)
+    t0 = TICKS_MAX - 3000000
+    d = Diagnostics(gw, {"serial": "T", "sw_version": "t", "system_name": "t"}, b"\x11" * 32, t0)
+    for s in range(1, 1201):
+        d.poll(ticks_add(t0, s * 1000000))
+    assert d.uds.live["operating_time"]() == 1200
