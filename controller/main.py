@@ -89,7 +89,6 @@ def stored_config(cfg, opts):
     key is reported and left out."""
     import os
 
-    from controller.storage import ConfigStore, FileMedium
     from controller.update.launch import data_dir
 
     path = data_dir(opts["data"]) + CONFIG_FILE
@@ -97,7 +96,9 @@ def stored_config(cfg, opts):
         try:
             os.stat(path)
         except OSError:
-            return cfg, (None, None)
+            return cfg, (None, None)  # no store: the storage code is not even loaded (RAM)
+    from controller.storage import ConfigStore, FileMedium
+
     store = ConfigStore(FileMedium(path, CONFIG_SIZE))
     cfg, overrides = store.apply(cfg, lambda text: print("warning:", text, file=sys.stderr))
     return cfg, (store, overrides)
@@ -214,8 +215,13 @@ def main(argv, booted=None):
         except (ImportError, ValueError, OSError) as e:
             print("error: --secc-iface:", e, file=sys.stderr)
             return 2
-    _forget("controller.config")  # what only start-up needs: freed for the run
+    # what only start-up needs is freed for the run: the configuration schema, the profile
+    # machinery and, on a unit that runs no update, the boot selection
+    _forget("controller.config")
     _forget("controller.protection.grid_codes")
+    if selftest is None and diag is None:
+        launch = None  # noqa: F841 (this frame's reference, or the module would stay)
+        _forget("controller.update.launch")
     hk = Housekeeping(cfg["control"]["watchdog_ms"], cfg["control"]["gc_every_bytes"], clock.ticks_us, heap_import)
 
     def stop():  # after every control period
