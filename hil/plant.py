@@ -1036,26 +1036,22 @@ class Site:
             return w, (e if e > 0.0 else 0.0)
         return self.w_set, self.v_set_pu
 
-    def _gfm_caps(self):
-        """AC power the stage can deliver / absorb within its DC limits and the BMS."""
-        vb = self.v_batt
-        pdis = 0.0 if self.soc <= self.min_soc else self.idc_dis_max * vb * EFF
-        pch = 0.0 if self.soc >= 1.0 else self.idc_ch_max * vb / EFF
-        return pdis, pch
-
-    def _set_from_delivered(self, pd, q, i):
-        pac = -pd
-        self.p_ac = pac
-        self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
-        self.q_inv = q
-        self.i_ac = i
-
     def _gfm_island(self, dt):
         """Grid-forming source alone on the bus: droop, current and power limits."""
-        w, e = self._gfm_refs()
+        # the references (_gfm_refs, written out: this is the forming island's every step)
+        if self.droop:
+            w = self.w_set - DROOP_P * self.w_n * self.gfm_pf / self.s_rated
+            e = self.v_set_pu - DROOP_Q * self.gfm_qf / self.s_rated
+            e = e if e > 0.0 else 0.0
+        else:
+            w, e = self.w_set, self.v_set_pu
         f = w / _TWO_PI
         x = f / self.f_n
-        pdis, pch = self._gfm_caps()
+        # AC power the stage can deliver / absorb within its DC limits and the BMS
+        soc = self.soc
+        vb = self.v_batt
+        pdis = 0.0 if soc <= self.min_soc else self.idc_dis_max * vb * EFF
+        pch = 0.0 if soc >= 1.0 else self.idc_ch_max * vb / EFF
         vt = e
         p0 = self.ld_p
         nvn = self.n_ph * self.v_n
@@ -1082,13 +1078,25 @@ class Site:
         # the current loop pulls the voltage down at once; voltage build-up takes TAU_V_GFM_S
         v = vt if vt <= v else vt + (v - vt) * self._e_vgfm
         u = v * v
-        pl, ql = self._load_pq(u, x)
+        # the load at u and x (_load_pq, written out)
+        if self.ld_rlc:
+            pl = p0 * u
+            ql = pl * (self.ld_qf / x - self.ld_qc * x)
+        elif u >= _CP_BREAK_U:
+            pl, ql = p0, self.ld_q
+        else:
+            k = u / _CP_BREAK_U
+            pl, ql = p0 * k, self.ld_q * k
         pd = pl
-        self._bms = p0 > 0.0 and self.soc <= self.min_soc  # the load wants power the BMS refuses
+        self._bms = p0 > 0.0 and soc <= self.min_soc  # the load wants power the BMS refuses
         if pd < -pch:
             pd = -pch  # a generating 'load' beyond what the battery may absorb: surplus not modelled
         i = _sqrt(pd * pd + ql * ql) / (nvn * v) if v > 0.01 else 0.0
-        self._set_from_delivered(pd, ql, i)
+        pac = -pd
+        self.p_ac = pac
+        self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
+        self.q_inv = ql
+        self.i_ac = i
         a = self._a_droop
         self.gfm_pf += (pd - self.gfm_pf) * a
         self.gfm_qf += (ql - self.gfm_qf) * a
@@ -1113,13 +1121,21 @@ class Site:
             pd *= kk
             q *= kk
             i = self.i_lim
-        pdis, pch = self._gfm_caps()
-        self._bms = pd > 0.0 and self.soc <= self.min_soc
+        # AC power the stage can deliver / absorb within its DC limits and the BMS
+        soc = self.soc
+        vb = self.v_batt
+        pdis = 0.0 if soc <= self.min_soc else self.idc_dis_max * vb * EFF
+        pch = 0.0 if soc >= 1.0 else self.idc_ch_max * vb / EFF
+        self._bms = pd > 0.0 and soc <= self.min_soc
         if pd > pdis:
             pd = pdis
         elif pd < -pch:
             pd = -pch
-        self._set_from_delivered(pd, q, i)
+        pac = -pd
+        self.p_ac = pac
+        self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
+        self.q_inv = q
+        self.i_ac = i
         a = self._a_droop
         self.gfm_pf += (pd - self.gfm_pf) * a
         self.gfm_qf += (q - self.gfm_qf) * a
@@ -1155,7 +1171,16 @@ class Site:
         f = self.bf
         f_n = self.f_n
         x = f / f_n
-        pl, ql = self._load_pq(u, x)
+        # the load at u and x (_load_pq, written out)
+        p0 = self.ld_p
+        if self.ld_rlc:
+            pl = p0 * u
+            ql = pl * (self.ld_qf / x - self.ld_qc * x)
+        elif u >= _CP_BREAK_U:
+            pl, ql = p0, self.ld_q
+        else:
+            kk = u / _CP_BREAK_U
+            pl, ql = p0 * kk, self.ld_q * kk
         if vn >= U_MAX_PU and pd > pl:
             pd = pl  # surplus the bus cannot take: the stage's DC link curtails it
         if running:
@@ -1167,7 +1192,6 @@ class Site:
             ib = b / nvn
             self.i_ac = _sqrt(ia * ia + ib * ib)
         if u > V_PRESENT_PU * V_PRESENT_PU:
-            p0 = self.ld_p
             if self.ld_rlc and (self.ld_qc > 1e-12 or self.ld_qf > 1e-12):
                 qc = self.ld_qc
                 qf = self.ld_qf
