@@ -171,7 +171,7 @@ class Site:
         "notify",
         # cached for the step
         "_nvn", "_oc_a", "_sync_set", "_rl_dirty",
-        # quiescent grid-tied steps: nothing but the integrators moves (see step())
+        # quiescent steps: nothing but the integrators moves (see step() and _check_quiet)
         "_quiet", "_qv", "_gfl_fixed",
     )
 
@@ -1297,7 +1297,7 @@ class Site:
 
     # ---------------------------------------------------------------- truth
     def _publish(self):
-        """Every truth field from the state (at construction; step() refreshes what moves)."""
+        """Every truth field from the state (at construction; a step's _publish_truth refreshes what moves)."""
         tr = self._truth
         vb = self.v_batt
         tr.t_s = self.t_s
