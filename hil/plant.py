@@ -458,9 +458,9 @@ class Site:
 
         A quiescent step (see _check_quiet) takes the short path right below. A full step runs
         the phases after it, in the order of docs/plant.md (the [n] in each phase's docstring is
-        the section there). A phase at rest is not called: its guard here is the first test the
-        phase would make. `still` stays True when the utility source, the relay and the
-        inverter's loops all were at rest, which spares _check_quiet a second look at them.
+        the section there). A phase that would change nothing is not called: its guard here
+        tells that from the state. `still` stays True when the utility source, the relay and
+        the inverter's loops all were at rest, which spares _check_quiet a second look at them.
         """
         if self._quiet and dt == self._dt:
             # A grid-tied step with everything but the power stage and the integrators at rest:
@@ -560,7 +560,12 @@ class Site:
             still = False
         # what a settled island must find unchanged at the end (a bus tied to the grid needs none)
         prev = None if conn and self.breaker else (self.bv, self.bf, self.bth, self.v_f, self.pll_th)
-        mode = self._inverter_mode(tr)
+        mode = self.mode
+        # mode and state change only when the stage is not simply in its commanded mode (the state
+        # follows from the mode but for a fault's Off) or a fault, trip or restart has a say
+        if (self.cmd_mode != mode or self.state == ST_FAULT or self.f_oc or self.f_ot or self.f_acgrid
+                or self._restart_left > 0.0):
+            mode = self._inverter_mode(tr)
         self._solve_bus(dt, conn, mode)
         v = self.bv
         if v != self.v_f:
