@@ -870,11 +870,19 @@ class Site:
     def _check_quiet(self, prev, conn, mode, still):
         """[9] _quiet and _qv set when the next step may take step()'s short path (else _quiet stays 0)."""
         # prev: (bv, bf, bth, v_f, pll_th) as the step found them, None for a bus tied to the grid;
-        # still: step() found the source, the relay and the inverter's loops at rest
+        # still: step() found the source, the relay and the inverter's loops at rest. The tests
+        # that fail most often come first.
         uf = self.uf
         if not (still or uf == self.f_n and self.uv == self.uv_target and uf == self.uf_target
                 and not self.rl_moving and not self._rl_dirty):
-            return
+            return  # the source or the relay moves
+        v = self.bv
+        tied = conn and self.breaker
+        if tied:
+            if not (still or not self._sync_set and v == self.v_f and self.bth == self.pll_th and self.pll_dw == 0.0):
+                return  # the inverter's loops have not settled on the grid
+        elif not ((v, self.bf, self.bth, self.v_f, self.pll_th) == prev and self.pll_dw == 0.0):
+            return  # the island moved
         cm = self.cmd_mode
         if self.f_oc or self.f_ot or cm == MODE_OFF or (cm == MODE_GFL and (self.f_acgrid or self._restart_left > 0.0)):
             next_mode = MODE_OFF
@@ -883,20 +891,16 @@ class Site:
         if not (next_mode == mode and self._oc_since < 0.0 and not self.f_ot
                 and (mode == MODE_GFL or
                      mode == MODE_OFF and not (self.p_ref or self.q_ref or self.p_batt or self._bms))):
-            return
-        v = self.bv
+            return  # the mode may change, or the stage moves without a grid-following loop
         usv = self.usv
-        if conn and self.breaker:
-            if ((still or not self._sync_set and v == self.v_f and self.bth == self.pll_th and self.pll_dw == 0.0)
-                    and self._win_since < 0.0 and not self.f_acgrid and self._restart_left == 0.0
-                    and self._loss_since < 0.0):
+        if tied:
+            if self._win_since < 0.0 and not self.f_acgrid and self._restart_left == 0.0 and self._loss_since < 0.0:
                 # grid-tied: the bus is the grid, whatever the stage does
                 i_grid = self.i_grid
                 self._quiet = 1
                 self._qv = (usv * usv, self.usth, self.p_grid, self.q_grid, i_grid * i_grid, v * v,
                             self.p_load, self.q_load)
-        elif (mode == MODE_OFF or self._gfl_fixed) and (v, self.bf, self.bth, self.v_f, self.pll_th) == prev \
-                and self.pll_dw == 0.0 and self._restart_left == 0.0 \
+        elif (mode == MODE_OFF or self._gfl_fixed) and self._restart_left == 0.0 \
                 and (cm != MODE_GFL or self.f_timeout or (self._win_since < 0.0) != self.f_acgrid) \
                 and (self._loss_since < 0.0 or not self._loss_armed):
             # a settled island (or a dead bus): this step changed nothing that feeds back,
