@@ -138,6 +138,7 @@ class Site:
         "t_s", "_t0", "_n", "_dt",
         # utility source and breaker
         "uv", "uv_target", "uv_rate", "uf", "uf_target", "uf_rate", "uth", "breaker",
+        "_src_moving",  # off nominal frequency or on a ramp: a full step moves the source
         # relay
         "rl_cmd", "rl_conn", "rl_moving", "rl_timer",
         # home bus and utility side of the relay
@@ -214,6 +215,7 @@ class Site:
         self.uv_rate = 0.0
         self.uf = self.uf_target = self.f_n
         self.uf_rate = 0.0
+        self._src_moving = False
         self.uth = 0.0
         self.breaker = True
 
@@ -350,6 +352,7 @@ class Site:
             pu = float(ev["pu"])
             ramp = ev.get("ramp_s")
             self.uv_target = pu
+            self._src_moving = True
             if ramp:
                 self.uv_rate = abs(pu - self.uv) / float(ramp)
             else:
@@ -359,6 +362,7 @@ class Site:
             hz = float(ev["hz"])
             rate = ev.get("ramp_hz_per_s")
             self.uf_target = hz
+            self._src_moving = True
             if rate:
                 self.uf_rate = abs(float(rate))
             else:
@@ -550,8 +554,7 @@ class Site:
         t = self._t0 + n * dt
         tr = self._truth
         still = True
-        uf = self.uf
-        if uf != self.f_n or uf != self.uf_target or self.uv != self.uv_target:  # off nominal, or a ramp
+        if self._src_moving:
             self._utility_source(dt)
             still = False
         conn = self.rl_conn
@@ -581,7 +584,7 @@ class Site:
         self._meter_windows(dt, v)
         self.t_s = t
         self._publish_truth(t, tr)
-        if mode != MODE_GFM:  # a forming inverter keeps every step a full one
+        if mode != MODE_GFM and not self._src_moving:  # else the next step is a full one anyway
             self._check_quiet(prev, conn, mode, still)
 
     # ---------------------------------------------------------------- the phases, in step()'s order
@@ -608,6 +611,7 @@ class Site:
             self.uf = uf
         if uf != f_n:
             self.uth = (self.uth + (uf - f_n) * _TWO_PI * dt + _PI) % _TWO_PI - _PI
+        self._src_moving = uv != self.uv_target or uf != self.uf_target or uf != f_n
 
     def _relay_contact(self, dt, tr):
         """[2] Sync values across the open contact as they stood before it moves; then the contact moves (returned)."""
@@ -869,13 +873,12 @@ class Site:
 
     def _check_quiet(self, prev, conn, mode, still):
         """[9] _quiet and _qv set when the next step may take step()'s short path (else _quiet stays 0)."""
+        # Called with the utility source at rest and an inverter that does not form the grid.
         # prev: (bv, bf, bth, v_f, pll_th) as the step found them, None for a bus tied to the grid;
         # still: step() found the source, the relay and the inverter's loops at rest. The tests
         # that fail most often come first.
-        uf = self.uf
-        if not (still or uf == self.f_n and self.uv == self.uv_target and uf == self.uf_target
-                and not self.rl_moving and not self._rl_dirty):
-            return  # the source or the relay moves
+        if not (still or not self.rl_moving and not self._rl_dirty):
+            return  # the relay moves
         v = self.bv
         tied = conn and self.breaker
         if tied:
