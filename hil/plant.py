@@ -894,7 +894,7 @@ class Site:
         if not (next_mode == mode and self._oc_since < 0.0 and not self.f_ot
                 and (mode == MODE_GFL or
                      mode == MODE_OFF and not (self.p_ref or self.q_ref or self.p_batt or self._bms))):
-            return  # the mode may change, or the stage moves without a grid-following loop
+            return  # the mode may change, or a stopped stage has not settled at zero
         usv = self.usv
         if tied:
             if self._win_since < 0.0 and not self.f_acgrid and self._restart_left == 0.0 and self._loss_since < 0.0:
