@@ -611,7 +611,7 @@ class Site:
             self.uf = uf
         if uf != f_n:
             self.uth = (self.uth + (uf - f_n) * _TWO_PI * dt + _PI) % _TWO_PI - _PI
-        self._src_moving = uv != self.uv_target or uf != self.uf_target or uf != f_n
+        self._src_moving = uf != f_n or uf != self.uf_target or uv != self.uv_target
 
     def _relay_contact(self, dt, tr):
         """[2] Sync values across the open contact as they stood before it moves; then the contact moves (returned)."""
