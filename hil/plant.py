@@ -14,6 +14,12 @@ the DBC); the meter's power is positive when the site imports from the grid.
 The node layer (hil/nodes.py) calls the command methods between steps and reads the
 measurement snapshots; the runner calls step(dt) and truth() once per step. Nothing
 here is random: same inputs, same outputs.
+
+Site.step() takes a short path when nothing but the integrators can move (a quiescent
+step); otherwise it runs the phases of a step in the order of docs/plant.md, one method
+each: _utility_source, _relay_contact, _inverter_mode, _solve_bus (which calls the power
+stage's _gfl_grid / _gfm_grid / _gfm_island / _gfl_island), _outer_loop, _pll,
+_inverter_protection, _battery, _meter_windows, _publish_truth and _check_quiet.
 """
 
 import math
@@ -69,6 +75,10 @@ V_PRESENT_PU = 0.2          # below this a voltage has no frequency or phase
 RELAY_PRESENT_PU = 0.5      # RLY_Feedback.UtilityVoltagePresent threshold
 FREQ_WINDOW_CYCLES = 2      # meter frequency: phase advance over 2 nominal cycles
 ROCOF_WINDOW_S = 0.100      # meter ROCOF: frequency change over 100 ms
+
+# products of the constants above that the step uses (the same floats as written out)
+_CP_BREAK_U = CP_BREAK_PU * CP_BREAK_PU    # the load's breakpoint as squared voltage (pu^2)
+_K_TH = R_TH_K_PER_W * (1.0 - EFF)         # heatsink temperature rise per W of battery power
 
 MODE_OFF, MODE_GFL, MODE_GFM = 0, 1, 2
 ST_INIT, ST_STANDBY, ST_RUNNING, ST_FAULT = 0, 1, 2, 3
@@ -128,6 +138,7 @@ class Site:
         "t_s", "_t0", "_n", "_dt",
         # utility source and breaker
         "uv", "uv_target", "uv_rate", "uf", "uf_target", "uf_rate", "uth", "breaker",
+        "_src_moving",  # off nominal frequency or on a ramp: a full step moves the source
         # relay
         "rl_cmd", "rl_conn", "rl_moving", "rl_timer",
         # home bus and utility side of the relay
@@ -161,7 +172,7 @@ class Site:
         "notify",
         # cached for the step
         "_nvn", "_oc_a", "_sync_set", "_rl_dirty",
-        # quiescent grid-tied steps: nothing but the integrators moves (see step())
+        # quiescent steps: nothing but the integrators moves (see step() and _check_quiet)
         "_quiet", "_qv", "_gfl_fixed",
     )
 
@@ -204,6 +215,7 @@ class Site:
         self.uv_rate = 0.0
         self.uf = self.uf_target = self.f_n
         self.uf_rate = 0.0
+        self._src_moving = False
         self.uth = 0.0
         self.breaker = True
 
@@ -340,6 +352,7 @@ class Site:
             pu = float(ev["pu"])
             ramp = ev.get("ramp_s")
             self.uv_target = pu
+            self._src_moving = True
             if ramp:
                 self.uv_rate = abs(pu - self.uv) / float(ramp)
             else:
@@ -349,6 +362,7 @@ class Site:
             hz = float(ev["hz"])
             rate = ev.get("ramp_hz_per_s")
             self.uf_target = hz
+            self._src_moving = True
             if rate:
                 self.uf_rate = abs(float(rate))
             else:
@@ -443,29 +457,15 @@ class Site:
         self._oc_since = -1.0
 
     # ================================================================ the step
-    def _battery(self, pb, dt, t0, tr):
-        """Integrate the EV battery over one step of battery power pb (W, + charging); a
-        change of direction restarts the grace period of the DC current limit."""
-        soc = self.soc + pb * dt / self.cap_j
-        if soc < 0.0:
-            soc = 0.0
-        elif soc > 1.0:
-            soc = 1.0
-        self.soc = soc
-        self.v_batt = V_BATT_0 + V_BATT_SOC * soc
-        if pb > 1e-3:
-            d = 1
-        elif pb < -1e-3:
-            d = -1
-        else:
-            d = self._dir
-        if d != self._dir:
-            self._dir = d
-            self._dc_lim_changed = t0
-            tr.i_dc_limit_changed_s = t0
-
     def step(self, dt):
-        """Advance the plant by dt seconds."""
+        """Advance the plant by dt seconds.
+
+        A quiescent step (see _check_quiet) takes the short path right below. A full step runs
+        the phases after it, in the order of docs/plant.md (the [n] in each phase's docstring is
+        the section there). A phase that would change nothing is not called: its guard here
+        tells that from the state. `still` stays True when the utility source, the relay and
+        the inverter's loops all were at rest, which spares _check_quiet a second look at them.
+        """
         if self._quiet and dt == self._dt:
             # A grid-tied step with everything but the power stage and the integrators at rest:
             # stiff grid at nominal frequency and constant voltage, relay at rest, PLL and outer
@@ -548,15 +548,49 @@ class Site:
             return
         if dt != self._dt:
             self._set_dt(dt)
-        prev = (self.bv, self.bf, self.bth, self.v_f, self.pll_th)
         t0 = self.t_s
         n = self._n + 1
         self._n = n
         t = self._t0 + n * dt
-        f_n = self.f_n
         tr = self._truth
+        still = True
+        if self._src_moving:
+            self._utility_source(dt)
+            still = False
+        conn = self.rl_conn
+        if not conn or self._sync_set or self.rl_moving or self._rl_dirty:  # open, just closed, or moving
+            conn = self._relay_contact(dt, tr)
+            still = False
+        # what a settled island must find unchanged at the end (a bus tied to the grid needs none)
+        prev = None if conn and self.breaker else (self.bv, self.bf, self.bth, self.v_f, self.pll_th)
+        mode = self.mode
+        # mode and state change only when the stage is not simply in its commanded mode (the state
+        # follows from the mode but for a fault's Off) or a fault, trip or restart has a say
+        if (self.cmd_mode != mode or self.state == ST_FAULT or self.f_oc or self.f_ot or self.f_acgrid
+                or self._restart_left > 0.0):
+            mode = self._inverter_mode(tr)
+        self._solve_bus(dt, conn, mode)
+        v = self.bv
+        if v != self.v_f:
+            self._outer_loop(v)
+            still = False
+        if self.pll_dw != 0.0 or self.bth != self.pll_th:
+            self._pll(dt, v)
+            still = False
+        self._inverter_protection(dt, t, v, mode)
+        pb = self.p_batt
+        if pb != 0.0:
+            self._battery(pb, dt, t0, tr)
+        self._meter_windows(dt, v)
+        self.t_s = t
+        self._publish_truth(t, tr)
+        if mode != MODE_GFM and not self._src_moving:  # else the next step is a full one anyway
+            self._check_quiet(prev, conn, mode, still)
 
-        # ---- utility source
+    # ---------------------------------------------------------------- the phases, in step()'s order
+    def _utility_source(self, dt):
+        """[1] The source's uv and uf one step along their ramps, and its angle uth advanced by uf - f_n."""
+        f_n = self.f_n
         uv = self.uv
         if uv != self.uv_target:
             d = self.uv_target - uv
@@ -575,19 +609,18 @@ class Site:
             else:
                 uf += r if d > 0.0 else -r
             self.uf = uf
-        uth = self.uth
         if uf != f_n:
-            uth = (uth + (uf - f_n) * _TWO_PI * dt + _PI) % _TWO_PI - _PI
-            self.uth = uth
-        breaker = self.breaker
+            self.uth = (self.uth + (uf - f_n) * _TWO_PI * dt + _PI) % _TWO_PI - _PI
+        self._src_moving = uf != f_n or uf != self.uf_target or uv != self.uv_target
 
-        # ---- site relay: what stands across the open contact, then the contact moves
+    def _relay_contact(self, dt, tr):
+        """[2] Sync values across the open contact as they stood before it moves; then the contact moves (returned)."""
         conn = self.rl_conn
         if not conn:
-            if breaker:
-                self.sync_dphi = (uth - self.bth + _PI) % _TWO_PI - _PI
-                self.sync_df = uf - self.bf
-                self.sync_dv = uv - self.bv
+            if self.breaker:
+                self.sync_dphi = (self.uth - self.bth + _PI) % _TWO_PI - _PI
+                self.sync_df = self.uf - self.bf
+                self.sync_dv = self.uv - self.bv
             else:
                 self.sync_dphi = 0.0
                 self.sync_df = 0.0
@@ -611,8 +644,10 @@ class Site:
                 self.rl_timer -= dt
             tr.relay_closed = conn
             tr.relay_state = RELAY_MOVING if self.rl_moving else (RELAY_CLOSED if conn else RELAY_OPEN)
+        return conn
 
-        # ---- inverter operating mode from commands and faults
+    def _inverter_mode(self, tr):
+        """[5] Mode and state from the command and the faults; a new mode starts bumplessly. Returns the mode."""
         cm = self.cmd_mode
         if self.f_oc or self.f_ot:
             mode, state = MODE_OFF, ST_FAULT
@@ -643,11 +678,15 @@ class Site:
         if state != self.state:
             self.state = state
             tr.inverter_state = state
+        return mode
 
-        # ---- solve the home bus
-        if conn and breaker:
+    def _solve_bus(self, dt, conn, mode):
+        """[3, 4] This step's bus, stage output and load; the relay's utility side and the grid flows from them."""
+        uv = self.uv
+        if conn and self.breaker:
             # stiff grid
-            v = uv
+            uf = self.uf
+            uth = self.uth
             self.bv, self.bf, self.bth = uv, uf, uth
             if mode == MODE_GFL:
                 self._gfl_grid(dt, uv)
@@ -655,50 +694,47 @@ class Site:
                 self._gfm_grid(dt, uv, uth)
             elif self.p_ref or self.q_ref or self._bms:
                 self._gfl_refs(dt, False)
+            # the load (_load_pq, written out)
             u = uv * uv
             p0 = self.ld_p
             if self.ld_rlc:
-                x = uf / f_n
+                x = uf / self.f_n
                 pl = p0 * u
                 ql = pl * (self.ld_qf / x - self.ld_qc * x)
-            elif u >= CP_BREAK_PU * CP_BREAK_PU:
+            elif u >= _CP_BREAK_U:
                 pl, ql = p0, self.ld_q
             else:
-                kk = u / (CP_BREAK_PU * CP_BREAK_PU)
+                kk = u / _CP_BREAK_U
                 pl, ql = p0 * kk, self.ld_q * kk
             self.p_load, self.q_load = pl, ql
             p_grid = pl + self.p_ac
             q_grid = ql - self.q_inv
-            i_grid = _sqrt(p_grid * p_grid + q_grid * q_grid) / (self.n_ph * self.v_n * uv) if uv > 0.01 else 0.0
+            i_grid = _sqrt(p_grid * p_grid + q_grid * q_grid) / (self._nvn * uv) if uv > 0.01 else 0.0
             self.p_grid, self.q_grid, self.i_grid = p_grid, q_grid, i_grid
             # the utility side of the relay (the meter's and the relay's sensing point) is the bus
-            usv, usth = uv, uth
             self.usv, self.usf, self.usth = uv, uf, uth
-            bf = uf
         else:
             if mode == MODE_GFM:
                 self._gfm_island(dt)
             else:
                 self._gfl_island(dt, mode == MODE_GFL)
-            v = self.bv
-            bf = self.bf
-            p_grid = q_grid = i_grid = 0.0
             self.p_grid = self.q_grid = self.i_grid = 0.0
             if conn:
-                usv, self.usf, usth = v, bf, self.bth
-            elif breaker:
-                usv, self.usf, usth = uv, uf, uth
+                self.usv, self.usf, self.usth = self.bv, self.bf, self.bth
+            elif self.breaker:
+                self.usv, self.usf, self.usth = uv, self.uf, self.uth
             else:
-                usv, self.usf, usth = 0.0, uf, self.usth
-            self.usv, self.usth = usv, usth
+                self.usv, self.usf = 0.0, self.uf
 
-        # ---- grid-following outer loop: its voltage filter, held outside the continuous-operation band
+    def _outer_loop(self, v):
+        """[5] The outer loop's voltage filter v_f follows v inside the continuous-operation band, holds outside."""
         if V_FRT_LO_PU <= v <= V_FRT_HI_PU:
             vf = self.v_f
             if vf != v:
                 self.v_f = vf + (v - vf) * self._a_vf
 
-        # ---- PLL of the inverter (tracks the bus while it has a voltage)
+    def _pll(self, dt, v):
+        """[5] The PLL tracks the bus angle while the bus voltage v has a phase, else runs on at its frequency."""
         pll_th = self.pll_th
         dw = self.pll_dw
         if v > V_PRESENT_PU:
@@ -715,9 +751,12 @@ class Site:
         elif dw != 0.0:
             self.pll_th = (pll_th + dw * dt + _PI) % _TWO_PI - _PI
 
-        # ---- inverter protections
+    def _inverter_protection(self, dt, t, v, mode):
+        """[5] AC window and restart, AC-loss event, over-current timer, heatsink and over-temperature, as of t."""
+        cm = self.cmd_mode
         if cm == MODE_GFL and not self.f_timeout:
-            f_pll = f_n + dw / _TWO_PI
+            f_n = self.f_n
+            f_pll = f_n + self.pll_dw / _TWO_PI
             if v < AC_WIN_LO_PU or v > AC_WIN_HI_PU or f_pll - f_n > AC_WIN_F_HZ or f_n - f_pll > AC_WIN_F_HZ:
                 if self._win_since < 0.0:
                     self._win_since = t
@@ -744,8 +783,7 @@ class Site:
             self._loss_since = -1.0
             if v >= AC_LOSS_REARM_PU:
                 self._loss_armed = True
-        i_ac = self.i_ac
-        if i_ac > self._oc_a:
+        if self.i_ac > self._oc_a:
             if self._oc_since < 0.0:
                 self._oc_since = t
             if t - self._oc_since >= OC_TRIP_S - 1e-9:
@@ -754,25 +792,43 @@ class Site:
             self._oc_since = -1.0
         pb = self.p_batt
         temp = self.temp
-        temp += (T_AMB_C + R_TH_K_PER_W * (1.0 - EFF) * (pb if pb > 0.0 else -pb) - temp) * self._a_th
+        temp += (T_AMB_C + _K_TH * (pb if pb > 0.0 else -pb) - temp) * self._a_th
         self.temp = temp
         if temp > OT_TRIP_C:
             self.f_ot = True
         elif temp < OT_CLEAR_C:
             self.f_ot = False
 
-        # ---- EV battery
-        if pb != 0.0:
-            self._battery(pb, dt, t0, tr)
-        soc = self.soc
-        vb = self.v_batt
+    def _battery(self, pb, dt, t0, tr):
+        """[5] soc and v_batt after dt at battery power pb (W, + charging); a new direction is a DC limit change."""
+        soc = self.soc + pb * dt / self.cap_j
+        if soc < 0.0:
+            soc = 0.0
+        elif soc > 1.0:
+            soc = 1.0
+        self.soc = soc
+        self.v_batt = V_BATT_0 + V_BATT_SOC * soc
+        if pb > 1e-3:
+            d = 1
+        elif pb < -1e-3:
+            d = -1
+        else:
+            d = self._dir
+        if d != self._dir:
+            self._dir = d
+            self._dc_lim_changed = t0
+            tr.i_dc_limit_changed_s = t0
 
-        # ---- meter windows and registers
+    def _meter_windows(self, dt, v):
+        """[6] This step's samples in the meter's ring buffers (evaluated when read) and the energy registers."""
+        usv = self.usv
+        p_grid = self.p_grid
+        i_grid = self.i_grid
         k = self._k
         self._b_v2[k] = usv * usv
-        self._b_th[k] = usth
+        self._b_th[k] = self.usth
         self._b_p[k] = p_grid
-        self._b_q[k] = q_grid
+        self._b_q[k] = self.q_grid
         self._b_i2[k] = i_grid * i_grid
         self._b_bv2[k] = v * v
         k += 1
@@ -786,55 +842,74 @@ class Site:
         elif p_grid < 0.0:
             self.e_export_wh -= p_grid * dt / 3600.0
 
-        self.t_s = t
-        # ---- truth (the fields that move every step; the others where they change)
+    def _publish_truth(self, t, tr):
+        """[7] Every truth field a step can move, as of t (the others are written where they change)."""
+        pb = self.p_batt
+        vb = self.v_batt
+        usv = self.usv
+        p_grid = self.p_grid
         tr.t_s = t
-        tr.home_v_pu = v
-        tr.home_f_hz = bf
+        tr.home_v_pu = self.bv
+        tr.home_f_hz = self.bf
         tr.utility_side_v_pu = usv
-        tr.grid_v_pu = uv
-        tr.grid_f_hz = uf
-        tr.breaker_closed = breaker
+        tr.grid_v_pu = self.uv
+        tr.grid_f_hz = self.uf
+        tr.breaker_closed = self.breaker
         tr.p_batt_w = pb
         tr.p_ac_w = self.p_ac
         tr.q_inv_var = self.q_inv
-        tr.i_ac_a = i_ac
+        tr.i_ac_a = self.i_ac
         tr.i_dc_a = pb / vb
         tr.p_load_w = self.p_load
         tr.q_load_var = self.q_load
         tr.p_grid_w = p_grid
-        tr.q_grid_var = q_grid
-        tr.i_grid_a = i_grid
+        tr.q_grid_var = self.q_grid
+        tr.i_grid_a = self.i_grid
         tr.i_export_a = -p_grid / (self._nvn * usv) if p_grid < 0.0 and usv > 0.01 else 0.0
-        tr.soc = soc
+        tr.soc = self.soc
         tr.v_batt = vb
         tr.bms_blocked = self._bms
         tr.i_dc_limit_a = (self.max_charge_w if self._dir > 0 else self.max_discharge_w) / vb
 
-        # ---- is the next step a quiescent one (see the top of step())?
+    def _check_quiet(self, prev, conn, mode, still):
+        """[9] _quiet and _qv set when the next step may take step()'s short path (else _quiet stays 0)."""
+        # Called with the utility source at rest and an inverter that does not form the grid.
+        # prev: (bv, bf, bth, v_f, pll_th) as the step found them, None for a bus tied to the grid;
+        # still: step() found the source, the relay and the inverter's loops at rest. The tests
+        # that fail most often come first.
+        if not (still or not self.rl_moving and not self._rl_dirty):
+            return  # the relay moves
+        v = self.bv
+        tied = conn and self.breaker
+        if tied:
+            if not (still or not self._sync_set and v == self.v_f and self.bth == self.pll_th and self.pll_dw == 0.0):
+                return  # the inverter's loops have not settled on the grid
+        elif not ((v, self.bf, self.bth, self.v_f, self.pll_th) == prev and self.pll_dw == 0.0):
+            return  # the island moved
+        cm = self.cmd_mode
         if self.f_oc or self.f_ot or cm == MODE_OFF or (cm == MODE_GFL and (self.f_acgrid or self._restart_left > 0.0)):
             next_mode = MODE_OFF
         else:
             next_mode = cm
-        if (next_mode == mode and uf == f_n and uv == self.uv_target and uf == self.uf_target
-                and not self.rl_moving and not self._rl_dirty and self._oc_since < 0.0 and not self.f_ot
+        if not (next_mode == mode and self._oc_since < 0.0 and not self.f_ot
                 and (mode == MODE_GFL or
                      mode == MODE_OFF and not (self.p_ref or self.q_ref or self.p_batt or self._bms))):
-            if conn and breaker:
-                if (not self._sync_set and v == self.v_f and self.bth == self.pll_th and self.pll_dw == 0.0
-                        and self._win_since < 0.0 and not self.f_acgrid and self._restart_left == 0.0
-                        and self._loss_since < 0.0):
-                    # grid-tied: the bus is the grid, whatever the stage does
-                    self._quiet = 1
-                    self._qv = (usv * usv, usth, p_grid, q_grid, i_grid * i_grid, v * v, self.p_load, self.q_load)
-            elif (mode == MODE_OFF or self._gfl_fixed) and (v, bf, self.bth, self.v_f, self.pll_th) == prev \
-                    and self.pll_dw == 0.0 and self._restart_left == 0.0 \
-                    and (cm != MODE_GFL or self.f_timeout or (self._win_since < 0.0) != self.f_acgrid) \
-                    and (self._loss_since < 0.0 or not self._loss_armed):
-                # a settled island (or a dead bus): this step changed nothing that feeds back,
-                # so the next one only moves the integrators, as long as the stage holds still
-                self._quiet = 2
-                self._qv = (usv * usv, usth, 0.0, 0.0, 0.0, v * v, self.p_load, self.q_load)
+            return  # the mode may change, or a stopped stage has not settled at zero
+        usv = self.usv
+        if tied:
+            if self._win_since < 0.0 and not self.f_acgrid and self._restart_left == 0.0 and self._loss_since < 0.0:
+                # grid-tied: the bus is the grid, whatever the stage does
+                i_grid = self.i_grid
+                self._quiet = 1
+                self._qv = (usv * usv, self.usth, self.p_grid, self.q_grid, i_grid * i_grid, v * v,
+                            self.p_load, self.q_load)
+        elif (mode == MODE_OFF or self._gfl_fixed) and self._restart_left == 0.0 \
+                and (cm != MODE_GFL or self.f_timeout or (self._win_since < 0.0) != self.f_acgrid) \
+                and (self._loss_since < 0.0 or not self._loss_armed):
+            # a settled island (or a dead bus): this step changed nothing that feeds back,
+            # so the next one only moves the integrators, as long as the stage holds still
+            self._quiet = 2
+            self._qv = (usv * usv, self.usth, 0.0, 0.0, 0.0, v * v, self.p_load, self.q_load)
 
     # ---------------------------------------------------------------- power stage
     def _gfl_refs(self, dt, running):
@@ -973,26 +1048,22 @@ class Site:
             return w, (e if e > 0.0 else 0.0)
         return self.w_set, self.v_set_pu
 
-    def _gfm_caps(self):
-        """AC power the stage can deliver / absorb within its DC limits and the BMS."""
-        vb = self.v_batt
-        pdis = 0.0 if self.soc <= self.min_soc else self.idc_dis_max * vb * EFF
-        pch = 0.0 if self.soc >= 1.0 else self.idc_ch_max * vb / EFF
-        return pdis, pch
-
-    def _set_from_delivered(self, pd, q, i):
-        pac = -pd
-        self.p_ac = pac
-        self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
-        self.q_inv = q
-        self.i_ac = i
-
     def _gfm_island(self, dt):
         """Grid-forming source alone on the bus: droop, current and power limits."""
-        w, e = self._gfm_refs()
+        # the references (_gfm_refs, written out: this is the forming island's every step)
+        if self.droop:
+            w = self.w_set - DROOP_P * self.w_n * self.gfm_pf / self.s_rated
+            e = self.v_set_pu - DROOP_Q * self.gfm_qf / self.s_rated
+            e = e if e > 0.0 else 0.0
+        else:
+            w, e = self.w_set, self.v_set_pu
         f = w / _TWO_PI
         x = f / self.f_n
-        pdis, pch = self._gfm_caps()
+        # AC power the stage can deliver / absorb within its DC limits and the BMS
+        soc = self.soc
+        vb = self.v_batt
+        pdis = 0.0 if soc <= self.min_soc else self.idc_dis_max * vb * EFF
+        pch = 0.0 if soc >= 1.0 else self.idc_ch_max * vb / EFF
         vt = e
         p0 = self.ld_p
         nvn = self.n_ph * self.v_n
@@ -1019,13 +1090,25 @@ class Site:
         # the current loop pulls the voltage down at once; voltage build-up takes TAU_V_GFM_S
         v = vt if vt <= v else vt + (v - vt) * self._e_vgfm
         u = v * v
-        pl, ql = self._load_pq(u, x)
+        # the load at u and x (_load_pq, written out)
+        if self.ld_rlc:
+            pl = p0 * u
+            ql = pl * (self.ld_qf / x - self.ld_qc * x)
+        elif u >= _CP_BREAK_U:
+            pl, ql = p0, self.ld_q
+        else:
+            k = u / _CP_BREAK_U
+            pl, ql = p0 * k, self.ld_q * k
         pd = pl
-        self._bms = p0 > 0.0 and self.soc <= self.min_soc  # the load wants power the BMS refuses
+        self._bms = p0 > 0.0 and soc <= self.min_soc  # the load wants power the BMS refuses
         if pd < -pch:
             pd = -pch  # a generating 'load' beyond what the battery may absorb: surplus not modelled
         i = _sqrt(pd * pd + ql * ql) / (nvn * v) if v > 0.01 else 0.0
-        self._set_from_delivered(pd, ql, i)
+        pac = -pd
+        self.p_ac = pac
+        self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
+        self.q_inv = ql
+        self.i_ac = i
         a = self._a_droop
         self.gfm_pf += (pd - self.gfm_pf) * a
         self.gfm_qf += (ql - self.gfm_qf) * a
@@ -1050,13 +1133,21 @@ class Site:
             pd *= kk
             q *= kk
             i = self.i_lim
-        pdis, pch = self._gfm_caps()
-        self._bms = pd > 0.0 and self.soc <= self.min_soc
+        # AC power the stage can deliver / absorb within its DC limits and the BMS
+        soc = self.soc
+        vb = self.v_batt
+        pdis = 0.0 if soc <= self.min_soc else self.idc_dis_max * vb * EFF
+        pch = 0.0 if soc >= 1.0 else self.idc_ch_max * vb / EFF
+        self._bms = pd > 0.0 and soc <= self.min_soc
         if pd > pdis:
             pd = pdis
         elif pd < -pch:
             pd = -pch
-        self._set_from_delivered(pd, q, i)
+        pac = -pd
+        self.p_ac = pac
+        self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
+        self.q_inv = q
+        self.i_ac = i
         a = self._a_droop
         self.gfm_pf += (pd - self.gfm_pf) * a
         self.gfm_qf += (q - self.gfm_qf) * a
@@ -1092,7 +1183,16 @@ class Site:
         f = self.bf
         f_n = self.f_n
         x = f / f_n
-        pl, ql = self._load_pq(u, x)
+        # the load at u and x (_load_pq, written out)
+        p0 = self.ld_p
+        if self.ld_rlc:
+            pl = p0 * u
+            ql = pl * (self.ld_qf / x - self.ld_qc * x)
+        elif u >= _CP_BREAK_U:
+            pl, ql = p0, self.ld_q
+        else:
+            kk = u / _CP_BREAK_U
+            pl, ql = p0 * kk, self.ld_q * kk
         if vn >= U_MAX_PU and pd > pl:
             pd = pl  # surplus the bus cannot take: the stage's DC link curtails it
         if running:
@@ -1104,7 +1204,6 @@ class Site:
             ib = b / nvn
             self.i_ac = _sqrt(ia * ia + ib * ib)
         if u > V_PRESENT_PU * V_PRESENT_PU:
-            p0 = self.ld_p
             if self.ld_rlc and (self.ld_qc > 1e-12 or self.ld_qf > 1e-12):
                 qc = self.ld_qc
                 qf = self.ld_qf
@@ -1210,7 +1309,7 @@ class Site:
 
     # ---------------------------------------------------------------- truth
     def _publish(self):
-        """Every truth field from the state (at construction; step() refreshes what moves)."""
+        """Every truth field from the state (at construction; a step's _publish_truth refreshes what moves)."""
         tr = self._truth
         vb = self.v_batt
         tr.t_s = self.t_s
