@@ -31,7 +31,7 @@ EV_DEFAULTS = {"soc": 0.8, "capacity_kwh": 94.0, "max_charge_kw": 11.0, "max_dis
 INVERTER_DEFAULTS = {"rating_kva": 11.0}
 LOAD_DEFAULT = {"p_kw": 2.0, "q_kvar": 0.0}
 MODE_DEFAULT = {"kind": "idle"}
-NODES = ("meter", "inverter")
+NODES = ("meter", "inverter", "relay", "ev", "ems")  # hil/nodes.py NODES
 
 # event kind -> {field: required?}
 EVENT_FIELDS = {
@@ -131,8 +131,8 @@ def _mode(path, v):
     sp = _num(path + ".setpoint_kw", v.get("setpoint_kw", 0.0), -1000.0, 1000.0)
     if kind in ("charge", "v2g") and "setpoint_kw" not in v:
         raise ScenarioError(path + ".setpoint_kw", f"required for mode {kind}")
-    if kind == "charge" and sp < 0:
-        raise ScenarioError(path + ".setpoint_kw", "must be >= 0 for charge")
+    # a setpoint against the mode's direction (charge < 0, v2g > 0) is valid input: the
+    # controller must hold zero power (limiting factor mode_direction)
     return {"kind": kind, "setpoint_kw": sp}
 
 
