@@ -28,6 +28,11 @@ def _print_metrics(report, out=sys.stdout):
     print("metrics:", file=out)
     for k, v in report["metrics"].items():
         print(f"  {k:<30} {v}", file=out)
+    inv = report.get("invariants")
+    if inv:
+        print(f"site invariants: {inv['violations']} violation(s)", file=out)
+        for v in inv["first"]:
+            print(f"  {v['t_s']:9.3f} s  {v['rule']:<10} {v['detail']}", file=out)
     run = report.get("run", {})
     if "speedup" in run:
         print(f"lockstep: {run['wall_s']} s wall time, {run['speedup']}x real time", file=out)
@@ -54,7 +59,7 @@ def cmd_hil_run(args):
         sc = scenario.load(args.scenario)
     except scenario.ScenarioError as e:
         return _fail(str(e))
-    report, rec = run_lockstep(sc, log_path=args.log, bus=args.bus, codec=args.codec)
+    report, rec = run_lockstep(sc, log_path=args.log, bus=args.bus, codec=args.codec, clock_start_us=args.clock_start)
     _write_report(report, rec, args)
     if not args.quiet:
         _print_timeline(report)
@@ -227,6 +232,8 @@ def build_parser():
                    help="lockstep bus: in-process memory bus (default, fastest) or python-can's virtual interface")
     r.add_argument("--codec", choices=("candb", "cantools"), default="candb",
                    help="codec of the simulated devices' frames: the generated one (default) or cantools")
+    r.add_argument("--clock-start", type=int, default=0, metavar="US",
+                   help="the controller's ticks_us at plant time 0 (its ticks wrap at 2**30 us)")
     r.set_defaults(func=cmd_hil_run)
     s = hsub.add_parser("serve", help="run the site (and the controller) in real time behind a socketcand server")
     s.add_argument("scenario", nargs="?")
