@@ -152,6 +152,25 @@ def cmd_hil_matrix(args):
     return 0
 
 
+def cmd_hil_soak(args):
+    from hil import soak
+
+    if args.hours <= 0 or args.shard_hours <= 0 or args.mean_gap <= 0:
+        return _fail("--hours, --shard-hours and --mean-gap must be > 0")
+    tty = sys.stdout.isatty() and not args.quiet
+    report = soak.run_soak(args.hours, args.seed, workers=args.workers, shard_s=args.shard_hours * 3600.0,
+                           mean_gap_s=args.mean_gap, out_dir=args.out, progress=soak.progress_line if tty else None)
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(report, f, indent=1)
+            f.write("\n")
+    if args.plot:
+        soak.plot(report, args.plot)
+    if not args.quiet:
+        print(soak.table(report), end="")
+    return 0
+
+
 def cmd_run(args):
     from controller import config
     from controller.clock import RealClock
@@ -252,6 +271,17 @@ def build_parser():
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_hil_serve)
 
+    k = hsub.add_parser("soak", help="hours of plant time with random faults, checked against the site invariants")
+    k.add_argument("--hours", type=float, required=True, help="plant hours in all")
+    k.add_argument("--seed", type=int, default=0, help="same seed, same shards (default 0)")
+    k.add_argument("--workers", type=int, help="parallel worker processes (default: one per core)")
+    k.add_argument("--shard-hours", type=float, default=1.0, help="plant hours per shard (default 1)")
+    k.add_argument("--mean-gap", type=float, default=30.0, metavar="S", help="mean time between faults (default 30 s)")
+    k.add_argument("--out", default="soak-out", help="folder for the shards' scenario files (default soak-out)")
+    k.add_argument("--report", help="write the soak report (JSON) here")
+    k.add_argument("--plot", help="write faults and violations over plant time (PNG) here")
+    k.add_argument("--quiet", action="store_true", help="no progress, no table")
+    k.set_defaults(func=cmd_hil_soak)
     from tools import secc_cli
 
     secc_cli.add_parser(hsub)
