@@ -156,6 +156,11 @@ class Metrics:
             self._max_over = w
         if w > self.i_tol:
             self.inv.current(t, t_start, tr)
+        rc = tr.relay_closed
+        if rc != self._prev_relay_closed or breaker != self._prev_breaker:  # (_prev_relay_closed: below)
+            self._prev_breaker = breaker
+            if self.inv is not None:
+                self.inv.grid(t_start, bool(rc and breaker))
         pb = tr.p_batt_w
         if pb > self.dir_hi or pb < self.dir_lo:
             self.inv.direction(t, t_start, pb)
@@ -185,11 +190,6 @@ class Metrics:
                 self._ok_since = t_start
         elif self._ok_since is not None:
             self._ok_since = None
-        rc = tr.relay_closed
-        if rc != self._prev_relay_closed or breaker != self._prev_breaker:
-            self._prev_breaker = breaker
-            if self.inv is not None:
-                self.inv.grid(t_start, bool(rc and breaker))
         if rc and self._prev_relay_closed is False and breaker and self._outage_seen:
             delay = t_start - self._ok_since if self._ok_since is not None else 0.0
             rec = (t_start, delay, abs(tr.sync_dphi_deg), abs(tr.sync_df_hz), abs(tr.sync_dv_pu))

@@ -18,8 +18,10 @@ Controller events are read from its GW_Event frames in both modes.
 """
 
 import itertools
+import os
 import threading
 import time
+import traceback
 
 import can
 
@@ -150,13 +152,16 @@ def _supervision_due(nodes):
 
 
 def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="memory", codec="candb",
-                 clock_start_us=0):
+                 clock_start_us=0, errors="raise"):
     """Run a validated scenario in virtual time; returns (report, recorder).
 
     bus: "memory" (controller.bus.ports.MemoryBus) or "virtual" (python-can); codec of the
     device frames: "candb" (generated) or "cantools". The report does not depend on either.
     clock_start_us: the controller's ticks_us at plant time 0 (any value; its ticks wrap at
     2**30 us, controller/clock.py), e.g. just below a wrap. Plant times do not move.
+    errors: an exception in the loop (the controller's, say) is raised with the plant time
+    added as a note ("raise"), or ends the run with the report so far and `run.error`
+    (t_s, type, message, where: the innermost frames) ("report", for the soak).
     """
     if bus not in BUSES:
         raise ValueError("bus must be one of %s" % (BUSES,))
@@ -207,6 +212,8 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
     # frame due, no tick, no sample, no supervision deadline), unless the plant raises `notify`.
     horizon = 0
     wall = time.perf_counter()
+    t_us = 0
+    error = None
     try:
         for k in range(n_steps + 1):
             t_us = k * step_us
@@ -242,6 +249,13 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
                 rec.sample(t_us, site)
                 next_sample = rec.next_sample
             horizon = min(nodes.next_due_us, next_tick, next_ev, next_sample, supervise_at + 1e-3)
+    except Exception as exc:
+        if errors != "report":
+            exc.add_note("hil.runner: at plant time %.6f s" % (t_us / 1e6))
+            raise
+        error = {"t_s": round(t_us / 1e6, 6), "type": type(exc).__name__, "message": str(exc),
+                 "where": ["%s:%d %s" % (os.path.relpath(f.filename), f.lineno, f.name)
+                           for f in traceback.extract_tb(exc.__traceback__)[-6:]]}
     finally:
         wall = time.perf_counter() - wall
         if plant_bus is not None:
@@ -253,6 +267,8 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
                      "bus": bus, "codec": codec, "clock_start_us": clock0 & 0x3FFFFFFF,
                      "wall_s": round(wall, 3), "speedup": round(sc["duration_s"] / wall, 1) if wall > 0 else None,
                      "frames_refused_by_controller": gw.refused_total, "lost_controller_events": rec.lost_events}}
+    if error is not None:
+        extra["run"]["error"] = error
     return _report(sc, metrics, rec, extra), rec
 
 

@@ -177,7 +177,7 @@ def run_shard(shard):
 
     sc = scenario.validate(shard["scenario"])
     t0 = time.perf_counter()
-    report, rec = run_lockstep(sc, clock_start_us=shard["clock_start_us"], sample_us=SAMPLE_US)
+    report, rec = run_lockstep(sc, clock_start_us=shard["clock_start_us"], sample_us=SAMPLE_US, errors="report")
     wall = time.perf_counter() - t0
     kinds = {}
     for e in report["events"]:
@@ -189,7 +189,8 @@ def run_shard(shard):
             "violations": inv["by_rule"], "first": inv["first"], "metrics": report["metrics"],
             "controller_events": kinds, "wall_s": round(wall, 2),
             "speedup": round(sc["duration_s"] / wall, 1) if wall > 0 else None,
-            "frames_refused": report["run"]["frames_refused_by_controller"]}
+            "frames_refused": report["run"]["frames_refused_by_controller"],
+            "error": report["run"].get("error")}  # the run stopped there: an exception (the controller's, say)
 
 
 def run_soak(hours, seed, workers=None, shard_s=SHARD_S, mean_gap_s=MEAN_GAP_S, out_dir="soak-out", progress=None):
@@ -204,17 +205,26 @@ def run_soak(hours, seed, workers=None, shard_s=SHARD_S, mean_gap_s=MEAN_GAP_S, 
     workers = workers or os.cpu_count() or 1
     t0 = time.perf_counter()
     results = []
-    if workers == 1 or len(shards) == 1:
-        for sh in shards:
-            results.append(run_shard(sh))
-            if progress:
-                progress(len(results), len(shards), results[-1])
-    else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(shards))) as pool:
-            for fut in as_completed([pool.submit(run_shard, sh) for sh in shards]):
-                results.append(fut.result())
-                if progress:
-                    progress(len(results), len(shards), results[-1])
+    # each shard's result as it comes (JSON lines): a long soak that is stopped keeps what it did
+    log = open(os.path.join(out_dir, "results.jsonl"), "w")
+
+    def done(r):
+        results.append(r)
+        log.write(json.dumps(r) + "\n")
+        log.flush()
+        if progress:
+            progress(len(results), len(shards), r)
+
+    try:
+        if workers == 1 or len(shards) == 1:
+            for sh in shards:
+                done(run_shard(sh))
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(shards))) as pool:
+                for fut in as_completed([pool.submit(run_shard, sh) for sh in shards]):
+                    done(fut.result())
+    finally:
+        log.close()
     wall = time.perf_counter() - t0
     results.sort(key=lambda r: r["index"])
     by_index = {sh["index"]: sh for sh in shards}
@@ -226,9 +236,11 @@ def run_soak(hours, seed, workers=None, shard_s=SHARD_S, mean_gap_s=MEAN_GAP_S, 
                  "workers": workers, "plant_hours": round(plant / 3600.0, 4), "wall_s": round(wall, 1),
                  "speedup": round(plant / wall, 1) if wall > 0 else None, "out_dir": out_dir},
         "violations": {rule: sum(r["violations"][rule] for r in results) for rule in RULES},
+        "errors": sum(1 for r in results if r["error"]),
         "faults": {k: sum(r["faults"][k] for r in results) for k in FAULTS},
         "failing": [{"shard": r["index"], "name": r["name"], "violations": {k: v for k, v in r["violations"].items() if v},
-                     "first": r["first"][:5], "replay": r["replay"]} for r in results if any(r["violations"].values())],
+                     "first": r["first"][:5], "error": r["error"], "replay": r["replay"]}
+                    for r in results if any(r["violations"].values()) or r["error"]],
         "shards": results,
     }
 
@@ -236,32 +248,38 @@ def run_soak(hours, seed, workers=None, shard_s=SHARD_S, mean_gap_s=MEAN_GAP_S, 
 # ------------------------------------------------------------------ presentation
 def progress_line(done, total, r, out=sys.stdout):
     v = sum(r["violations"].values())
+    err = f"  STOPPED at {r['error']['t_s']} s: {r['error']['type']}" if r["error"] else ""
     print(f"[{done:>3}/{total}] {r['name']}  {r['plant_s'] / 3600:.2f} h  violations {v:<3} "
-          f"wall {r['wall_s']:7.1f} s  {r['speedup']}x", file=out, flush=True)
+          f"wall {r['wall_s']:7.1f} s  {r['speedup']}x{err}", file=out, flush=True)
 
 
 def table(report):
     """Per shard: plant hours, violations per rule, wall time, speed-up; then the totals."""
     short = {"current": "curr", "forming": "form", "direction": "dir", "dead_line": "dead", "stale": "stale"}
-    head = f"{'shard':<18} {'hours':>6} " + " ".join(f"{short[r]:>5}" for r in RULES) + f" {'wall s':>8} {'speed-up':>9}"
+    head = (f"{'shard':<18} {'hours':>6} " + " ".join(f"{short[r]:>5}" for r in RULES)
+            + f" {'stop':>5} {'wall s':>8} {'speed-up':>9}")
     lines = [head, "-" * len(head)]
     for r in report["shards"]:
         lines.append(f"{r['name']:<18} {r['plant_s'] / 3600:>6.2f} "
                      + " ".join(f"{r['violations'][x]:>5}" for x in RULES)
-                     + f" {r['wall_s']:>8.1f} {str(r['speedup']) + 'x':>9}")
+                     + f" {'yes' if r['error'] else '-':>5} {r['wall_s']:>8.1f} {str(r['speedup']) + 'x':>9}")
     s = report["soak"]
     lines.append("-" * len(head))
     lines.append(f"{'total':<18} {s['plant_hours']:>6.2f} " + " ".join(f"{report['violations'][x]:>5}" for x in RULES)
-                 + f" {s['wall_s']:>8.1f} {str(s['speedup']) + 'x':>9}")
+                 + f" {report['errors']:>5} {s['wall_s']:>8.1f} {str(s['speedup']) + 'x':>9}")
     lines.append("faults injected: " + ", ".join(f"{k} {v}" for k, v in report["faults"].items()))
     if report["failing"]:
         lines.append("failing shards (replay):")
         for f in report["failing"]:
-            lines.append(f"  {f['name']}: {f['violations']}  first: {f['first'][0]['t_s']} s {f['first'][0]['rule']}: "
-                         f"{f['first'][0]['detail']}")
+            if f["error"]:
+                e = f["error"]
+                lines.append(f"  {f['name']}: stopped at {e['t_s']} s by {e['type']}: {e['message']} ({e['where'][-1]})")
+            if f["first"]:
+                lines.append(f"  {f['name']}: {f['violations']}  first: {f['first'][0]['t_s']} s "
+                             f"{f['first'][0]['rule']}: {f['first'][0]['detail']}")
             lines.append(f"    {f['replay']}")
     else:
-        lines.append("no site invariant broken")
+        lines.append("no site invariant broken, no run stopped")
     return "\n".join(lines) + "\n"
 
 
@@ -304,6 +322,10 @@ def plot(report, path):
                     a.plot([h0 + e["t_s"] / 3600], [rows.index(name)], "|", color="tab:green", markersize=7)
         for v in r["first"]:
             a.plot([h0 + v["t_s"] / 3600], [rows.index("violation: " + v["rule"])], "x", color="tab:red", markersize=7)
+        if r["error"]:
+            a.axvline(h0 + r["error"]["t_s"] / 3600, color="black", linewidth=1.2)
+            a.annotate(f"stopped: {r['error']['type']}", (h0 + r["error"]["t_s"] / 3600, 0), rotation=90,
+                       fontsize=7, va="top", ha="right")
     for rule in RULES:  # counts beyond the listed first ones
         n = report["violations"][rule]
         a.annotate(str(n), (1.0, rows.index("violation: " + rule)), xycoords=("axes fraction", "data"),
@@ -327,7 +349,7 @@ def plot(report, path):
           width=[r["plant_s"] / 3600 * 0.8 for r in shards],
           color=["tab:red" if any(r["violations"].values()) else "tab:grey" for r in shards])
     b.set_ylabel("speed-up [x real time]")
-    b.set_xlabel("plant time [h] (red: shard with violations)")
+    b.set_xlabel("plant time [h] (red: shard with violations or stopped by an exception; black line: where)")
     b.set_xlim(a.get_xlim())
     b.grid(True, axis="y", alpha=0.3)
     fig.savefig(path, dpi=110)
