@@ -44,6 +44,7 @@ PLANT_STEP_US = 500
 REALTIME_LATENCY_S = 0.05
 BUSES = ("memory", "virtual")
 _channel_ids = itertools.count()
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout: paths in run.error
 _INF = float("inf")
 
 
@@ -254,7 +255,7 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
             exc.add_note("hil.runner: at plant time %.6f s" % (t_us / 1e6))
             raise
         error = {"t_s": round(t_us / 1e6, 6), "type": type(exc).__name__, "message": str(exc),
-                 "where": ["%s:%d %s" % (os.path.relpath(f.filename), f.lineno, f.name)
+                 "where": ["%s:%d %s" % (os.path.relpath(f.filename, _ROOT), f.lineno, f.name)
                            for f in traceback.extract_tb(exc.__traceback__)[-6:]]}
     finally:
         wall = time.perf_counter() - wall

@@ -273,7 +273,8 @@ def table(report):
         for f in report["failing"]:
             if f["error"]:
                 e = f["error"]
-                lines.append(f"  {f['name']}: stopped at {e['t_s']} s by {e['type']}: {e['message']} ({e['where'][-1]})")
+                at = [w for w in e["where"] if "candb.py" not in w] or e["where"]  # generated codec: not the cause
+                lines.append(f"  {f['name']}: stopped at {e['t_s']} s by {e['type']}: {e['message']} ({at[-1]})")
             if f["first"]:
                 lines.append(f"  {f['name']}: {f['violations']}  first: {f['first'][0]['t_s']} s "
                              f"{f['first'][0]['rule']}: {f['first'][0]['detail']}")

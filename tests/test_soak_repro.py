@@ -18,6 +18,8 @@ FINDINGS = {
                                               "reports closed, until the next tick"),
     "gfm-start-over-current.json": ("current", "plant: the grid-forming voltage build-up from a dark bus is not "
                                                "current-limited (hil/plant.py Site._gfm_island)"),
+    "island-surplus-dc-over-current.json": ("current", "plant: in the step the breaker opens, the grid-following "
+                                                        "stage's delivered power is not held to its DC limit"),
     "resync-voltage-windup.json": ("error", "controller: the resynchronisation's voltage trim winds up without "
                                             "bound (Backup.update) until GW_InverterForming.VoltageSetpoint "
                                             "overflows and Gateway.tick raises"),
