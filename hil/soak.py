@@ -183,14 +183,17 @@ def run_shard(shard):
     for e in report["events"]:
         kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
     inv = report["invariants"]
+    error = report["run"].get("error")
+    played = error["t_s"] if error else sc["duration_s"]  # plant time the shard reached
     return {"index": shard["index"], "name": sc["name"], "hour0": shard["hour0"], "plant_s": sc["duration_s"],
+            "played_s": played,
             "clock_start_us": shard["clock_start_us"], "grid_code": sc["site"]["grid_code"],
             "f_n": sc["site"]["nominal_frequency_hz"], "faults": shard["faults"],
             "violations": inv["by_rule"], "first": inv["first"], "metrics": report["metrics"],
             "controller_events": kinds, "wall_s": round(wall, 2),
-            "speedup": round(sc["duration_s"] / wall, 1) if wall > 0 else None,
+            "speedup": round(played / wall, 1) if wall > 0 else None,
             "frames_refused": report["run"]["frames_refused_by_controller"],
-            "error": report["run"].get("error")}  # the run stopped there: an exception (the controller's, say)
+            "error": error}  # the run stopped there: an exception (the controller's, say)
 
 
 def run_soak(hours, seed, workers=None, shard_s=SHARD_S, mean_gap_s=MEAN_GAP_S, out_dir="soak-out", progress=None):
@@ -230,8 +233,9 @@ def run_soak(hours, seed, workers=None, shard_s=SHARD_S, mean_gap_s=MEAN_GAP_S, 
     by_index = {sh["index"]: sh for sh in shards}
     for r in results:
         r["replay"] = replay_command(shard_path(out_dir, by_index[r["index"]]), by_index[r["index"]])
-    plant = sum(r["plant_s"] for r in results)
+    plant = sum(r["played_s"] for r in results)
     return {
+        # plant_hours: what was played (a shard stopped by an exception ends early)
         "soak": {"hours": hours, "seed": seed, "shards": len(shards), "shard_s": shard_s, "mean_gap_s": mean_gap_s,
                  "workers": workers, "plant_hours": round(plant / 3600.0, 4), "wall_s": round(wall, 1),
                  "speedup": round(plant / wall, 1) if wall > 0 else None, "out_dir": out_dir},
@@ -249,7 +253,7 @@ def run_soak(hours, seed, workers=None, shard_s=SHARD_S, mean_gap_s=MEAN_GAP_S, 
 def progress_line(done, total, r, out=sys.stdout):
     v = sum(r["violations"].values())
     err = f"  STOPPED at {r['error']['t_s']} s: {r['error']['type']}" if r["error"] else ""
-    print(f"[{done:>3}/{total}] {r['name']}  {r['plant_s'] / 3600:.2f} h  violations {v:<3} "
+    print(f"[{done:>3}/{total}] {r['name']}  {r['played_s'] / 3600:.2f} h  violations {v:<3} "
           f"wall {r['wall_s']:7.1f} s  {r['speedup']}x{err}", file=out, flush=True)
 
 
@@ -260,7 +264,7 @@ def table(report):
             + f" {'stop':>5} {'wall s':>8} {'speed-up':>9}")
     lines = [head, "-" * len(head)]
     for r in report["shards"]:
-        lines.append(f"{r['name']:<18} {r['plant_s'] / 3600:>6.2f} "
+        lines.append(f"{r['name']:<18} {r['played_s'] / 3600:>6.2f} "
                      + " ".join(f"{r['violations'][x]:>5}" for x in RULES)
                      + f" {'yes' if r['error'] else '-':>5} {r['wall_s']:>8.1f} {str(r['speedup']) + 'x':>9}")
     s = report["soak"]
@@ -325,6 +329,7 @@ def plot(report, path):
             a.plot([h0 + v["t_s"] / 3600], [rows.index("violation: " + v["rule"])], "x", color="tab:red", markersize=7)
         if r["error"]:
             a.axvline(h0 + r["error"]["t_s"] / 3600, color="black", linewidth=1.2)
+            a.axvspan(h0 + r["error"]["t_s"] / 3600, h0 + r["plant_s"] / 3600, color="grey", alpha=0.25, linewidth=0)
             a.annotate(f"stopped: {r['error']['type']}", (h0 + r["error"]["t_s"] / 3600, 0), rotation=90,
                        fontsize=7, va="top", ha="right")
     for rule in RULES:  # counts beyond the listed first ones
@@ -343,14 +348,16 @@ def plot(report, path):
     a.set_xlabel("plant time [h]")
     a.grid(True, axis="x", alpha=0.3)
     s = report["soak"]
-    a.set_title(f"soak seed {s['seed']}: {s['plant_hours']} plant hours in {s['shards']} shards, "
-                f"{sum(report['violations'].values())} invariant violations (first ones of each shard marked)")
+    a.set_title(f"soak seed {s['seed']}: {s['plant_hours']} plant hours played in {s['shards']} shards, "
+                f"{sum(report['violations'].values())} invariant violations (the first ones of each shard marked), "
+                f"{report['errors']} shards stopped", fontsize=10)
     b = ax[1]
     b.bar([r["hour0"] + r["plant_s"] / 7200 for r in shards], [r["speedup"] or 0 for r in shards],
           width=[r["plant_s"] / 3600 * 0.8 for r in shards],
-          color=["tab:red" if any(r["violations"].values()) else "tab:grey" for r in shards])
+          color=["tab:red" if any(r["violations"].values()) or r["error"] else "tab:grey" for r in shards])
     b.set_ylabel("speed-up [x real time]")
-    b.set_xlabel("plant time [h] (red: shard with violations or stopped by an exception; black line: where)")
+    b.set_xlabel("plant time [h] (red: shard with violations or stopped by an exception, black line above: where; "
+                 "grey: not played)")
     b.set_xlim(a.get_xlim())
     b.grid(True, axis="y", alpha=0.3)
     fig.savefig(path, dpi=110)

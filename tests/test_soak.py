@@ -42,13 +42,15 @@ def test_short_soak_from_the_command_line(tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads((tmp_path / "soak.json").read_text())
     s = rep["soak"]
-    assert (s["seed"], s["shards"], s["plant_hours"], s["workers"]) == (3, 2, 0.05, 2)
+    assert (s["seed"], s["shards"], s["hours"], s["workers"]) == (3, 2, 0.05, 2)
+    assert s["plant_hours"] == round(sum(x["played_s"] for x in rep["shards"]) / 3600, 4)
     assert set(rep["violations"]) == set(RULES)
     assert set(rep["faults"]) == set(soak.FAULTS) and all(n > 0 for n in rep["faults"].values()), rep["faults"]
     assert [x["index"] for x in rep["shards"]] == [0, 1]
     injected = set()
     for x in rep["shards"]:
         assert x["plant_s"] == 90.0 and x["wall_s"] > 0 and x["speedup"] > 0
+        assert x["played_s"] == (x["error"]["t_s"] if x["error"] else 90.0)
         assert set(x["violations"]) == set(RULES)
         assert sum(x["violations"].values()) >= len(x["first"])
         path = out / (x["name"] + ".json")
