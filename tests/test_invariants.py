@@ -346,3 +346,54 @@ def test_run_reports_invariants():
     report, _ = run_lockstep(sc)
     assert report["metrics"]["invariant_violations"] == 0
     assert report["invariants"] == {"violations": 0, "by_rule": {r: 0 for r in RULES}, "first": []}
+
+
+# -------------------------------------------------------------------- a broken controller
+# The rules in whole runs: the shipped controller with one safeguard taken out (monkeypatched
+# for the test, controller/ unchanged) must be caught by the rule that guards against it.
+
+def _broken_run(monkeypatch, sc, *patches):
+    for obj, name, fn in patches:
+        monkeypatch.setattr(obj, name, fn)
+    report, _ = run_lockstep(scenario.validate(sc))
+    return report["invariants"]
+
+
+def test_a_controller_that_never_times_out_is_caught_by_stale(monkeypatch):
+    from controller.bus.inputs import Input
+
+    sc = {"name": "blind", "duration_s": 2.0, "mode": {"kind": "v2g", "setpoint_kw": -5.0},
+          "events": [{"t_s": 1.0, "kind": "can_silence", "node": "meter", "duration_s": 0.5}]}
+    inv = _broken_run(monkeypatch, sc, (Input, "stale", lambda self, now: not self.seen))
+    assert inv["by_rule"] == {**{r: 0 for r in RULES}, "stale": 1}, inv["first"]
+    v = inv["first"][0]
+    # last meter frame at 0.99 s: stale from 0.99 + 50 ms timeout + 10 ms period + 1 ms, caught at the next command
+    assert 1.051 < v["t_s"] <= 1.061 and "meter (MTR_Grid silent or corrupt for" in v["detail"]
+
+
+def test_a_controller_that_discharges_in_charge_is_caught_by_direction(monkeypatch):
+    from controller.control.operating_mode import OperatingMode
+
+    target = OperatingMode.target
+
+    def no_direction_guard(self, new_sample, load_w):
+        return self.setpoint_w if self.mode == ev.CHARGE else target(self, new_sample, load_w)
+
+    sc = {"name": "wrong-way", "duration_s": 1.5, "mode": {"kind": "charge", "setpoint_kw": 4.0},
+          "events": [{"t_s": 0.8, "kind": "mode", "mode": {"kind": "charge", "setpoint_kw": -3.0}}]}
+    inv = _broken_run(monkeypatch, sc, (OperatingMode, "target", no_direction_guard))
+    assert inv["by_rule"] == {**{r: 0 for r in RULES}, "direction": 1}, inv["first"]
+    assert "discharging" in inv["first"][0]["detail"] and "mode charge" in inv["first"][0]["detail"]
+
+
+def test_a_controller_that_ignores_the_ev_limit_is_caught_by_current(monkeypatch):
+    from controller.control import gateway, limits
+
+    sc = {"name": "over", "duration_s": 2.0, "load": {"p_kw": 1.0}, "mode": {"kind": "v2g", "setpoint_kw": -10.0},
+          "events": [{"t_s": 1.0, "kind": "ev_limits", "max_discharge_kw": 3.0}]}
+    inv = _broken_run(monkeypatch, sc, (limits.Arbiter, "clamp", lambda self, p: (p, limits.NONE)),
+                      # and the inverter's own DC limit, the second line of defence, left wide open
+                      (gateway.Gateway, "_send_limits", lambda self: self.out.send_limits(15.9, 400.0, 400.0)))
+    assert inv["by_rule"] == {**{r: 0 for r in RULES}, "current": 1}, inv["first"]
+    v = inv["first"][0]
+    assert 1.0 < v["t_s"] <= 1.0105 and "over the EV's limit" in v["detail"]  # one control period after
