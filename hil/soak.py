@@ -250,11 +250,20 @@ def run_soak(hours, seed, workers=None, shard_s=SHARD_S, mean_gap_s=MEAN_GAP_S, 
 
 
 # ------------------------------------------------------------------ presentation
-def progress_line(done, total, r, out=sys.stdout):
-    v = sum(r["violations"].values())
-    err = f"  STOPPED at {r['error']['t_s']} s: {r['error']['type']}" if r["error"] else ""
-    print(f"[{done:>3}/{total}] {r['name']}  {r['played_s'] / 3600:.2f} h  violations {v:<3} "
-          f"wall {r['wall_s']:7.1f} s  {r['speedup']}x{err}", file=out, flush=True)
+class Progress:
+    """A line per finished shard, with the time the rest should take (for a terminal)."""
+
+    def __init__(self, out=sys.stdout):
+        self.out = out
+        self.t0 = time.perf_counter()
+
+    def __call__(self, done, total, r):
+        v = sum(r["violations"].values())
+        err = f"  STOPPED at {r['error']['t_s']} s: {r['error']['type']}" if r["error"] else ""
+        left = (time.perf_counter() - self.t0) / done * (total - done)
+        print(f"[{done:>3}/{total}] {r['name']}  {r['played_s'] / 3600:.2f} h  violations {v:<3} "
+              f"wall {r['wall_s']:7.1f} s  {r['speedup']}x  (about {left / 60:.0f} min left){err}",
+              file=self.out, flush=True)
 
 
 def table(report):
@@ -271,7 +280,7 @@ def table(report):
     lines.append("-" * len(head))
     lines.append(f"{'total':<18} {s['plant_hours']:>6.2f} " + " ".join(f"{report['violations'][x]:>5}" for x in RULES)
                  + f" {report['errors']:>5} {s['wall_s']:>8.1f} {str(s['speedup']) + 'x':>9}")
-    lines.append("faults injected: " + ", ".join(f"{k} {v}" for k, v in report["faults"].items()))
+    lines.append("faults scheduled: " + ", ".join(f"{k} {v}" for k, v in report["faults"].items()))
     if report["failing"]:
         lines.append("failing shards (replay):")
         for f in report["failing"]:

@@ -66,7 +66,7 @@ def test_short_soak_from_the_command_line(tmp_path):
     # not a terminal: no progress lines, only the closing table
     lines = r.stdout.splitlines()
     assert lines[0].split()[:2] == ["shard", "hours"] and not any(ln.startswith("[") for ln in lines)
-    assert any(ln.startswith("total") for ln in lines) and "faults injected:" in r.stdout
+    assert any(ln.startswith("total") for ln in lines) and "faults scheduled:" in r.stdout
     assert (tmp_path / "soak.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -159,7 +159,7 @@ def cmd_hil_soak(args):
         return _fail("--hours, --shard-hours and --mean-gap must be > 0")
     tty = sys.stdout.isatty() and not args.quiet
     report = soak.run_soak(args.hours, args.seed, workers=args.workers, shard_s=args.shard_hours * 3600.0,
-                           mean_gap_s=args.mean_gap, out_dir=args.out, progress=soak.progress_line if tty else None)
+                           mean_gap_s=args.mean_gap, out_dir=args.out, progress=soak.Progress() if tty else None)
     if args.report:
         with open(args.report, "w") as f:
             json.dump(report, f, indent=1)
