@@ -20,6 +20,9 @@ class ConfigError(ValueError):
         self.key = key
         self.problem = problem
 
+    def __reduce__(self):  # CPython: picklable with both its arguments (worker processes)
+        return ConfigError, (self.key, self.problem)
+
 
 # Leaf: (kind, default, a, b). kind "int"/"num": a..b bounds (None = open);
 # "str": a = tuple of allowed values; "numornull": like num, None allowed.

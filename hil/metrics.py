@@ -6,6 +6,12 @@ Metrics(scenario, control_period_s) is fed
 - with every controller event through on_event(t_s, kind, **fields).
 result() returns the "metrics" object of the report.
 
+With a site-invariants oracle attached (hil/invariants.py, Invariants.attach), update()
+also runs its per-step pre-checks: a few comparisons on values it reads anyway (the
+largest current excess, the battery power against the reported mode's band, the time
+the dead line has been live, the grid connection); the oracle is called only when one
+of them trips, so the check costs next to nothing on the runner's hot path.
+
 Plant-side facts (breaker, relay contact, voltages, currents, limits in force) come
 only from the plant's truth; controller-side facts (island_detected, trip, ...) only
 from the controller's events. Each truth sample stands for the interval
@@ -44,6 +50,8 @@ class Metrics:
         "_interrupt_s", "_dead_s", "_max_over", "_e_home_j", "_e_to_grid_j", "_e_from_grid_j",
         "_ok_since", "_outage_seen", "_prev_relay_closed", "_reconnect", "reconnects",
         "_soc", "_bms_s",
+        # site invariants (hil/invariants.py): the per-step pre-checks; inert without an oracle
+        "inv", "i_tol", "dir_lo", "dir_hi", "dead_max_s", "_dead_from", "_dead_to", "_prev_breaker",
     )
 
     def __init__(self, scenario, control_period_s=0.01, grid_ok_v_pu=GRID_OK_V_PU, grid_ok_df_hz=GRID_OK_DF_HZ):
@@ -69,6 +77,17 @@ class Metrics:
         self.reconnects = []  # every reclosure after an outage: (t_s, delay_s, dphi_deg, df_hz, dv_pu)
         self._soc = float(scenario["ev"]["soc"])
         self._bms_s = 0.0
+        self.inv = None
+        self.i_tol = self.dir_hi = self.dead_max_s = float("inf")
+        self.dir_lo = -self.dir_hi
+        self._dead_from = self._dead_to = None
+        self._prev_breaker = None
+
+    def attach_invariants(self, inv):
+        """Run the per-step pre-checks of a hil.invariants.Invariants (it calls this from attach())."""
+        self.inv = inv
+        self.i_tol = inv.i_tol
+        self.dead_max_s = inv.dead_max_s
 
     # ---------------------------------------------------------------- controller events
     def on_event(self, t_s, kind, **fields):
@@ -103,32 +122,48 @@ class Metrics:
         if not breaker:
             if tr.utility_side_v_pu > V_DEAD_LINE_PU:
                 self._dead_s += dt
+                if self._dead_to is None or self._dead_to < t_start - 1e-9:  # a new continuous stretch
+                    self._dead_from = t_start
+                self._dead_to = t
+                if t - self._dead_from > self.dead_max_s:
+                    self.inv.dead_line(t, t_start, self._dead_from)
             if self._t_disconnect is None:
                 self._t_disconnect = t_start
             self._outage_seen = True
 
         # currents over the limit in force, once that limit has stood one control period
         cp = self.control_period_s
-        over = self._max_over
+        w = 0.0  # the largest excess of this sample
         if t - tr.i_dc_limit_changed_s > cp:
             x = abs(tr.i_dc_a) - tr.i_dc_limit_a
-            if x > over:
-                over = x
+            if x > w:
+                w = x
         if t - tr.i_ac_limit_changed_s > cp:
             x = tr.i_ac_a - tr.i_ac_limit_a
-            if x > over:
-                over = x
+            if x > w:
+                w = x
         lim = tr.i_export_limit_a
         if lim is not None and t - tr.i_export_limit_changed_s > cp:
             x = tr.i_export_a - lim
-            if x > over:
-                over = x
+            if x > w:
+                w = x
         lim = tr.i_fuse_limit_a
         if lim is not None:
             x = tr.i_grid_a - lim
-            if x > over:
-                over = x
-        self._max_over = over
+            if x > w:
+                w = x
+        if w > self._max_over:
+            self._max_over = w
+        if w > self.i_tol:
+            self.inv.current(t, t_start, tr)
+        rc = tr.relay_closed
+        if rc != self._prev_relay_closed or breaker != self._prev_breaker:  # (_prev_relay_closed: below)
+            self._prev_breaker = breaker
+            if self.inv is not None:
+                self.inv.grid(t_start, bool(rc and breaker))
+        pb = tr.p_batt_w
+        if pb > self.dir_hi or pb < self.dir_lo:
+            self.inv.direction(t, t_start, pb)
 
         # energies
         pac = tr.p_ac_w
@@ -155,7 +190,6 @@ class Metrics:
                 self._ok_since = t_start
         elif self._ok_since is not None:
             self._ok_since = None
-        rc = tr.relay_closed
         if rc and self._prev_relay_closed is False and breaker and self._outage_seen:
             delay = t_start - self._ok_since if self._ok_since is not None else 0.0
             rec = (t_start, delay, abs(tr.sync_dphi_deg), abs(tr.sync_df_hz), abs(tr.sync_dv_pu))
@@ -189,4 +223,5 @@ class Metrics:
             "energy_to_grid_kwh": _sig(self._e_to_grid_j / 3.6e6),
             "energy_from_grid_kwh": _sig(self._e_from_grid_j / 3.6e6),
             "ev_bms_backstop_ms": _sig(self._bms_s * 1000.0),
+            **({"invariant_violations": self.inv.total} if self.inv is not None else {}),
         }

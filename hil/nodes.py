@@ -4,7 +4,15 @@ They speak the DBC files and connect the bus to the plant (hil/plant.py): measur
 out at each device's cycle time, commands in. Each device behaves like its real
 counterpart on the bus: the inverter drops to Off and the relay opens when the
 gateway's command goes missing (armed by the first command) or fails its end-to-end
-check. Scenario faults `can_silence` and `can_corrupt` act here, per node.
+check. Scenario faults `can_silence` and `can_corrupt` act here, per node (meter,
+inverter, relay, ev, ems): a silent node sends nothing (it still obeys commands), a
+corrupt one sends only frames the controller must refuse.
+
+For the site invariants (hil/invariants.py) the devices keep, independently of the
+controller, what they put on the bus: per cyclic message the plant time of the last
+*intact* frame (right length, CRC and values inside the DBC range; `_Tx.good_us`),
+the contact state the relay last reported in an intact frame, and when the EV's
+present limits first went out intact.
 
 The bus is either a python-can bus (real time, socketcand, `virtual`) or a port from
 controller.bus.ports (the in-process MemoryBus of the lockstep runner); frames cross as
@@ -28,7 +36,10 @@ from hil.e2e_ref import _TABLE as _CRC_TABLE
 from hil.e2e_ref import data_id
 
 CODECS = ("candb", "cantools")
+NODES = ("meter", "inverter", "relay", "ev", "ems")  # the scenario's can_silence / can_corrupt nodes
 RELAY_MOVING = 2
+RELAY_CLOSED = 1
+E2E_MAX_DELTA = 3  # the controller's alive-counter tolerance (dbc/README.md)
 
 
 def _crc_prefix(did):
@@ -46,7 +57,7 @@ def _crc(crc0, d, t=_CRC_TABLE):
 
 class _Tx:
     __slots__ = ("msg", "name", "frame_id", "did", "crc0", "counter", "period_us", "next_us", "counter_sig",
-                 "sig", "encode_into", "buf")
+                 "sig", "encode_into", "buf", "good_us", "lost_run", "resync")
 
     def __init__(self, msg, period_ms, codec):
         self.msg = msg
@@ -60,6 +71,11 @@ class _Tx:
         self.counter_sig = "AliveCounter" if any(s.name == "AliveCounter" for s in msg.signals) else None
         self.sig = {}  # the signal values of the frame being built (reused)
         self.buf = bytearray(msg.length)
+        self.good_us = 0  # plant time of the last intact frame (0 before the first: the devices start at t = 0)
+        # frames lost to a bad CRC or length since the last frame that passes the CRC; more than
+        # the receiver's max_delta - 1 (dbc/README.md, E2E) and the next intact frame only resynchronises
+        self.lost_run = 0
+        self.resync = False  # the last intact frame may have been refused for its alive-counter jump
         if codec == "candb":
             from controller.bus import candb
 
@@ -178,6 +194,9 @@ class SiteNodes:
         self.tx = {"meter": self.tx_meter, "inverter": self.tx_inverter, "relay": [self.tx_relay],
                    "ev": [self.tx_ev_limits, self.tx_ev_status], "ems": [self.tx_ems]}
         self._all_tx = [t for group in self.tx.values() for t in group]
+        # the cyclic messages each supervised input of the controller needs (docs/protection.md)
+        self.supervised = {"meter": self.tx_meter[:2], "inverter": self.tx_inverter[:2], "relay": [self.tx_relay],
+                           "ev": [self.tx_ev_limits, self.tx_ev_status]}
         # False when the EV speaks ISO 15118-20 to the SECC instead (v2xgw hil secc --site)
         self.ev_on_can = True
         self.tx_loss = tx("INV_AcLossEvent", 0)
@@ -186,8 +205,14 @@ class SiteNodes:
         self.rx_form = _Rx(m("GW_InverterForming"), 50, codec)
         self.rx_relay = _Rx(m("GW_RelayCmd"), 50, codec)
         self.rx_by_id = {r.frame_id: r for r in (self.rx_cmd, self.rx_lim, self.rx_form, self.rx_relay)}
-        self.silent_until = {"meter": -1, "inverter": -1}
-        self.corrupt_until = {"meter": -1, "inverter": -1}
+        self.silent_until = {n: -1 for n in NODES}
+        self.corrupt_until = {n: -1 for n in NODES}
+        # what the devices reported in intact frames (the invariants read these, never the controller)
+        self.relay_reported = None  # ContactState of the last intact RLY_Feedback
+        self.relay_closed_since_us = None  # since when it says closed (None: it does not)
+        self.ev_key_seen = None  # the EV's limits (max charge, max discharge, min soc) as the plant has them
+        self.ev_announced = True  # ... and whether an intact EVCC_Limits frame carried them since they changed
+        self.ev_announced_us = 0
         self.mode = scenario["mode"]
         self.last_relay_state = None
         self.last_ev = None
@@ -198,6 +223,8 @@ class SiteNodes:
         # controller's), every frame they send
         self.on_frame = None
         self.on_sent = None
+        # f(can_id, decoded, now_us): an inverter command or forming frame the inverter accepted
+        self.on_command = None
         self.timeouts = 0
 
     # ------------------------------------------------------------ scenario faults
@@ -224,18 +251,24 @@ class SiteNodes:
         did = tx.did
         if did:
             values["Crc"] = 0
+        pushed = False
         if corrupt:
-            values = self._corrupt_values(tx.msg, values)
+            values, pushed = self._corrupt_values(tx.msg, values)
         data = tx.buf
         tx.encode_into(values, data)
         if did:
             data[7] = _crc(tx.crc0, data)
         if corrupt:
-            data = self._corrupt_frame(tx, data)
+            data = self._corrupt_frame(tx, data, pushed)
+        else:
+            tx.resync = tx.lost_run >= E2E_MAX_DELTA
+            tx.lost_run = 0
+            tx.good_us = now_us
         self.link.send(tx.frame_id, data)
         self.frames_sent += 1
         if self.on_sent is not None:
             self.on_sent(tx.frame_id, False, data, now_us)
+        return not corrupt
 
     def _corrupt_values(self, msg, values):
         # implausible: a measurement pushed past its DBC range (CRC stays valid: a sick device, not noise)
@@ -247,15 +280,27 @@ class SiteNodes:
             top = raw_max * s.scale + s.offset
             if top > s.maximum:
                 v[s.name] = top
-                break
-        return v
+                return v, True
+        return v, False
 
-    def _corrupt_frame(self, tx, data):
+    def _corrupt_frame(self, tx, data, pushed):
+        """Every corrupted frame is one the controller must refuse: a broken CRC, a wrong
+        length, or (pushed) a value beyond its DBC range; a message with no value that can
+        leave its range gets a broken CRC or length instead."""
         r = self.rng.random()
         if r < 0.25 and tx.did:
             data[7] ^= 0x5A  # transmission error: CRC no longer matches
         elif r < 0.5:
             data = data[:5]  # wrong length
+        elif not pushed:
+            if tx.did:
+                data[7] ^= 0x5A
+            else:
+                data = data[:5]
+        else:
+            tx.lost_run = 0  # CRC intact: the receiver's alive counter follows this frame
+            return data
+        tx.lost_run += 1
         return data
 
     def transmit(self, now_us):
@@ -292,51 +337,77 @@ class SiteNodes:
         tx = self.tx_relay
         state = site.relay_state()
         if now_us >= tx.next_us or state != self.last_relay_state:
-            rv = site.relay_values()
-            self.last_relay_state = rv["state"]
             tx.next_us = now_us + tx.period_us
-            v = tx.sig
-            v["ContactState"] = rv["state"]
-            v["UtilityVoltagePresent"] = 1 if rv["utility_present"] else 0
-            v["UtilityVoltage"] = _clip(rv["utility_v"], 0, 400)
-            v["SyncPhaseDiff"] = _clip(rv["phase_diff_deg"], -180, 179.9)
-            self._send(tx, v, now_us)
+            if now_us >= self.silent_until["relay"]:
+                rv = site.relay_values()
+                self.last_relay_state = rv["state"]
+                v = tx.sig
+                v["ContactState"] = rv["state"]
+                v["UtilityVoltagePresent"] = 1 if rv["utility_present"] else 0
+                v["UtilityVoltage"] = _clip(rv["utility_v"], 0, 400)
+                v["SyncPhaseDiff"] = _clip(rv["phase_diff_deg"], -180, 179.9)
+                if self._send(tx, v, now_us, now_us < self.corrupt_until["relay"]):
+                    self._relay_reported(rv["state"], now_us, tx)
         lim, st = self.tx_ev_limits, self.tx_ev_status
         key = (site.max_charge_w, site.max_discharge_w, site.min_soc)
+        if key != self.ev_key_seen:
+            self.ev_key_seen = key
+            self.ev_announced = False
         if self.ev_on_can and now_us >= lim.next_us or now_us >= st.next_us or key != self.last_ev:
-            ev = site.ev_values()
-            if now_us >= lim.next_us or key != self.last_ev:
-                self.last_ev = key
-                lim.next_us = now_us + lim.period_us
-                v = lim.sig
-                v["MaxChargePower"] = ev["max_charge_w"]
-                v["MaxDischargePower"] = ev["max_discharge_w"]
-                v["MinSoc"] = ev["min_soc"] * 100.0
-                v["SessionActive"] = 1 if ev["session_active"] else 0
-                v["MinSocValid"] = 1
-                self._send(lim, v, now_us)
-            if now_us >= st.next_us:
-                st.next_us += st.period_us
-                v = st.sig
-                v["Soc"] = ev["soc"] * 100.0
-                v["SocValid"] = 1
-                v["BatteryCapacity"] = ev["capacity_kwh"]
-                v["BatteryVoltage"] = ev["v_batt"]
-                self._send(st, v, now_us)
+            if now_us >= self.silent_until["ev"]:
+                corrupt = now_us < self.corrupt_until["ev"]
+                ev = site.ev_values()
+                if now_us >= lim.next_us or key != self.last_ev:
+                    self.last_ev = key
+                    lim.next_us = now_us + lim.period_us
+                    v = lim.sig
+                    v["MaxChargePower"] = ev["max_charge_w"]
+                    v["MaxDischargePower"] = ev["max_discharge_w"]
+                    v["MinSoc"] = ev["min_soc"] * 100.0
+                    v["SessionActive"] = 1 if ev["session_active"] else 0
+                    v["MinSocValid"] = 1
+                    if self._send(lim, v, now_us, corrupt) and not self.ev_announced:
+                        self.ev_announced = True
+                        self.ev_announced_us = now_us
+                if now_us >= st.next_us:
+                    st.next_us += st.period_us
+                    v = st.sig
+                    v["Soc"] = ev["soc"] * 100.0
+                    v["SocValid"] = 1
+                    v["BatteryCapacity"] = ev["capacity_kwh"]
+                    v["BatteryVoltage"] = ev["v_batt"]
+                    self._send(st, v, now_us, corrupt)
+            else:  # silent: the cycle goes on, a change goes out when the silence ends
+                if now_us >= lim.next_us:
+                    lim.next_us = now_us + lim.period_us
+                while st.next_us <= now_us:
+                    st.next_us += st.period_us
         tx = self.tx_ems
         if now_us >= tx.next_us:
             tx.next_us = now_us + tx.period_us
-            mode = self.mode
-            v = tx.sig
-            v["ModeReq"] = ("idle", "charge", "v2h", "v2g").index(mode["kind"])
-            v["SetpointPower"] = int(mode.get("setpoint_kw", 0.0) * 1000.0)
-            v["ValidFor"] = 0  # holds until three cycle times pass without a repetition
-            self._send(tx, v, now_us)
+            if now_us >= self.silent_until["ems"]:
+                mode = self.mode
+                v = tx.sig
+                v["ModeReq"] = ("idle", "charge", "v2h", "v2g").index(mode["kind"])
+                v["SetpointPower"] = int(mode.get("setpoint_kw", 0.0) * 1000.0)
+                v["ValidFor"] = 0  # holds until three cycle times pass without a repetition
+                self._send(tx, v, now_us, now_us < self.corrupt_until["ems"])
         due = self.tx_ems.next_us
         for tx in self._all_tx:
             if tx.next_us < due:
                 due = tx.next_us
         self.next_due_us = due
+
+    def _relay_reported(self, state, now_us, tx):
+        """An intact RLY_Feedback left with `state`: since when the relay reports closed. After
+        lost frames the controller may refuse that frame for its alive-counter jump and take
+        the next one, a relay cycle later."""
+        if state == RELAY_CLOSED:
+            if self.relay_closed_since_us is None:
+                self.relay_closed_since_us = now_us + (tx.period_us if tx.resync else 0)
+        else:
+            self.relay_closed_since_us = None
+        self.relay_reported = state
 
     def _meter_values(self, tx):
         mv = self._mv
@@ -422,10 +493,14 @@ class SiteNodes:
                 continue
             if rx is self.rx_cmd:
                 site.inverter_command(int(d["InvModeReq"]), float(d["PSetpoint"]), float(d["QSetpoint"]))
+                if self.on_command is not None:
+                    self.on_command(can_id, d, now_us)
             elif rx is self.rx_lim:
                 site.inverter_limits(d["IacMax"], d["IdcChargeMax"], d["IdcDischargeMax"])
             elif rx is self.rx_form:
                 site.inverter_forming(d["VoltageSetpoint"], d["FrequencySetpoint"], bool(d["DroopEnable"]))
+                if self.on_command is not None:
+                    self.on_command(can_id, d, now_us)
             elif rx is self.rx_relay:
                 site.relay_command(bool(d["RelayCloseReq"]))
         # fail-safe behaviour of the devices when the gateway goes quiet

@@ -18,8 +18,10 @@ Controller events are read from its GW_Event frames in both modes.
 """
 
 import itertools
+import os
 import threading
 import time
+import traceback
 
 import can
 
@@ -29,14 +31,20 @@ from controller.control.gateway import Gateway
 from controller.bus.ports.memory import MemoryBus
 from controller.bus.ports.pythoncan import PythonCanPort
 from hil.dbcdb import database
+from hil.invariants import Invariants
 from hil.metrics import Metrics
 from hil.nodes import CODECS, SiteNodes
 from hil.plant import Site
 from hil.scenario import controller_config
 
 PLANT_STEP_US = 500
+# Real time: how much later than in lockstep the controller may see a device frame or the
+# devices its command (python-can buses, a thread or process of its own, a shared host);
+# the site invariants widen their allowances by this much (docs/scenarios.md)
+REALTIME_LATENCY_S = 0.05
 BUSES = ("memory", "virtual")
 _channel_ids = itertools.count()
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout: paths in run.error
 _INF = float("inf")
 
 
@@ -48,10 +56,16 @@ class Recorder:
         ev_msg = db.get_message_by_name("GW_Event")
         self.ev_id = ev_msg.frame_id
         self.ev_len = ev_msg.length
+        st_msg = db.get_message_by_name("GW_Status")
+        self.st_id = st_msg.frame_id
+        self.st_len = st_msg.length
         if codec == "candb":
             self._decode = candb.BY_NAME["GW_Event"].decode
+            self._decode_st = candb.BY_NAME["GW_Status"].decode
         else:
             self._decode = lambda data: ev_msg.decode(bytes(data), decode_choices=False)
+            self._decode_st = lambda data: st_msg.decode(bytes(data), decode_choices=False)
+        self.inv = None  # optional hil.invariants.Invariants: the reported operating mode
         self.metrics = metrics
         self.events = []
         self.samples = []
@@ -73,12 +87,16 @@ class Recorder:
                 self.lost_events += 1
             self.last_seq = seq
             e = ev_codes.describe(int(d["EventCode"]), int(d["EventDetail"]), int(d["EventValue"]))
+            if self.inv is not None and d["EventCode"] == ev_codes.MODE_CHANGE:
+                self.inv.on_mode_event(int(d["EventDetail"]), now_us / 1e6)
             e = {"t_s": round(now_us / 1e6, 6), **e}
             self.events.append(e)
             fields = {k: v for k, v in e.items() if k not in ("t_s", "kind")}
             self.metrics.on_event(e["t_s"], e["kind"], **fields)
             if self.on_event is not None:
                 self.on_event(e)
+        elif can_id == self.st_id and self.inv is not None and not ext and len(data) == self.st_len:
+            self.inv.on_status(int(self._decode_st(data)["OperatingMode"]), now_us / 1e6)
 
     def log_frame(self, can_id, ext, data, now_us):
         if self.log is not None:
@@ -101,7 +119,19 @@ def _site(sc, cfg):
 
 
 def _report(sc, metrics, rec, extra):
-    return {"scenario": sc["name"], "events": rec.events, "metrics": metrics.result(), **extra}
+    report = {"scenario": sc["name"], "events": rec.events, "metrics": metrics.result(), **extra}
+    if metrics.inv is not None:
+        report["invariants"] = metrics.inv.result()
+    return report
+
+
+def _oracle(cfg, metrics, rec, nodes, latency_s=0.0):
+    """The site invariants (hil/invariants.py), wired to the run's metrics, recorder and devices."""
+    inv = Invariants(cfg, latency_s=latency_s)
+    inv.attach(metrics, nodes)
+    rec.inv = inv
+    nodes.on_command = inv.on_command
+    return inv
 
 
 def _apply_events(sc_events, idx, t_us, site, nodes):
@@ -122,11 +152,17 @@ def _supervision_due(nodes):
     return due
 
 
-def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="memory", codec="candb"):
+def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="memory", codec="candb",
+                 clock_start_us=0, errors="raise"):
     """Run a validated scenario in virtual time; returns (report, recorder).
 
     bus: "memory" (controller.bus.ports.memory.MemoryBus) or "virtual" (python-can); codec of the
     device frames: "candb" (generated) or "cantools". The report does not depend on either.
+    clock_start_us: the controller's ticks_us at plant time 0 (any value; its ticks wrap at
+    2**30 us, controller/clock.py), e.g. just below a wrap. Plant times do not move.
+    errors: an exception in the loop (the controller's, say) is raised with the plant time
+    added as a note ("raise"), or ends the run with the report so far and `run.error`
+    (t_s, type, message, where: the innermost frames) ("report", for the soak).
     """
     if bus not in BUSES:
         raise ValueError("bus must be one of %s" % (BUSES,))
@@ -153,6 +189,8 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
     nodes.on_frame = rec.on_frame
     if writer is not None:
         nodes.on_sent = rec.log_frame
+    _oracle(cfg, metrics, rec, nodes)
+    clock0 = int(clock_start_us)
     sc_events = sc["events"]
     ev_times = [e["t_s"] * 1e6 for e in sc_events]
     n_ev = len(sc_events)
@@ -175,6 +213,8 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
     # frame due, no tick, no sample, no supervision deadline), unless the plant raises `notify`.
     horizon = 0
     wall = time.perf_counter()
+    t_us = 0
+    error = None
     try:
         for k in range(n_steps + 1):
             t_us = k * step_us
@@ -189,7 +229,7 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
                     next_ev = ev_times[idx] - 1e-6 if idx < n_ev else _INF
                 if k:
                     site_step(step_s)
-            now = t_us & 0x3FFFFFFF
+            now = (t_us + clock0) & 0x3FFFFFFF
             gw_sent = gw.sent
             if t_us >= nodes.next_due_us or site.notify:
                 sent = nodes.frames_sent
@@ -210,6 +250,13 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
                 rec.sample(t_us, site)
                 next_sample = rec.next_sample
             horizon = min(nodes.next_due_us, next_tick, next_ev, next_sample, supervise_at + 1e-3)
+    except Exception as exc:
+        if errors != "report":
+            exc.add_note("hil.runner: at plant time %.6f s" % (t_us / 1e6))
+            raise
+        error = {"t_s": round(t_us / 1e6, 6), "type": type(exc).__name__, "message": str(exc),
+                 "where": ["%s:%d %s" % (os.path.relpath(f.filename, _ROOT), f.lineno, f.name)
+                           for f in traceback.extract_tb(exc.__traceback__)[-6:]]}
     finally:
         wall = time.perf_counter() - wall
         if plant_bus is not None:
@@ -218,9 +265,11 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
         if writer is not None:
             writer.stop()
     extra = {"run": {"mode": "lockstep", "plant_step_us": step_us, "control_period_ms": cfg["control"]["period_ms"],
-                     "bus": bus, "codec": codec,
+                     "bus": bus, "codec": codec, "clock_start_us": clock0 & 0x3FFFFFFF,
                      "wall_s": round(wall, 3), "speedup": round(sc["duration_s"] / wall, 1) if wall > 0 else None,
                      "frames_refused_by_controller": gw.refused_total, "lost_controller_events": rec.lost_events}}
+    if error is not None:
+        extra["run"]["error"] = error
     return _report(sc, metrics, rec, extra), rec
 
 
@@ -261,6 +310,9 @@ def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=
     nodes.on_frame = rec.on_frame
     if writer is not None:
         nodes.on_sent = rec.log_frame
+    # the controller runs on its own clock and thread: the invariants' allowances widen by
+    # REALTIME_LATENCY_S
+    _oracle(cfg, metrics, rec, nodes, latency_s=REALTIME_LATENCY_S)
     stop = stop or threading.Event()
     ctl_thread = None
     gw = None

@@ -16,6 +16,9 @@ class ScenarioError(ValueError):
         self.key = key
         self.problem = problem
 
+    def __reduce__(self):  # across processes (the soak's workers) with both its arguments
+        return ScenarioError, (self.key, self.problem)
+
 
 SITE_DEFAULTS = {
     "nominal_voltage_v": 230.0,
@@ -31,7 +34,7 @@ EV_DEFAULTS = {"soc": 0.8, "capacity_kwh": 94.0, "max_charge_kw": 11.0, "max_dis
 INVERTER_DEFAULTS = {"rating_kva": 11.0}
 LOAD_DEFAULT = {"p_kw": 2.0, "q_kvar": 0.0}
 MODE_DEFAULT = {"kind": "idle"}
-NODES = ("meter", "inverter")
+NODES = ("meter", "inverter", "relay", "ev", "ems")  # hil/nodes.py NODES
 
 # event kind -> {field: required?}
 EVENT_FIELDS = {
@@ -131,8 +134,8 @@ def _mode(path, v):
     sp = _num(path + ".setpoint_kw", v.get("setpoint_kw", 0.0), -1000.0, 1000.0)
     if kind in ("charge", "v2g") and "setpoint_kw" not in v:
         raise ScenarioError(path + ".setpoint_kw", f"required for mode {kind}")
-    if kind == "charge" and sp < 0:
-        raise ScenarioError(path + ".setpoint_kw", "must be >= 0 for charge")
+    # a setpoint against the mode's direction (charge < 0, v2g > 0) is valid input: the
+    # controller must hold zero power (limiting factor mode_direction)
     return {"kind": kind, "setpoint_kw": sp}
 
 
@@ -232,12 +235,23 @@ def validate(sc):
         key = _SCENARIO_KEY_OF.get(e.key, "controller." + e.key)
         raise ScenarioError(key, e.problem) from None
     for i, ev in enumerate(out["events"]):
-        if ev["kind"] == "mode":
-            try:
-                ctl_config.validate({"mode": ev["mode"]}, base=controller_config(out))
-            except ctl_config.ConfigError as e:
-                raise ScenarioError(f"events[{i}].mode.setpoint_kw", e.problem) from None
+        # a mode event is the energy manager's request on the bus: any sign (the controller
+        # must keep the mode's direction itself), within what EMS_ModeRequest carries
+        if ev["kind"] == "mode" and not _SETPOINT_LO <= ev["mode"]["setpoint_kw"] * 1000.0 <= _SETPOINT_HI:
+            raise ScenarioError(f"events[{i}].mode.setpoint_kw", "%g kW is beyond what EMS_ModeRequest.SetpointPower "
+                                "carries (%g..%g W)" % (ev["mode"]["setpoint_kw"], _SETPOINT_LO, _SETPOINT_HI))
     return out
+
+
+def _signal_range(msg, sig):
+    from controller.bus import candb
+
+    for s in candb.BY_NAME[msg].signals:
+        if s[0] == sig:
+            return s[1], s[2]
+
+
+_SETPOINT_LO, _SETPOINT_HI = _signal_range("EMS_ModeRequest", "SetpointPower")
 
 
 # controller configuration key -> the scenario key it comes from (controller_config())
@@ -264,13 +278,20 @@ def load(path):
 
 
 def controller_config(sc):
-    """Controller configuration for this scenario: site facts, then the scenario's overrides."""
+    """Controller configuration for this scenario: site facts, then the scenario's overrides.
+
+    The scenario's mode is also the controller's configured (local) mode. A setpoint
+    against that mode's direction (charge < 0, v2g > 0), which the energy manager sends
+    as it is, is configured as 0: the controller's configuration refuses such a setpoint."""
     site = sc["site"]
+    mode = dict(sc["mode"])
+    if (mode["kind"] == "charge" and mode["setpoint_kw"] < 0) or (mode["kind"] == "v2g" and mode["setpoint_kw"] > 0):
+        mode["setpoint_kw"] = 0.0
     base = ctl_config.validate({
         "site": {"nominal_voltage_v": site["nominal_voltage_v"], "nominal_frequency_hz": site["nominal_frequency_hz"],
                  "phases": site["phases"], "grid_code": site["grid_code"]},
         "inverter": {"rating_kva": sc["inverter"]["rating_kva"], "period_ms": site["inverter_period_ms"]},
         "meter": {"period_ms": site["meter_period_ms"]},
-        "mode": sc["mode"],
+        "mode": mode,
     })
     return ctl_config.validate(sc["controller"], base=base)

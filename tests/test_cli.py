@@ -104,4 +104,7 @@ def test_hil_serve_prints_events_live_and_writes_its_report_on_sigterm(tmp_path)
     assert r["scenario"] == "serve-idle" and r["run"]["mode"] == "realtime"
     assert [e["kind"] for e in r["events"]][:3] == ["mode_change", "safe_state_cleared", "mode_change"]
     assert r["run"]["plant_late_max_ms"] >= 0.0
+    # real-time runs are checked against the site invariants too (their count depends on the host's load)
+    assert set(r["invariants"]) == {"violations", "by_rule", "first"}
+    assert r["metrics"]["invariant_violations"] == r["invariants"]["violations"]
     assert "metrics:" in out.read_text()

@@ -35,3 +35,19 @@ def test_ci_runs_the_readme_test_command():
     assert len(commands) == 2, "the README holds exactly two commands (sh blocks)"
     assert "\n" not in commands[0] and "\n" not in commands[1]
     assert commands[1] in ci
+
+
+def test_readme_module_table_names_existing_files():
+    # the architecture table follows the layout: every path it names is in the tree
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| module | what it is |"):readme.index("## Budgets, measured")]
+    for row in table.splitlines()[2:]:
+        cell = row.split("|")[1]
+        first = None
+        for name in re.findall(r"`([^`]+)`", cell):
+            if name.split("/")[0] in ("controller", "hil", "tools", "board", "dbc", "docs", "tests"):
+                first = name
+                path = ROOT / name
+            else:  # a sibling of the row's first path
+                path = (ROOT / first).parent / name
+            assert path.exists(), (name, row)

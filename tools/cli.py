@@ -28,6 +28,11 @@ def _print_metrics(report, out=sys.stdout):
     print("metrics:", file=out)
     for k, v in report["metrics"].items():
         print(f"  {k:<30} {v}", file=out)
+    inv = report.get("invariants")
+    if inv:
+        print(f"site invariants: {inv['violations']} violation(s)", file=out)
+        for v in inv["first"]:
+            print(f"  {v['t_s']:9.3f} s  {v['rule']:<10} {v['detail']}", file=out)
     run = report.get("run", {})
     if "speedup" in run:
         print(f"lockstep: {run['wall_s']} s wall time, {run['speedup']}x real time", file=out)
@@ -54,7 +59,7 @@ def cmd_hil_run(args):
         sc = scenario.load(args.scenario)
     except scenario.ScenarioError as e:
         return _fail(str(e))
-    report, rec = run_lockstep(sc, log_path=args.log, bus=args.bus, codec=args.codec)
+    report, rec = run_lockstep(sc, log_path=args.log, bus=args.bus, codec=args.codec, clock_start_us=args.clock_start)
     _write_report(report, rec, args)
     if not args.quiet:
         _print_timeline(report)
@@ -144,6 +149,25 @@ def cmd_hil_matrix(args):
     matrix.write(rows, args.out, args.grid_code, args.frequency)
     print(matrix.table_md(rows, args.grid_code, args.frequency), end="")
     print(f"written: {args.out}/matrix.md, matrix.json, matrix.png")
+    return 0
+
+
+def cmd_hil_soak(args):
+    from hil import soak
+
+    if args.hours <= 0 or args.shard_hours <= 0 or args.mean_gap <= 0:
+        return _fail("--hours, --shard-hours and --mean-gap must be > 0")
+    tty = sys.stdout.isatty() and not args.quiet
+    report = soak.run_soak(args.hours, args.seed, workers=args.workers, shard_s=args.shard_hours * 3600.0,
+                           mean_gap_s=args.mean_gap, out_dir=args.out, progress=soak.Progress() if tty else None)
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(report, f, indent=1)
+            f.write("\n")
+    if args.plot:
+        soak.plot(report, args.plot)
+    if not args.quiet:
+        print(soak.table(report), end="")
     return 0
 
 
@@ -261,6 +285,8 @@ def build_parser():
                    help="lockstep bus: in-process memory bus (default, fastest) or python-can's virtual interface")
     r.add_argument("--codec", choices=("candb", "cantools"), default="candb",
                    help="codec of the simulated devices' frames: the generated one (default) or cantools")
+    r.add_argument("--clock-start", type=int, default=0, metavar="US",
+                   help="the controller's ticks_us at plant time 0 (its ticks wrap at 2**30 us)")
     r.set_defaults(func=cmd_hil_run)
     s = hsub.add_parser("serve", help="run the site (and the controller) in real time behind a socketcand server")
     s.add_argument("scenario", nargs="?")
@@ -279,6 +305,17 @@ def build_parser():
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_hil_serve)
 
+    k = hsub.add_parser("soak", help="hours of plant time with random faults, checked against the site invariants")
+    k.add_argument("--hours", type=float, required=True, help="plant hours in all")
+    k.add_argument("--seed", type=int, default=0, help="same seed, same shards (default 0)")
+    k.add_argument("--workers", type=int, help="parallel worker processes (default: one per core)")
+    k.add_argument("--shard-hours", type=float, default=1.0, help="plant hours per shard (default 1)")
+    k.add_argument("--mean-gap", type=float, default=30.0, metavar="S", help="mean time between faults (default 30 s)")
+    k.add_argument("--out", default="soak-out", help="folder for the shards' scenario files (default soak-out)")
+    k.add_argument("--report", help="write the soak report (JSON) here")
+    k.add_argument("--plot", help="write faults and violations over plant time (PNG) here")
+    k.add_argument("--quiet", action="store_true", help="no progress, no table")
+    k.set_defaults(func=cmd_hil_soak)
     from tools import secc_cli
 
     secc_cli.add_parser(hsub)
