@@ -41,7 +41,7 @@ def test_readme_module_table_names_existing_files():
     # the architecture table follows the layout: every path it names is in the tree
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("| module | what it is |"):readme.index("## Budgets, measured")]
-    for row in table.splitlines()[2:]:
+    for row in table.strip().splitlines()[2:]:
         cell = row.split("|")[1]
         first = None
         for name in re.findall(r"`([^`]+)`", cell):
