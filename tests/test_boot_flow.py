@@ -21,6 +21,8 @@ import time
 
 import pytest
 
+from tools import firmware_heap
+
 from controller.update import launch
 from tools import image
 
@@ -33,24 +35,14 @@ MARK = "running from"
 
 
 def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return firmware_heap.free_port()
 
 
 def _wait_listening(port, proc=None, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError("exited early: " + proc.stdout.read())
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("nothing listens on %d" % port)
+    try:
+        firmware_heap.wait_listening(port, proc, timeout)
+    except RuntimeError as e:
+        raise AssertionError(str(e)) from None
 
 
 def _build(tmp, name, version, tweak=None):

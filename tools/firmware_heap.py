@@ -46,7 +46,8 @@ def compile_tree(dst, mpy_cross=None):
     return dst
 
 
-def _free_port():
+def free_port():
+    """A TCP port free on 127.0.0.1 now."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -54,17 +55,20 @@ def _free_port():
     return port
 
 
-def _wait_listening(port, proc, timeout=30.0):
+def wait_listening(port, proc=None, timeout=30.0):
+    """Return once 127.0.0.1:port accepts connections; RuntimeError if `proc` exits first
+    or the timeout passes."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError("hil serve exited early: " + proc.stderr.read())
+        if proc is not None and proc.poll() is not None:
+            out = proc.stderr.read() if proc.stderr else ""
+            raise RuntimeError("exited early: " + (out or ""))
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError("hil serve did not listen")
+    raise RuntimeError("nothing listens on port %d" % port)
 
 
 def run(scenario=None, heapsize=BOARD_HEAP, duration_s=None, micropython=None, mpy_cross=None, workdir=None):
@@ -79,13 +83,13 @@ def run(scenario=None, heapsize=BOARD_HEAP, duration_s=None, micropython=None, m
     try:
         tree = compile_tree(work / "mpy", mpy_cross)
         cfg, report = work / "controller.json", work / "report.json"
-        port = _free_port()
+        port = free_port()
         serve = subprocess.Popen(
             [sys.executable, "-m", "tools.cli", "hil", "serve", str(scenario), "--socketcand", "127.0.0.1:%d" % port,
              "--no-controller", "--write-config", str(cfg), "--report", str(report), "--quiet"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            _wait_listening(port, serve)
+            wait_listening(port, serve)
             argv = [micropython, "-X", "heapsize=%s" % heapsize, "-m", "controller.main", "--interface", "socketcand",
                     "--host", "127.0.0.1", "--port", str(port), "--config", str(cfg)]
             if duration_s is not None:
