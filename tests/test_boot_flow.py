@@ -14,7 +14,6 @@ process, step by step: tests/firmware/test_update_boot.py.
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
 import time

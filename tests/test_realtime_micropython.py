@@ -8,10 +8,8 @@ did and that no limit was exceeded), never about how fast it was.
 import json
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 

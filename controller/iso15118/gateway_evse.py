@@ -76,7 +76,6 @@ class GatewayEvse:
 
     # -- what the SECC reads -------------------------------------------------------
     def limits(self):
-        a = self.gw.arbiter
         rating = self.lim["rating"]
         v = self.voltage if self.voltage > 1.0 else self.lim["nominal_voltage"]
         d = dict(self.lim)
