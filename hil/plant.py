@@ -1081,12 +1081,21 @@ class Site:
             if p0 > pdis:
                 vt = min(vt, CP_BREAK_PU * _sqrt(pdis / p0))
             if self.limiter and s0 > 0.0:
+                i_lim = self.i_lim
+                # the impedance branch at the current limit: where a current-limited source
+                # holds a load it cannot carry at CP_BREAK_PU (its peak current)
+                vil = i_lim * CP_BREAK_PU * CP_BREAK_PU * nvn / s0
                 if vt >= CP_BREAK_PU:
                     i_at = s0 / (nvn * vt)
                 else:
                     i_at = vt * s0 / (CP_BREAK_PU * CP_BREAK_PU * nvn)
-                if i_at > self.i_lim:
-                    vt = self.i_lim * CP_BREAK_PU * CP_BREAK_PU * nvn / s0
+                if i_at > i_lim:
+                    vt = vil
+                elif vt > vil and vil < CP_BREAK_PU and self.bv * nvn * i_lim < s0:
+                    # vt is above the band where the load draws more than the limit (vil up to
+                    # s0 / (nvn * i_lim)) and the bus below it: the build-up would have to pass
+                    # the load's peak current, so it stalls at vil (cold-load pickup)
+                    vt = vil
         v = self.bv
         # the current loop pulls the voltage down at once; voltage build-up takes TAU_V_GFM_S
         v = vt if vt <= v else vt + (v - vt) * self._e_vgfm

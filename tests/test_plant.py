@@ -263,10 +263,52 @@ def test_gfm_island_overload_sags_at_the_current_limit_constant_power():
     assert tr.home_v_pu == pytest.approx(i_lim * z07 / V_N, rel=1e-9)
     assert tr.i_ac_a == pytest.approx(i_lim)
     assert tr.p_load_w == pytest.approx(-tr.p_ac_w)
-    # the limit lifted, the home comes back
+    # the limit lifted to the rating (15.9 A): this load still needs 18.7 A at 0.7 pu, its
+    # peak, so the voltage cannot build up past it and rises only to the impedance branch at
+    # the rated current (cold-load pickup, docs/plant.md 3b) ...
     s.inverter_limits(100.0, 100.0, 100.0)
-    run(s, 0.2)
+    seen = []
+    run(s, 0.2, each=lambda x: seen.append(x.truth().i_ac_a))
+    i_r = 11000.0 / (3 * V_N)
+    assert s.truth().home_v_pu == pytest.approx(i_r * z07 / V_N, rel=1e-9)
+    assert max(seen) <= i_r + 1e-9
+    # ... part of it shed (peak 12.6 A), the home comes back
+    s.apply_event({"kind": "load_step", "p_kw": 6.0, "q_kvar": 1.0})
+    seen = []
+    run(s, 0.2, each=lambda x: seen.append(x.truth().i_ac_a))
     assert s.truth().home_v_pu > 0.99
+    assert max(seen) <= i_r + 1e-9
+
+
+def test_gfm_island_from_a_dark_bus_stalls_below_a_constant_power_peak_current():
+    # tests/data/soak-repro/gfm-start-over-current.json at the plant: the inverter forms the
+    # island from a dark bus into 9.4 kW of constant power at 15.9 A. At 1 pu the load needs
+    # 13.6 A, but 19.5 A at 0.7 pu (its peak, where it turns into an impedance): the build-up
+    # cannot pass it, the current loop holds 15.9 A and the voltage stalls on the impedance
+    # branch, V = I_lim * |Z(0.7 pu)|
+    i_lim = 15.9
+    s = Site(scenario(load={"p_kw": 9.4, "q_kvar": 0.0}), relay_closed=False)
+    s.inverter_limits(i_lim, 100.0, 100.0)
+    s.inverter_command(2, 0.0, 0.0)
+    seen = []
+    run(s, 0.1, each=lambda x: seen.append((x.truth().home_v_pu, x.truth().i_ac_a)))
+    assert max(i for _, i in seen) <= i_lim + 1e-9
+    z07 = (0.7 * V_N) ** 2 / (9400.0 / 3)
+    assert seen[-1][0] == pytest.approx(i_lim * z07 / V_N, rel=1e-9)
+    assert seen[-1][0] < 0.58 and seen[-1][1] == pytest.approx(i_lim)
+    assert 9400.0 / (3 * V_N) < i_lim < 9400.0 / (3 * V_N * 0.7)
+    # the same load and limit on an island the inverter took over at 1 pu: it holds nominal
+    t = island_gfm({"p_kw": 2.0, "q_kvar": 0.0})
+    t.inverter_limits(i_lim, 100.0, 100.0)
+    t.apply_event({"kind": "load_step", "p_kw": 9.4, "q_kvar": 0.0})
+    run(t, 0.1)
+    assert t.truth().home_v_pu == pytest.approx(1.0) and t.truth().i_ac_a == pytest.approx(9400.0 / (3 * V_N))
+    # the stalled island with part of the load shed (7 kW: 14.5 A at its peak) builds up
+    s.apply_event({"kind": "load_step", "p_kw": 7.0, "q_kvar": 0.0})
+    seen = []
+    run(s, 0.1, each=lambda x: seen.append((x.truth().home_v_pu, x.truth().i_ac_a)))
+    assert max(i for _, i in seen) <= i_lim + 1e-9
+    assert seen[-1][0] == pytest.approx(1.0)
 
 
 def test_gfm_island_overload_rlc_and_dc_power_cap():
