@@ -33,6 +33,7 @@ _sin = math.sin
 _cos = math.cos
 _atan2 = math.atan2
 _DEG = 180.0 / math.pi
+_INF = math.inf
 
 # ----------------------------------------------------------------- parameters
 # (docs/plant.md explains each one)
@@ -1080,12 +1081,21 @@ class Site:
             if p0 > pdis:
                 vt = min(vt, CP_BREAK_PU * _sqrt(pdis / p0))
             if self.limiter and s0 > 0.0:
+                i_lim = self.i_lim
+                # the impedance branch at the current limit: where a current-limited source
+                # holds a load it cannot carry at CP_BREAK_PU (its peak current)
+                vil = i_lim * CP_BREAK_PU * CP_BREAK_PU * nvn / s0
                 if vt >= CP_BREAK_PU:
                     i_at = s0 / (nvn * vt)
                 else:
                     i_at = vt * s0 / (CP_BREAK_PU * CP_BREAK_PU * nvn)
-                if i_at > self.i_lim:
-                    vt = self.i_lim * CP_BREAK_PU * CP_BREAK_PU * nvn / s0
+                if i_at > i_lim:
+                    vt = vil
+                elif vt > vil and vil < CP_BREAK_PU and self.bv * nvn * i_lim < s0:
+                    # vt is above the band where the load draws more than the limit (vil up to
+                    # s0 / (nvn * i_lim)) and the bus below it: the build-up would have to pass
+                    # the load's peak current, so it stalls at vil (cold-load pickup)
+                    vt = vil
         v = self.bv
         # the current loop pulls the voltage down at once; voltage build-up takes TAU_V_GFM_S
         v = vt if vt <= v else vt + (v - vt) * self._e_vgfm
@@ -1158,27 +1168,33 @@ class Site:
         load share the bus's stored energy; the frequency follows the reactive balance."""
         v = self.bv
         nvn = self.n_ph * self.v_n
+        vc = _INF
+        s = 0.0
         if self._gfl_refs(dt, running):
             # delivered P = a * V, Q = b * V (V in pu): the current references into the bus
             vf = self.v_f
             a = -self._pac_ref / vf
             b = self.q_ref / vf
-            if v > 1e-9:
-                # the DC stage's current limit, at the voltage the step starts from
-                vb = self.v_batt
-                pd_max = self.idc_dis_max * vb * EFF
-                pd_min = -self.idc_ch_max * vb / EFF
-                if a * v > pd_max:
-                    a = pd_max / v
-                    self._gfl_fixed = False
-                elif a * v < pd_min:
-                    a = pd_min / v
-                    self._gfl_fixed = False
+            # the DC stage's current limit holds the delivered power at s wherever a * V would
+            # pass it, i.e. above vc = s / a (docs/plant.md 3a, 5); it acts within the step
+            if a > 0.0:
+                s = self.idc_dis_max * self.v_batt * EFF
+                vc = s / a
+            elif a < 0.0:
+                s = -self.idc_ch_max * self.v_batt / EFF
+                vc = s / a
         else:
             a = b = 0.0
-        vn = self._island_v(v, a, dt)
-        pd = a * vn
-        qd = b * vn
+        vn = self._island_v(v, a, dt, vc, s)
+        if vn > vc:
+            pd = s  # at the DC limit: the active current falls as the voltage rises
+            qd = b * vn
+            ia = pd / (nvn * vn)
+            self._gfl_fixed = False
+        else:
+            pd = a * vn
+            qd = b * vn
+            ia = a / nvn
         u = vn * vn
         f = self.bf
         f_n = self.f_n
@@ -1200,7 +1216,6 @@ class Site:
             self.p_ac = pac
             self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
             self.q_inv = qd
-            ia = a / nvn
             ib = b / nvn
             self.i_ac = _sqrt(ia * ia + ib * ib)
         if u > V_PRESENT_PU * V_PRESENT_PU:
@@ -1231,21 +1246,78 @@ class Site:
         self.bv, self.bf = vn, f
         self.p_load, self.q_load = pl, ql
 
-    def _island_v(self, v, a, dt):
-        """Bus voltage (pu) after dt of  2*W0*V*dV/dt = a*V - P_L(V)  (energy balance, the
-        inverter a current source delivering a*V). Solved exactly per load region: an
-        impedance (RLC, or constant power below CP_BREAK_PU) makes the equation linear in V;
-        constant power above it has the closed form x + P*ln|x| = x0 + P*ln|x0| + a^2*t/(2*W0)
-        with x = a*V - P. A step that crosses CP_BREAK_PU continues in the other region."""
+    def _island_v(self, v, a, dt, vc=_INF, s=0.0):
+        """Bus voltage (pu) after dt of  2*W0*V*dV/dt = P_d(V) - P_L(V)  (energy balance). The
+        inverter is a current source delivering P_d = a*V up to vc; above vc its DC stage's
+        current limit holds it at P_d = s (= a*vc). Solved exactly per region: a current
+        source into an impedance (RLC, or constant power below CP_BREAK_PU) makes the equation
+        linear in V; into constant power above the breakpoint it has the closed form
+        x + P*ln|x| = x0 + P*ln|x0| + a^2*t/(2*W0) with x = a*V - P; the constant power s makes
+        it linear in V^2. The voltage moves monotonically within a step: one that crosses
+        CP_BREAK_PU or vc continues in the other region."""
         w2 = 2.0 * self._w0
         p0 = self.ld_p
         vb = CP_BREAK_PU
         rlc = self.ld_rlc
         t = dt
         cp = not rlc and v >= vb
-        for _ in range(3):
+        lim = v >= vc
+        for _ in range(5):
+            if lim:
+                # the stage at its DC limit: W0 * d(V^2)/dt = s - P_L(V)
+                u = v * v
+                if p0 <= 0.0 or cp:
+                    # constant load power (none, or constant power above the breakpoint)
+                    r = 2.0 * (s - (p0 if p0 > 0.0 else 0.0)) / w2
+                    if r == 0.0:
+                        break
+                    if r < 0.0:
+                        lo = vb if cp and vb > vc else vc
+                        tb = (lo * lo - u) / r
+                        if tb < t:
+                            v = lo
+                            t -= tb
+                            lim = lo > vc
+                            cp = cp and lo > vb
+                            continue
+                    u += r * t
+                else:
+                    # an impedance: V^2 -> s/g, first-order with the rate g/W0
+                    g = p0 if rlc else p0 / (vb * vb)
+                    kk = 2.0 * g / w2
+                    ui = s / g
+                    if u > ui:
+                        ub = vc * vc
+                        if ui < ub:
+                            tb = _log((u - ui) / (ub - ui)) / kk
+                            if tb < t:
+                                v = vc
+                                t -= tb
+                                lim = False
+                                continue
+                    elif u < ui:
+                        if not rlc:
+                            ub = vb * vb
+                            if ui > ub:
+                                tb = _log((u - ui) / (ub - ui)) / kk
+                                if tb < t:
+                                    v = vb
+                                    t -= tb
+                                    cp = True
+                                    continue
+                    else:
+                        break
+                    u = ui + (u - ui) * _exp(-kk * t)
+                v = _sqrt(u) if u > 0.0 else 0.0
+                break
             if p0 <= 0.0:
-                v += a * t / w2  # no load: the current charges or drains the bus capacitance
+                vn = v + a * t / w2  # no load: the current charges or drains the bus capacitance
+                if vn > vc:
+                    t -= (vc - v) * w2 / a
+                    v = vc
+                    lim = True
+                    continue
+                v = vn
                 break
             if not cp:
                 g = p0 if rlc else p0 / (vb * vb)
@@ -1257,13 +1329,17 @@ class Site:
                     if t0 <= t:
                         v = 0.0
                         break
-                elif not rlc and vi > vb:
-                    tb = _log((v - vi) / (vb - vi)) / k
-                    if tb < t:
-                        v = vb
-                        t -= tb
-                        cp = True
-                        continue
+                else:
+                    # rising towards vi: the breakpoint or the DC limit, whichever comes first
+                    vup = vc if rlc or vc < vb else vb
+                    if vi > vup:
+                        tb = _log((v - vi) / (vup - vi)) / k
+                        if tb < t:
+                            v = vup
+                            t -= tb
+                            cp = not rlc and vup >= vb
+                            lim = vup >= vc
+                            continue
                 v = vi + (v - vi) * _exp(-k * t)
                 break
             # constant power above the breakpoint
@@ -1299,7 +1375,17 @@ class Site:
                 y -= dy
                 if -1e-13 < dy < 1e-13:
                     break
-            v = (x0 * _exp(y) + p0) / a
+            vn = (x0 * _exp(y) + p0) / a
+            if vn > vc:
+                # rising (x0 > 0, a > 0) past the DC limit: the rest of the step at constant power
+                xc = a * vc - p0
+                t -= ((xc - x0) + p0 * _log(xc / x0)) / al
+                if t < 0.0:
+                    t = 0.0
+                v = vc
+                lim = True
+                continue
+            v = vn
             break
         if v < 1e-6:
             v = 0.0  # below a microvolt per volt: gone

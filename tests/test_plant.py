@@ -263,10 +263,52 @@ def test_gfm_island_overload_sags_at_the_current_limit_constant_power():
     assert tr.home_v_pu == pytest.approx(i_lim * z07 / V_N, rel=1e-9)
     assert tr.i_ac_a == pytest.approx(i_lim)
     assert tr.p_load_w == pytest.approx(-tr.p_ac_w)
-    # the limit lifted, the home comes back
+    # the limit lifted to the rating (15.9 A): this load still needs 18.7 A at 0.7 pu, its
+    # peak, so the voltage cannot build up past it and rises only to the impedance branch at
+    # the rated current (cold-load pickup, docs/plant.md 3b) ...
     s.inverter_limits(100.0, 100.0, 100.0)
-    run(s, 0.2)
+    seen = []
+    run(s, 0.2, each=lambda x: seen.append(x.truth().i_ac_a))
+    i_r = 11000.0 / (3 * V_N)
+    assert s.truth().home_v_pu == pytest.approx(i_r * z07 / V_N, rel=1e-9)
+    assert max(seen) <= i_r + 1e-9
+    # ... part of it shed (peak 12.6 A), the home comes back
+    s.apply_event({"kind": "load_step", "p_kw": 6.0, "q_kvar": 1.0})
+    seen = []
+    run(s, 0.2, each=lambda x: seen.append(x.truth().i_ac_a))
     assert s.truth().home_v_pu > 0.99
+    assert max(seen) <= i_r + 1e-9
+
+
+def test_gfm_island_from_a_dark_bus_stalls_below_a_constant_power_peak_current():
+    # tests/data/soak-repro/gfm-start-over-current.json at the plant: the inverter forms the
+    # island from a dark bus into 9.4 kW of constant power at 15.9 A. At 1 pu the load needs
+    # 13.6 A, but 19.5 A at 0.7 pu (its peak, where it turns into an impedance): the build-up
+    # cannot pass it, the current loop holds 15.9 A and the voltage stalls on the impedance
+    # branch, V = I_lim * |Z(0.7 pu)|
+    i_lim = 15.9
+    s = Site(scenario(load={"p_kw": 9.4, "q_kvar": 0.0}), relay_closed=False)
+    s.inverter_limits(i_lim, 100.0, 100.0)
+    s.inverter_command(2, 0.0, 0.0)
+    seen = []
+    run(s, 0.1, each=lambda x: seen.append((x.truth().home_v_pu, x.truth().i_ac_a)))
+    assert max(i for _, i in seen) <= i_lim + 1e-9
+    z07 = (0.7 * V_N) ** 2 / (9400.0 / 3)
+    assert seen[-1][0] == pytest.approx(i_lim * z07 / V_N, rel=1e-9)
+    assert seen[-1][0] < 0.58 and seen[-1][1] == pytest.approx(i_lim)
+    assert 9400.0 / (3 * V_N) < i_lim < 9400.0 / (3 * V_N * 0.7)
+    # the same load and limit on an island the inverter took over at 1 pu: it holds nominal
+    t = island_gfm({"p_kw": 2.0, "q_kvar": 0.0})
+    t.inverter_limits(i_lim, 100.0, 100.0)
+    t.apply_event({"kind": "load_step", "p_kw": 9.4, "q_kvar": 0.0})
+    run(t, 0.1)
+    assert t.truth().home_v_pu == pytest.approx(1.0) and t.truth().i_ac_a == pytest.approx(9400.0 / (3 * V_N))
+    # the stalled island with part of the load shed (7 kW: 14.5 A at its peak) builds up
+    s.apply_event({"kind": "load_step", "p_kw": 7.0, "q_kvar": 0.0})
+    seen = []
+    run(s, 0.1, each=lambda x: seen.append((x.truth().home_v_pu, x.truth().i_ac_a)))
+    assert max(i for _, i in seen) <= i_lim + 1e-9
+    assert seen[-1][0] == pytest.approx(1.0)
 
 
 def test_gfm_island_overload_rlc_and_dc_power_cap():
@@ -512,6 +554,90 @@ def test_dc_current_limit_holds_through_a_swell():
     run(s, 0.1, each=lambda x: lows.append(x.truth().i_dc_a))
     assert min(lows) >= -10.0 - 1e-6  # (i_dc uses the battery voltage after the step)
     assert s.truth().p_batt_w == pytest.approx(-10.0 * vb, rel=1e-3)
+
+
+def test_dc_current_limit_holds_in_the_step_the_utility_opens():
+    # tests/data/soak-repro/island-surplus-dc-over-current.json at the plant: 5.8 kW from the
+    # battery into a 3 kW home, the stage's DC limit 20.5 A; the surplus drives the island
+    # past V_c = P_dc / a within the step the utility opens
+    s = Site(scenario(load={"p_kw": 3.0, "q_kvar": 0.0}))
+    s.inverter_limits(15.9, 20.5, 20.5)
+    s.inverter_command(1, -5800.0, 0.0)
+    run(s, 0.2)
+    s.apply_event({"kind": "grid_disconnect"})
+    seen = []
+    run(s, 0.01, each=lambda x: seen.append((x.truth().home_v_pu, x.truth().i_dc_a, x.truth().i_ac_a)))
+    v_c = 20.5 * s.truth().v_batt * 0.97 / (5800.0 * 0.97)
+    assert seen[0][0] > v_c  # passed in the first step
+    assert seen[0][1] == pytest.approx(-20.5, rel=1e-6)  # ... at the DC limit, not 5.8 kW * V / V_f
+    assert min(i for _, i, _ in seen) >= -20.5 - 1e-6
+    assert max(i for _, _, i in seen) <= 15.9 + 1e-9
+    assert s.truth().home_v_pu < 0.01  # the AC window stopped the stage, as before
+
+
+def test_gfl_island_at_its_dc_limit_settles_where_the_load_takes_it():
+    # the references at the DC limit (8.4 kW AC) when a balanced Qf = 1 RLC island of 8 kW
+    # forms: above V_f the stage delivers the constant P_dc, so W0 * d(V^2)/dt = P_dc - P*V^2
+    # and V^2 -> P_dc / P with the time constant W0 / P (a current source would head for
+    # V = P_dc / P with 2*W0 / P, past the limit)
+    s = Site(scenario(load={"rlc": {"p_kw": 8.0, "q_factor": 1.0, "reactive_mismatch_pct": 0.0}}))
+    vb = s.truth().v_batt
+    idc = 8400.0 / (0.97 * vb)
+    s.inverter_limits(100.0, 100.0, idc)
+    s.inverter_command(1, -11000.0, 0.0)
+    run(s, 0.2)
+    s.apply_event({"kind": "grid_disconnect"})
+    t0 = s.t_s
+    w0 = W0_BUS + 8000.0 / (2 * math.pi * F_N)  # bus + tank (Qf * P / omega)
+    seen = []
+    run(s, 0.1, each=lambda x: seen.append((x.t_s - t0, x.truth().home_v_pu, x.truth().i_dc_a)))
+    for t, v, i_dc in seen:
+        assert i_dc >= -idc - 1e-6, t  # (i_dc uses the battery voltage after the step)
+        if t < 0.01:
+            u = 1.05 - 0.05 * math.exp(-8000.0 * t / w0)
+            assert v == pytest.approx(math.sqrt(u), abs=1e-5), t
+    assert s.truth().i_dc_a == pytest.approx(-idc, rel=1e-5)
+    p_dc = idc * 0.97 * s.truth().v_batt  # (the battery voltage drifts with soc)
+    assert seen[-1][1] == pytest.approx(math.sqrt(p_dc / 8000.0), rel=1e-7)
+
+
+def _island_reference(s, v, a, dt, v_c, p_dc, n=4000):
+    """W0 * d(V^2)/dt = P_d(V) - P_L(V), P_d = a*V up to V_c and p_dc above, with classical
+    Runge-Kutta steps (independent of the plant's closed forms); clipped as the plant clips."""
+    w0, p0, rlc = s._w0, s.ld_p, s.ld_rlc
+
+    def f(u):
+        vv = math.sqrt(max(u, 0.0))
+        pd = p_dc if vv > v_c else a * vv
+        pl = 0.0 if p0 <= 0.0 else p0 * u if rlc else p0 if vv >= 0.7 else p0 * u / 0.49
+        return (pd - pl) / w0
+
+    u, h = v * v, dt / n
+    for _ in range(n):
+        k1 = f(u)
+        k2 = f(u + h / 2 * k1)
+        k3 = f(u + h / 2 * k2)
+        k4 = f(u + h * k3)
+        u += h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return min(math.sqrt(max(u, 0.0)), plant.U_MAX_PU)
+
+
+@pytest.mark.parametrize("load, v0, a, p_dc", [
+    ({"p_kw": 3.0}, 1.0, 5800.0, 7760.0),        # constant power: current source, then the DC limit
+    ({"p_kw": 2.0}, 0.5, 5000.0, 3600.0),        # impedance -> constant power -> DC limit
+    ({"p_kw": 9.0}, 0.3, 10000.0, 5000.0),       # V_c below the breakpoint: the limit into an impedance
+    ({"p_kw": 2.0}, 1.0, -3000.0, -2000.0),      # charging at its limit: down through 0.7 pu and V_c
+    ({"rlc": {"p_kw": 8.0, "q_factor": 1.0}}, 1.0, 8500.0, 8500.0),   # at the limit from the start
+    ({"rlc": {"p_kw": 8.0, "q_factor": 1.0}}, 1.2, 8000.0, 8400.0),   # down from above V_c
+    ({"p_kw": 0.0}, 1.0, 1000.0, 1100.0),        # no load: up through V_c
+    ({"p_kw": 0.0}, 1.2, -1000.0, -1100.0),      # no load, charging: down through V_c
+])
+@pytest.mark.parametrize("dt", [0.0001, 0.0005, 0.001])
+def test_island_step_is_exact_across_its_regions(load, v0, a, p_dc, dt):
+    # docs/plant.md 3a: the passive island's step, solved in closed form region by region
+    s = Site(scenario(load=load))
+    v_c = p_dc / a
+    assert s._island_v(v0, a, dt, v_c, p_dc) == pytest.approx(_island_reference(s, v0, a, dt, v_c, p_dc), abs=1e-9)
 
 
 @pytest.mark.parametrize("dt", [0.0001, 0.0005, 0.001])
