@@ -353,7 +353,8 @@ class SiteNodes:
         if key != self.ev_key_seen:
             self.ev_key_seen = key
             self.ev_announced = False
-        if self.ev_on_can and now_us >= lim.next_us or now_us >= st.next_us or key != self.last_ev:
+        # with the EV on ISO 15118 (ev_on_can False) its data reach the controller through the SECC alone
+        if self.ev_on_can and (now_us >= lim.next_us or now_us >= st.next_us or key != self.last_ev):
             if now_us >= self.silent_until["ev"]:
                 corrupt = now_us < self.corrupt_until["ev"]
                 ev = site.ev_values()
