@@ -4,7 +4,8 @@ package() provided) and check that it freezes every module the firmware loads on
 board run, none that only tools and tests use, and only files that exist.
 
 A board build itself is not run here (no MicroPython source tree or cross compiler on
-these machines); docs/board.md says so.
+a fresh machine); docs/board.md gives the 32-bit unix build with board/firmware.py
+frozen that was measured in development, and how to make it.
 """
 
 import os
@@ -18,32 +19,49 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "board" / "manifest.py"
 
 
-def _frozen():
+def _frozen(manifest=MANIFEST):
+    """What makemanifest would freeze: include() of a project manifest runs it in its own
+    folder (as makemanifest does), a port's is only recorded."""
     calls = {"include": [], "package": []}
-    env = {"include": lambda path, **kw: calls["include"].append(path),
+
+    def include(path, **kw):
+        calls["include"].append(path)
+        if not path.startswith("$("):
+            run(manifest.parent / path)
+
+    def run(path):
+        cwd = os.getcwd()
+        os.chdir(path.parent)
+        try:
+            exec(path.read_text(), env)
+        finally:
+            os.chdir(cwd)
+
+    env = {"include": include,
            "package": lambda name, files=None, base_path=".", opt=None: calls["package"].append(
-               (name, files, base_path, opt))}
-    cwd = os.getcwd()
-    os.chdir(MANIFEST.parent)
-    try:
-        exec(MANIFEST.read_text(), env)
-    finally:
-        os.chdir(cwd)
+               (name, files, (pathlib.Path(os.getcwd()) / base_path).resolve(), opt))}
+    run(manifest)
     return calls
 
 
 def test_manifest_freezes_existing_firmware_files():
     calls = _frozen()
-    assert calls["include"] == ["$(PORT_DIR)/boards/manifest.py"]
-    (name, files, base, opt), = calls["package"]
+    assert calls["include"] == ["$(PORT_DIR)/boards/manifest.py", "firmware.py"]
+    (name, files, root, opt), = calls["package"]
     assert name == "controller" and opt == 3
-    root = (MANIFEST.parent / base).resolve()
     assert root == ROOT
     for f in files:
         assert (root / "controller" / f).is_file(), f
     assert "__init__.py" in files and "main.py" in files and "control/gateway.py" in files
     for left in ("bus/ports/pythoncan.py", "bus/candb_lazy.py", "event_names.py"):
         assert left not in files
+
+
+def test_the_firmware_manifest_alone_freezes_the_same_files_and_no_port_modules():
+    # the 32-bit unix build of docs/board.md names board/firmware.py as FROZEN_MANIFEST
+    alone = _frozen(MANIFEST.parent / "firmware.py")
+    assert alone["include"] == []
+    assert alone["package"] == _frozen()["package"]
 
 
 def _micropython():

@@ -85,3 +85,13 @@ def test_scenario_realtime_on_mpy_files_in_a_boards_heap(tmp_path):
     assert any(e["kind"] == "mode_change" and e.get("mode") == "v2g" for e in rep["events"])
     assert rep["metrics"]["max_over_limit_a"] == 0.0 and rep["metrics"]["trip_count"] == 0
     assert rep["metrics"]["energy_to_grid_kwh"] > 0.002
+
+
+@pytest.mark.skipif(_micropython() is None, reason="micropython not installed (pip install '.[test]')")
+def test_frozen_run_uses_the_interpreters_frozen_modules_not_mpy_files(tmp_path):
+    # the pip interpreter has no controller/ frozen in: --frozen must fail, naming the missing
+    # package, instead of quietly measuring .mpy files
+    r = subprocess.run([sys.executable, "-m", "tools.firmware_heap", "--frozen", "--seconds", "1"],
+                       cwd=firmware_heap.ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the controller did not finish" in r.stderr and "controller" in r.stderr.split("\n", 1)[1]

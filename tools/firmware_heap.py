@@ -11,6 +11,13 @@ Heap sizes: the unix port here is 64-bit, where a pointer is 8 bytes and a GC bl
 bytes; on a 32-bit board both are half. MicroPython's own ``w`` suffix scales a heap size
 by the word size: ``-X heapsize=128wK`` is 128 KB on a 32-bit build and 256 KB on this
 64-bit one, the same number of words and GC blocks as a 32-bit board with 128 KB.
+
+A board keeps the firmware's bytecode in flash (board/manifest.py): with ``frozen=True``
+(``--frozen``) the controller runs from a folder without controller/, so an interpreter
+built with board/firmware.py frozen in (docs/board.md: the 32-bit unix build) runs its
+frozen modules.
+
+    python -m tools.firmware_heap [--micropython BIN] [--frozen] [--heapsize 64K] [--seconds S]
 """
 
 import json
@@ -71,17 +78,23 @@ def wait_listening(port, proc=None, timeout=30.0):
     raise RuntimeError("nothing listens on port %d" % port)
 
 
-def run(scenario=None, heapsize=BOARD_HEAP, duration_s=None, micropython=None, mpy_cross=None, workdir=None):
+def run(scenario=None, heapsize=BOARD_HEAP, duration_s=None, micropython=None, mpy_cross=None, workdir=None,
+        frozen=False):
     """Run `scenario` (default scenarios/ev-limit-drop.json) in real time with the controller
-    under MicroPython on .mpy files and `heapsize`. Returns a dict: returncode, stdout,
-    stderr of the controller, `figures` (from its closing line, None if it did not get
-    there), `report` (the site's HIL report) and `heapsize`."""
+    under MicroPython on .mpy files (frozen: the interpreter's frozen modules) and
+    `heapsize`. Returns a dict: returncode, stdout, stderr of the controller, `figures`
+    (from its closing line, None if it did not get there), `report` (the site's HIL
+    report) and `heapsize`."""
     micropython = micropython or tool("micropython")
     scenario = pathlib.Path(scenario or ROOT / "scenarios" / "ev-limit-drop.json")
     own = workdir is None
     work = pathlib.Path(workdir or tempfile.mkdtemp(prefix="v2xgw-heap-"))
     try:
-        tree = compile_tree(work / "mpy", mpy_cross)
+        tree = work / "mpy"
+        if frozen:
+            tree.mkdir(parents=True, exist_ok=True)  # nothing to import from: the frozen modules run
+        else:
+            compile_tree(tree, mpy_cross)
         cfg, report = work / "controller.json", work / "report.json"
         port = free_port()
         serve = subprocess.Popen(
@@ -111,3 +124,37 @@ def run(scenario=None, heapsize=BOARD_HEAP, duration_s=None, micropython=None, m
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv=None):
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m tools.firmware_heap", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--micropython", metavar="BIN", help="the interpreter (default: the one installed beside Python)")
+    p.add_argument("--frozen", action="store_true", help="run the interpreter's frozen controller/, not .mpy files")
+    p.add_argument("--heapsize", default=BOARD_HEAP, help="MicroPython -X heapsize (default %s)" % BOARD_HEAP)
+    p.add_argument("--seconds", type=float, default=None, help="stop the controller after S seconds")
+    p.add_argument("--scenario", default=None, help="default scenarios/ev-limit-drop.json")
+    a = p.parse_args(argv)
+    mp = a.micropython or tool("micropython")
+    if not mp:
+        print("error: --micropython: no interpreter found", file=sys.stderr)
+        return 2
+    r = run(a.scenario, a.heapsize, a.seconds, mp, frozen=a.frozen)
+    if r["figures"] is None:
+        print("the controller did not finish (heapsize %s):\n%s" % (a.heapsize, (r["stdout"] + r["stderr"])[-1500:]),
+              file=sys.stderr)
+        return 1
+    f = r["figures"]
+    rep = r["report"] or {}
+    print("%s %s heapsize %s: heap_import %d heap_max %d alloc_per_period %d gc %d gc_max_us %d"
+          % (mp, "frozen" if a.frozen else ".mpy", a.heapsize, f["heap_import"], f["heap_max"],
+             f["alloc_per_period"], f["gc"], f["gc_max_us"]))
+    print("site: invariant violations %s, max over limit %s A"
+          % (rep.get("invariants", {}).get("violations"), rep.get("metrics", {}).get("max_over_limit_a")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
