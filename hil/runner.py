@@ -71,6 +71,7 @@ class Recorder:
         self.samples = []
         self.sample_us = sample_us
         self.next_sample = 0
+        self.trace = None  # optional hil.trace.Trace
         self.log = log_writer
         self.last_seq = None
         self.lost_events = 0
@@ -105,12 +106,24 @@ class Recorder:
             self.log.on_message_received(m)
 
     def sample(self, now_us, site):
-        """(t_s, utility-side V pu, home V pu, meter frequency, P grid, P battery, P load, soc) every sample_us."""
+        """(t_s, utility-side V pu, home V pu, meter frequency, P grid, P battery, P load, soc) every
+        sample_us; and the trace's row when one is due (hil/trace.py)."""
+        if self.trace is not None:
+            self.trace.sample(now_us, site)
         if now_us >= self.next_sample:
             self.next_sample += self.sample_us
             t = site.truth()
             self.samples.append((now_us / 1e6, t.utility_side_v_pu, t.home_v_pu, site.meter_frequency(),
                                  t.p_grid_w, t.p_batt_w, t.p_load_w, t.soc))
+
+
+def _trace(sc, path):
+    """A hil.trace.Trace at the scenario's meter period, or None without a path."""
+    if not path:
+        return None
+    from hil.trace import Trace
+
+    return Trace(path, sc["site"]["meter_period_ms"] * 1000)
 
 
 def _site(sc, cfg):
@@ -153,7 +166,7 @@ def _supervision_due(nodes):
 
 
 def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="memory", codec="candb",
-                 clock_start_us=0, errors="raise"):
+                 clock_start_us=0, errors="raise", trace_path=None):
     """Run a validated scenario in virtual time; returns (report, recorder).
 
     bus: "memory" (controller.bus.ports.memory.MemoryBus) or "virtual" (python-can); codec of the
@@ -163,6 +176,7 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
     errors: an exception in the loop (the controller's, say) is raised with the plant time
     added as a note ("raise"), or ends the run with the report so far and `run.error`
     (t_s, type, message, where: the innermost frames) ("report", for the soak).
+    trace_path: write the run's time series there (CSV, one row per meter period: hil/trace.py).
     """
     if bus not in BUSES:
         raise ValueError("bus must be one of %s" % (BUSES,))
@@ -186,6 +200,7 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
     gw.apply_acceptance_filter()  # as controller.main does
     metrics = Metrics(sc, period_us / 1e6)
     rec = Recorder(sc, metrics, sample_us, writer, codec=codec)
+    trace = rec.trace = _trace(sc, trace_path)
     nodes.on_frame = rec.on_frame
     if writer is not None:
         nodes.on_sent = rec.log_frame
@@ -248,7 +263,7 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
             update(t_us / 1e6, step_s, truth)
             if t_us >= next_sample:
                 rec.sample(t_us, site)
-                next_sample = rec.next_sample
+                next_sample = rec.next_sample if trace is None else min(rec.next_sample, trace.next_us)
             horizon = min(nodes.next_due_us, next_tick, next_ev, next_sample, supervise_at + 1e-3)
     except Exception as exc:
         if errors != "report":
@@ -264,6 +279,8 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
         port.close()
         if writer is not None:
             writer.stop()
+        if trace is not None:
+            trace.close()
     extra = {"run": {"mode": "lockstep", "plant_step_us": step_us, "control_period_ms": cfg["control"]["period_ms"],
                      "bus": bus, "codec": codec, "clock_start_us": clock0 & 0x3FFFFFFF,
                      "wall_s": round(wall, 3), "speedup": round(sc["duration_s"] / wall, 1) if wall > 0 else None,
@@ -285,7 +302,7 @@ def _wait_for_controller(bus, timeout_s, stop):
 
 
 def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=5000, log_path=None, stop=None,
-                 wait_controller_s=None, setup_controller=None, ev_on_can=True, on_event=None):
+                 wait_controller_s=None, setup_controller=None, ev_on_can=True, on_event=None, trace_path=None):
     """Run a scenario against the wall clock on buses from bus_factory() (one per participant).
 
     with_controller=False leaves control to an external controller on the same bus;
@@ -306,6 +323,7 @@ def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=
     metrics = Metrics(sc, period_us / 1e6)
     writer = can.Logger(log_path) if log_path else None
     rec = Recorder(sc, metrics, sample_us, writer)
+    rec.trace = _trace(sc, trace_path)  # rows at the plant's steps: one per meter period, as the wall clock allows
     rec.on_event = on_event
     nodes.on_frame = rec.on_frame
     if writer is not None:
@@ -361,6 +379,8 @@ def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=
         plant_bus.shutdown()
         if writer is not None:
             writer.stop()
+        if rec.trace is not None:
+            rec.trace.close()
     extra = {"run": {"mode": "realtime", "plant_step_us": step_us, "control_period_ms": cfg["control"]["period_ms"],
                      "controller": "in-process" if with_controller else "external",
                      "lost_controller_events": rec.lost_events, "plant_late_max_ms": round(late_max / 1000, 3)}}

@@ -59,11 +59,27 @@ def cmd_hil_run(args):
         sc = scenario.load(args.scenario)
     except scenario.ScenarioError as e:
         return _fail(str(e))
-    report, rec = run_lockstep(sc, log_path=args.log, bus=args.bus, codec=args.codec, clock_start_us=args.clock_start)
+    bad = _unwritable(args.trace)
+    if bad:
+        return _fail(bad)
+    report, rec = run_lockstep(sc, log_path=args.log, bus=args.bus, codec=args.codec,
+                               clock_start_us=args.clock_start, trace_path=args.trace)
     _write_report(report, rec, args)
     if not args.quiet:
         _print_timeline(report)
     return 0
+
+
+def _unwritable(path, option="--trace"):
+    """An error message if `path` cannot be written (checked before a run starts), else None."""
+    if not path:
+        return None
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as e:
+        return "%s: cannot write %s: %s" % (option, path, e.strerror)
+    return None
 
 
 def _hostport(s):
@@ -92,6 +108,9 @@ def cmd_hil_serve(args):
             sc["duration_s"] = args.duration
     except scenario.ScenarioError as e:
         return _fail(str(e))
+    bad = _unwritable(args.trace)
+    if bad:
+        return _fail(bad)
     if args.write_config:
         from hil.scenario import controller_config
 
@@ -124,7 +143,7 @@ def cmd_hil_serve(args):
                 SimulatedEcu(gw, RealClock().ticks_us())
         report, rec = run_realtime(sc, lambda: can.Bus(interface="virtual", channel=channel),
                                    with_controller=not args.no_controller, log_path=args.log, wait_controller_s=wait,
-                                   setup_controller=setup, stop=stop, on_event=live)
+                                   setup_controller=setup, stop=stop, on_event=live, trace_path=args.trace)
     except TimeoutError as e:
         if stop.is_set():
             return 0  # stopped while still waiting for the external controller
@@ -280,6 +299,8 @@ def build_parser():
     r.add_argument("--report", help="write the JSON report here")
     r.add_argument("--plot", help="write a timeline plot (PNG) here")
     r.add_argument("--log", help="write all CAN frames here (.asc, .blf, .log, .csv: python-can formats)")
+    r.add_argument("--trace", metavar="CSV", help="write the run's time series here, one row per meter period "
+                                                  "(t_s, grid_v_pu, grid_f_hz, inv_p_kw, inv_q_kvar, ev_soc, ...)")
     r.add_argument("--quiet", action="store_true", help="no timeline on stdout")
     r.add_argument("--bus", choices=("memory", "virtual"), default="memory",
                    help="lockstep bus: in-process memory bus (default, fastest) or python-can's virtual interface")
@@ -302,6 +323,7 @@ def build_parser():
     s.add_argument("--report")
     s.add_argument("--plot")
     s.add_argument("--log")
+    s.add_argument("--trace", metavar="CSV", help="the run's time series, as for hil run")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_hil_serve)
 
