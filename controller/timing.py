@@ -5,6 +5,8 @@ these. All take `now` in ticks_us (see clock.py) and are wrap-safe; none allocat
 after construction.
 """
 
+from math import exp as _exp
+
 from controller.clock import ticks_diff
 
 
@@ -171,6 +173,37 @@ class LowPass:
                 self.value += (x - self.value) * dt / (self.tau_us + dt)
         self._last = now
         return self.value
+
+
+class FirstOrder:
+    """A first-order response given by its open-loop response time (IEEE 1547-2018 3.1:
+    the time to reach 90 % of a step): y moves towards x by 1 - exp(-dt / tau) per update,
+    tau = olrt / ln 10, so 90 % is reached at olrt exactly whatever the update interval.
+    reset(value, now) holds it at value as of now (without now: the next update only takes
+    the time)."""
+
+    __slots__ = ("tau_us", "value", "_last")
+
+    def __init__(self, olrt_us, value=0.0):
+        self.tau_us = olrt_us / 2.302585092994046
+        self.value = value
+        self._last = None
+
+    def update(self, x, now):
+        last = self._last
+        self._last = now
+        if last is None or self.tau_us <= 0:
+            if self.tau_us <= 0:
+                self.value = x
+            return self.value
+        dt = ticks_diff(now, last)
+        if dt > 0:
+            self.value = x + (self.value - x) * _exp(-dt / self.tau_us)
+        return self.value
+
+    def reset(self, value, now=None):
+        self.value = value
+        self._last = now
 
 
 class MovingAverage:

@@ -134,3 +134,21 @@ def test_input_stays_stale_through_a_silence_of_any_length():
         # (a raw ticks difference would look fresh again after ~537 s)
         for t, now in _walk(start, 10000, 1200000000):
             assert inp.stale(now) == (t > 50000), (start, t)
+
+
+def test_first_order_reaches_90_percent_at_its_open_loop_response_time_for_any_step():
+    from controller.timing import FirstOrder
+
+    for dt in (1000, 10000, 37000):
+        for t0 in (0, TICKS_MAX - 500000):  # also across a ticks wrap
+            fo = FirstOrder(2000000, 0.0)
+            fo.reset(0.0, t0)
+            t = 0
+            while t + dt <= 2000000:
+                t += dt
+                y = fo.update(100.0, (t0 + t) & TICKS_MAX)
+            # 90 % at exactly t = olrt when the steps land on it; never past 90 % before
+            if 2000000 % dt == 0:
+                assert abs(y - 90.0) < 1e-6, (dt, y)
+            else:
+                assert 85.0 < y < 90.0, (dt, y)
