@@ -2,7 +2,8 @@
 
 In the manner of EPRI OpenDER's building blocks: a rule is a comparator plus one of
 these. All take `now` in ticks_us (see clock.py) and are wrap-safe; none allocates
-after construction.
+after construction, except the float results of LowPass and FirstOrder (and of a
+float MovingAverage) on ports that box floats.
 """
 
 from math import exp as _exp
