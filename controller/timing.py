@@ -2,8 +2,8 @@
 
 In the manner of EPRI OpenDER's building blocks: a rule is a comparator plus one of
 these. All take `now` in ticks_us (see clock.py) and are wrap-safe; none allocates
-after construction, except the float results of LowPass and FirstOrder (and of a
-float MovingAverage) on ports that box floats.
+after construction, except the float results of FirstOrder (and of a float
+MovingAverage) on ports that box floats.
 """
 
 from math import exp as _exp
@@ -153,27 +153,6 @@ class RampLimiter:
         """Restart from `value`; with `now`, the next update ramps from this instant."""
         self.value = value
         self._last = now
-
-
-class LowPass:
-    """First-order low-pass filter y += (x - y) * dt / (tau + dt), time-step aware."""
-
-    __slots__ = ("tau_us", "value", "_last")
-
-    def __init__(self, tau_us, value=None):
-        self.tau_us = tau_us
-        self.value = value
-        self._last = None
-
-    def update(self, x, now):
-        if self.value is None or self._last is None:
-            self.value = x
-        else:
-            dt = ticks_diff(now, self._last)
-            if dt > 0:
-                self.value += (x - self.value) * dt / (self.tau_us + dt)
-        self._last = now
-        return self.value
 
 
 class FirstOrder:

