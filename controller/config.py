@@ -10,6 +10,7 @@ key; a test keeps the two in step.
 
 GRID_CODES = ("EN50549-1", "IEEE1547-2018-CatII", "IEEE1547-2018-CatIII", "DK-EN50549-1")
 MODES = ("idle", "charge", "v2h", "v2g")
+Q_MODES = ("unity_pf", "fixed_pf", "constant_q", "volt_var", "cos_phi_p")
 
 
 class ConfigError(ValueError):
@@ -25,7 +26,8 @@ class ConfigError(ValueError):
 
 
 # Leaf: (kind, default, a, b). kind "int"/"num": a..b bounds (None = open);
-# "str": a = tuple of allowed values; "numornull": like num, None allowed.
+# "str": a = tuple of allowed values; "numornull": like num, None allowed;
+# "listornull": None or a list of numbers, a = its length (a curve's points).
 SCHEMA = {
     "control": {
         "period_ms": ("int", 10, 1, 1000),
@@ -68,6 +70,31 @@ SCHEMA = {
     },
     "backup": {
         "enabled": ("bool", True, None, None),
+        "reserve_soc_pct": ("num", 20.0, 0.0, 100.0),
+    },
+    # grid support (controller/grid_support/, docs/grid-support.md): null takes the value of
+    # the site.grid_code profile; a value must lie in the range that profile's standard allows
+    "grid_support": {
+        "p_of_f": ("bool", True, None, None),
+        "q_mode": ("str", "profile", ("profile",) + Q_MODES, None),
+        "volt_watt": ("bool", False, None, None),
+        "f_of_hz": ("numornull", None, 45.0, 66.0),
+        "f_uf_hz": ("numornull", None, 44.0, 65.0),
+        "droop_of": ("numornull", None, 0.001, 1.0),
+        "droop_uf": ("numornull", None, 0.001, 1.0),
+        "p_of_f_delay_s": ("numornull", None, 0.0, 60.0),
+        "p_of_f_olrt_s": ("numornull", None, 0.01, 600.0),
+        "pf": ("numornull", None, 0.0, 1.0),
+        "pf_excitation": ("str", "absorb", ("absorb", "inject"), None),
+        "q_pu": ("numornull", None, -1.0, 1.0),
+        "volt_var_v_pu": ("listornull", None, 4, None),
+        "volt_var_q_pu": ("listornull", None, 4, None),
+        "volt_var_olrt_s": ("numornull", None, 0.01, 600.0),
+        "cos_phi_p_p_pu": ("listornull", None, 3, None),
+        "cos_phi_p_y": ("listornull", None, 3, None),
+        "volt_watt_v_pu": ("listornull", None, 2, None),
+        "volt_watt_p_pu": ("listornull", None, 2, None),
+        "volt_watt_olrt_s": ("numornull", None, 0.01, 600.0),
     },
     "anti_islanding": {
         "active_method": ("str", "sfs", ("off", "sfs"), None),
@@ -81,8 +108,18 @@ SCHEMA = {
 
 def _leaf(path, spec, value):
     kind, _default, a, b = spec
-    if kind in ("numornull", "intornull") and value is None:
+    if kind in ("numornull", "intornull", "listornull") and value is None:
         return None
+    if kind == "listornull":
+        if not isinstance(value, list) or len(value) != a:
+            raise ConfigError(path, "must be a list of %d numbers or null" % a)
+        out = []
+        for i in range(a):
+            x = value[i]
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x:
+                raise ConfigError("%s[%d]" % (path, i), "must be a number")
+            out.append(float(x))
+        return out
     if kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(path, "must be true or false")
@@ -200,9 +237,20 @@ def timeout_ms(cfg, section):
     return floor if period is None else max(floor, 5 * period)
 
 
+def _check_grid_support(cfg):
+    """The grid-support settings lie in the ranges the site's grid code allows."""
+    f = cfg["site"]["nominal_frequency_hz"]
+    if f != 50.0 and f != 60.0:
+        raise ConfigError("site.nominal_frequency_hz", "must be 50 or 60 Hz (the grid-code profiles are), not %g" % f)
+    from controller.grid_support import settings
+
+    settings.resolve(cfg)
+    return cfg
+
+
 def validate(override=None, base=None):
     """A complete, checked configuration from `override` on top of `base` (or defaults)."""
-    return _check_bus(_merge("", SCHEMA, base, override if override is not None else {}))
+    return _check_grid_support(_check_bus(_merge("", SCHEMA, base, override if override is not None else {})))
 
 
 def defaults():

@@ -25,9 +25,17 @@ REAL_MISMATCH = (-10, -5, 5, 10)
 T_DISCONNECT = 1.0
 LIMIT_S = 2.0
 
+# --grid-support: the functions IEEE 1547.1-2020 keeps on for its islanding tests, P(f)
+# (frequency droop / LFSM) and volt-var, plus volt-watt; "off" runs without any of them
+GRID_SUPPORT = {
+    "on": {"p_of_f": True, "q_mode": "volt_var", "volt_watt": True},
+    "off": {"p_of_f": False, "q_mode": "unity_pf", "volt_watt": False},
+}
 
-def cases(grid_code="EN50549-1", f_nom=50.0, rating_kva=11.0, efficiency=0.97, run_s=3.0):
-    """The matrix as scenario dicts (the public format), with a label per case."""
+
+def cases(grid_code="EN50549-1", f_nom=50.0, rating_kva=11.0, efficiency=0.97, run_s=3.0, grid_support="off"):
+    """The matrix as scenario dicts (the public format), with a label per case;
+    grid_support "on" or "off" (GRID_SUPPORT)."""
     out = []
     for level in LEVELS:
         points = [(0, m) for m in REACTIVE_MISMATCH] + [(p, 0) for p in REAL_MISMATCH]
@@ -43,7 +51,7 @@ def cases(grid_code="EN50549-1", f_nom=50.0, rating_kva=11.0, efficiency=0.97, r
                 "load": {"rlc": {"p_kw": p_ac * (1 + real / 100.0), "q_factor": 1.0,
                                  "reactive_mismatch_pct": float(reactive)}},
                 "mode": {"kind": "v2g", "setpoint_kw": -p_ac / efficiency},
-                "controller": {"limits": {"ramp_up_kw_per_s": None}},
+                "controller": {"limits": {"ramp_up_kw_per_s": None}, "grid_support": dict(GRID_SUPPORT[grid_support])},
                 "events": [{"t_s": T_DISCONNECT, "kind": "grid_disconnect"}],
             }
             out.append(({"level_pct": level, "real_mismatch_pct": real, "reactive_mismatch_pct": reactive}, sc))
@@ -63,8 +71,8 @@ def _run_case(item):
             "home_interruption_ms": m["home_interruption_ms"]}
 
 
-def run_matrix(grid_code="EN50549-1", f_nom=50.0, workers=None):
-    items = cases(grid_code, f_nom)
+def run_matrix(grid_code="EN50549-1", f_nom=50.0, workers=None, grid_support="off"):
+    items = cases(grid_code, f_nom, grid_support=grid_support)
     workers = workers or min(len(items), os.cpu_count() or 1)
     if workers <= 1:
         rows = [_run_case(i) for i in items]
@@ -81,8 +89,9 @@ def summary(rows):
             "max_detection_s": max(times) if times else None}
 
 
-def table_md(rows, grid_code, f_nom):
-    lines = [f"Unintentional-islanding matrix, grid code {grid_code}, {f_nom:g} Hz (detection time in s; "
+def table_md(rows, grid_code, f_nom, grid_support="off"):
+    lines = [f"Unintentional-islanding matrix, grid code {grid_code}, {f_nom:g} Hz, grid support {grid_support} "
+             f"(detection time in s; "
              f"'-' = not detected within the run)", "",
              "| output | real mismatch | reactive mismatch | detection [s] | method | dead line energised [ms] |",
              "| --- | --- | --- | --- | --- | --- |"]
@@ -96,7 +105,7 @@ def table_md(rows, grid_code, f_nom):
     return "\n".join(lines) + "\n"
 
 
-def plot(rows, path, grid_code, f_nom):
+def plot(rows, path, grid_code, f_nom, grid_support="off"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,16 +126,16 @@ def plot(rows, path, grid_code, f_nom):
         a.grid(True, alpha=0.3)
         a.legend(fontsize=8)
     ax[0].set_ylabel("detection time [s]")
-    fig.suptitle(f"Unintentional islanding, {grid_code}, {f_nom:g} Hz")
+    fig.suptitle(f"Unintentional islanding, {grid_code}, {f_nom:g} Hz, grid support {grid_support}")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def write(rows, out_dir, grid_code, f_nom):
+def write(rows, out_dir, grid_code, f_nom, grid_support="off"):
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "matrix.json"), "w") as f:
-        json.dump({"grid_code": grid_code, "nominal_frequency_hz": f_nom, "summary": summary(rows), "rows": rows}, f,
-                  indent=2)
+        json.dump({"grid_code": grid_code, "nominal_frequency_hz": f_nom, "grid_support": grid_support,
+                   "settings": GRID_SUPPORT[grid_support], "summary": summary(rows), "rows": rows}, f, indent=2)
     with open(os.path.join(out_dir, "matrix.md"), "w") as f:
-        f.write(table_md(rows, grid_code, f_nom))
-    plot(rows, os.path.join(out_dir, "matrix.png"), grid_code, f_nom)
+        f.write(table_md(rows, grid_code, f_nom, grid_support))
+    plot(rows, os.path.join(out_dir, "matrix.png"), grid_code, f_nom, grid_support)

@@ -164,9 +164,9 @@ def cmd_hil_matrix(args):
 
     if args.grid_code not in config.GRID_CODES:
         return _fail(f"--grid-code: unknown grid code {args.grid_code!r}; known: {', '.join(config.GRID_CODES)}")
-    rows = matrix.run_matrix(args.grid_code, args.frequency, workers=args.workers)
-    matrix.write(rows, args.out, args.grid_code, args.frequency)
-    print(matrix.table_md(rows, args.grid_code, args.frequency), end="")
+    rows = matrix.run_matrix(args.grid_code, args.frequency, workers=args.workers, grid_support=args.grid_support)
+    matrix.write(rows, args.out, args.grid_code, args.frequency, args.grid_support)
+    print(matrix.table_md(rows, args.grid_code, args.frequency, args.grid_support), end="")
     print(f"written: {args.out}/matrix.md, matrix.json, matrix.png")
     return 0
 
@@ -346,6 +346,9 @@ def build_parser():
     mx.add_argument("--frequency", type=float, default=50.0, choices=(50.0, 60.0), help="nominal frequency (Hz)")
     mx.add_argument("--out", default="matrix-out", help="folder for matrix.md, matrix.json, matrix.png")
     mx.add_argument("--workers", type=int, help="parallel runs (default: one per core)")
+    mx.add_argument("--grid-support", choices=("off", "on"), default="off",
+                    help="on: P(f), volt-var and volt-watt active, as IEEE 1547.1-2020 tests islanding; "
+                         "off: none of them (default)")
     mx.set_defaults(func=cmd_hil_matrix)
 
     for name, helptext, fn in (("run", "run the controller on a CAN bus", cmd_run),

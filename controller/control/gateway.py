@@ -7,8 +7,10 @@ Data flows one way per period (tick), one step a method:
   2. inverter    its reported mode, state and fault flags against the command
                  (control/inverter_monitor.py)
   3. safe state  enter at once, leave after control.recover_hold_ms of health
-  4. decide      active anti-islanding Q, mode target (control/operating_mode.py), ramp,
-                 limit arbitration (control/limits.py)
+  4. decide      reactive power (grid support's Q mode plus active anti-islanding), mode
+                 target (control/operating_mode.py), ramp, limit arbitration
+                 (control/limits.py), then grid support's active power (P(f), volt-watt:
+                 controller/grid_support/support.py) within the limits, arbitrated again
   5. switchover  the backup state machine (control/backup.py)
   6. command     inverter, limits, relay and forming frames (control/commands.py)
   7. report      mode and limit events, GW_Status
@@ -35,6 +37,7 @@ from controller.control import inverter_monitor, limits, supervision
 from controller.control.backup import GRID as BK_GRID, Backup
 from controller.control.commands import Commands
 from controller.control.operating_mode import OperatingMode
+from controller.grid_support.support import GridSupport
 from controller.protection.anti_islanding import FrequencyDrift, SandiaFrequencyShift
 from controller.protection.interface_protection import EnterService, InterfaceProtection
 from controller.timing import ConditionalDelay, Elapsed, MovingAverage, RampLimiter, split_us
@@ -92,6 +95,11 @@ class Gateway:
                                         enabled=cfg["anti_islanding"]["active_method"] == "sfs")
         immunity = grid_codes.value(prof["rocof_ride_through"]["hz_s"]) or 2.0
         self.drift = FrequencyDrift(self.f_nom, 2.0 * immunity)
+        from controller.grid_support import settings
+
+        self.gs = GridSupport(settings.resolve(cfg, prof), self.arbiter.rating_va)
+        self._gs_on = False  # grid support ran last period (reset once when it stops)
+        self._p_gen_ac = 0.0  # the last command as AC power, generator convention (the Q modes' P)
         self.overload = ConditionalDelay(OVERLOAD_CONFIRM_US)
         self.inv_mon = inverter_monitor.InverterMonitor()
         self.gfm_refused = 0  # grid-forming commands held back because the relay reported closed
@@ -418,13 +426,30 @@ class Gateway:
         self.inputs_ok = ok
 
     def _decide(self, now):
-        """Step 4: active anti-islanding (SFS) while feeding the grid, then mode target,
-        ramp and the limits in force."""
+        """Step 4: reactive power while feeding the grid (grid support's Q mode plus the
+        active anti-islanding term, within the apparent-power limit), then mode target,
+        ramp and the limits in force, then grid support's active power within them."""
         safe = self.sup.safe
-        if self.backup.state == BK_GRID and self.inv_mode == INV_GFL and not safe:
-            self.q_cmd = self.sfs.update(self.inv_ac.values.get("AcFrequency", 0.0))
+        feeding = self.backup.state == BK_GRID and self.inv_mode == INV_GFL and not safe
+        v = self.mtr_grid.values.get("GridVoltage", 0.0)
+        gs = self.gs
+        if feeding:
+            q = self.sfs.update(self.inv_ac.values.get("AcFrequency", 0.0), now)
+            v_pu = v / self.v_nom
+            if gs.q_unit is not None:
+                q += gs.q_var(v_pu, self._p_gen_ac, now)
+                # the reactive current limit: |Q| within the apparent power the rated current
+                # gives at this voltage (the arbiter leaves P what remains)
+                s_v = self.arbiter.rating_va * (v_pu if v_pu < 1.0 else 1.0)
+                q = s_v if q > s_v else -s_v if q < -s_v else q
+            self._gs_on = True
         else:
-            self.q_cmd = self.sfs.update(0.0)
+            q = self.sfs.update(0.0)
+            v_pu = 0.0
+            if self._gs_on:
+                gs.reset(now)
+                self._gs_on = False
+        self.q_cmd = q
         self.out_cap = self.enter.output_cap(now)
         self._arbitrate()
         if safe:
@@ -436,6 +461,11 @@ class Gateway:
         self.p_target = target
         p = self.arbiter.limit(self.ramp.update(target, now))
         by = self.arbiter.by
+        if feeding:
+            g = self._grid_support_p(p, v_pu, now)
+            if g is not None:
+                p = g
+                by = self.arbiter.by if self.arbiter.by != limits.NONE else limits.GRID_SUPPORT
         self.ramp.value = p
         if by == limits.NONE:
             if self.op.direction_limited:
@@ -444,6 +474,34 @@ class Gateway:
                 by = limits.RAMP
         self.p_cmd = p
         self.limiting = by
+        self._p_gen_ac = -limits.batt_to_ac(p, self.eff) if p else 0.0
+
+    def _grid_support_p(self, p, v_pu, now):
+        """Grid support's active power for the scheduled battery power p, within the limits
+        and the mode's direction; None when no function moved it (p stands)."""
+        gs = self.gs
+        if gs.pf is None and gs.vw is None:
+            return None
+        m = self.op.mode
+        arb = self.arbiter
+        # the mode's direction bounds the response: v2g only lowers export, charge only
+        # lowers charging or charges more, v2h only lowers the home's supply (never exports)
+        if m == events.CHARGE:
+            lo, hi = 0, arb.hi_w
+        elif m == events.V2G:
+            lo, hi = arb.lo_w, 0
+        elif m == events.V2H:
+            lo, hi = (p if p < 0 else 0), 0
+        else:
+            if gs.acting:
+                gs.reset(now)
+            return None
+        eff = self.eff
+        g = gs.p_w(self.mtr_grid.values.get("GridFrequency", 0.0), v_pu, -limits.batt_to_ac(p, eff),
+                   -limits.batt_to_ac(hi, eff), -limits.batt_to_ac(lo, eff), now)
+        if not gs.acting:
+            return None
+        return arb.limit(limits.ac_to_batt(-g, eff))
 
     def _switchover(self, now):
         """Step 5: the backup state machine, and the inverter mode it allows."""

@@ -26,6 +26,7 @@ RESOLUTION_W = 3
 NONE, EV_CHARGE, EV_DISCHARGE, INV_RATING, EXPORT, FUSE, MIN_SOC, RAMP, INPUT_TIMEOUT, ENTER_SERVICE = \
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 MODE_DIRECTION = 10  # the mode forbids the setpoint's sign (charge < 0, v2g > 0): target 0
+GRID_SUPPORT = 11  # a grid-support function (P(f), volt-watt, a frequency service) sets the power
 
 
 def ac_to_batt(p_ac, eff):

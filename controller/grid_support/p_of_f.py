@@ -58,7 +58,7 @@ class FrequencyWatt:
     """
 
     __slots__ = ("f_nom", "db_of", "db_uf", "k_of", "k_uf", "p_rated", "reference", "enabled", "delay", "lpf",
-                 "p_pre", "p_ref", "side", "active", "settle_w", "output")
+                 "p_pre", "p_ref", "side", "active", "settle_w", "output", "_f_hi", "_f_lo")
 
     def __init__(self, f_nom, p_rated_w, db_of_hz=0.036, db_uf_hz=0.036, k_of=0.05, k_uf=0.05, olrt_s=5.0,
                  delay_s=0.0, reference=REF_RATED, enabled=True, settle_w=10.0):
@@ -78,14 +78,17 @@ class FrequencyWatt:
         self.active = False
         self.settle_w = settle_w
         self.output = 0.0
+        # the deadband's edges, computed once (no float allocated per update on the way in)
+        self._f_hi = f_nom + db_of_hz
+        self._f_lo = f_nom - db_uf_hz
 
     def update(self, f_hz, p_sched_w, p_min_w, p_max_w, now):
         p_sched = p_min_w if p_sched_w < p_min_w else p_max_w if p_sched_w > p_max_w else p_sched_w
         side = 0
         if self.enabled and f_hz > 0.0:
-            if f_hz > self.f_nom + self.db_of:
+            if f_hz > self._f_hi:
                 side = 1
-            elif f_hz < self.f_nom - self.db_uf:
+            elif f_hz < self._f_lo:
                 side = -1
         outside = side != 0
         if outside and side != self.side:
@@ -113,3 +116,10 @@ class FrequencyWatt:
         p = p_min_w if p < p_min_w else p_max_w if p > p_max_w else p
         self.output = p
         return p
+
+    def reset(self, now):
+        """Out of grid-following operation: no response in force, nothing latched."""
+        self.delay.update(False, now)
+        self.active = False
+        self.p_pre = None
+        self.side = 0

@@ -23,13 +23,24 @@ IEEE 1547.1 / IEC 62116 test load, and the clamp allows a shift of several Hz.
 Guarantee: |Q| <= q_max; off (method "off") gives Q = 0.
 The defaults (q_0 = 2 % of S_rated, 220 var for 11 kVA) are a design choice of this
 project, not a standard's value.
+
+Washout (coexistence with grid support, docs/grid-support.md): the feedback acts on the
+frequency's deviation from its own slow average (a first-order filter of open-loop
+response time washout_s), not from nominal. An island's run-away takes a fraction of a
+second, far inside the washout, so the feedback is as strong as without it; a grid that
+stays off nominal (50.7 Hz for minutes, where P(f) is acting) no longer makes SFS absorb
+or supply its full q_max for as long, which would eat the reactive capability and fight
+the Q mode the grid operator set. In steady state only q_0 remains.
 """
+
+from controller.timing import FirstOrder
 
 
 class SandiaFrequencyShift:
-    __slots__ = ("gain", "q_max", "q_0", "f_nom", "enabled", "q", "_f")
+    __slots__ = ("gain", "q_max", "q_0", "f_nom", "enabled", "q", "_f", "ref")
 
-    def __init__(self, s_rated_va, f_nom, enabled=True, gain_pu_per_hz=1.0, q_max_pu=0.3, q_0_pu=0.02):
+    def __init__(self, s_rated_va, f_nom, enabled=True, gain_pu_per_hz=1.0, q_max_pu=0.3, q_0_pu=0.02,
+                 washout_s=3.0):
         self.gain = gain_pu_per_hz * s_rated_va
         self.q_0 = q_0_pu * s_rated_va
         self.q_max = q_max_pu * s_rated_va
@@ -37,17 +48,25 @@ class SandiaFrequencyShift:
         self.enabled = enabled
         self.q = 0.0
         self._f = 0.0
+        self.ref = FirstOrder(washout_s * 1000000.0, f_nom) if washout_s else None
 
-    def update(self, f_hz):
-        """Reactive power setpoint (var, positive = supplied) for the measured frequency."""
+    def update(self, f_hz, now=None):
+        """Reactive power setpoint (var, positive = supplied) for the measured frequency;
+        with `now` (ticks_us) the deviation is taken from the washout's slow average,
+        without it from nominal."""
         if not self.enabled or f_hz <= 0.0:  # 0 Hz = no voltage: nothing to push against
             self.q = 0.0
             self._f = 0.0
+            if self.ref is not None:
+                self.ref.reset(self.f_nom)
             return 0.0
-        if f_hz == self._f:
+        ref = self.f_nom
+        if now is not None and self.ref is not None:
+            ref = self.ref.update(f_hz, now)
+        elif f_hz == self._f:
             return self.q  # the same sample again: no arithmetic (no float allocated)
         self._f = f_hz
-        q = self.q_0 - self.gain * (f_hz - self.f_nom)
+        q = self.q_0 - self.gain * (f_hz - ref)
         if q > self.q_max:
             q = self.q_max
         elif q < -self.q_max:
@@ -58,6 +77,8 @@ class SandiaFrequencyShift:
     def reset(self):
         self.q = 0.0
         self._f = 0.0
+        if self.ref is not None:
+            self.ref.reset(self.f_nom)
 
 
 class FrequencyDrift:

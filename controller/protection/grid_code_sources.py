@@ -112,6 +112,7 @@ def _ieee_common(p, cat):
     }
     p["island_clearing_s"] = _n(2.0, _I + " 8.1.2 (clause number " + _RECALLED + "): cease to energize within 2 s"
                                " of the formation of an island")
+    p["grid_support"] = _gs_ieee()
 
 
 def _ieee_cat2():
@@ -266,6 +267,7 @@ def _en50549():
                           " SG2K5-S manual) = 600 s to full power"),
     }
     p["island_clearing_s"] = _n(2.0, "IEC 62116 islanding test: cease to energize within 2 s")
+    p["grid_support"] = _gs_en()
     return p
 
 
@@ -317,8 +319,131 @@ def _dk():
     }
     p["enter_service"] = _annotate(en["enter_service"], fallback)
     p["island_clearing_s"] = _n(2.0, "IEC 62116 islanding test: cease to energize within 2 s (no Danish value found)")
+    p["grid_support"] = _gs_dk()
     return p
 
+
+
+# --- grid support (controller/grid_support/) -------------------------------------
+# Every setting is a triple of keys: the default `k`, and the range the standard allows
+# for it, `min_k` and `max_k` (configuration overrides outside it are refused). The
+# names end in their unit, so frequencies convert with the profile like every other.
+
+def _setting(out, key, default, lo, hi, src, range_src=None):
+    out[key] = _n(default, src)
+    r = range_src or src
+    out["min_" + key] = _n(lo, r)
+    out["max_" + key] = _n(hi, r)
+
+
+def _gs_ieee():
+    t24 = _I + " 6.5.2.7 Table 24 frequency droop, Category B/II/III (" + _RECALLED + "); " + _OPENDER + " PF_* defaults"
+    pf = {"mandatory": "yes", "reference": "rated"}
+    _setting(pf, "f_of_hz", 60.036, 60.017, 61.0, t24 + ": dbOF 0.036 Hz (range 0.017-1.0 Hz) above 60 Hz")
+    _setting(pf, "f_uf_hz", 59.964, 59.0, 59.983, t24 + ": dbUF 0.036 Hz (range 0.017-1.0 Hz) below 60 Hz")
+    _setting(pf, "droop_of", 0.05, 0.02, 0.07, t24 + ": kOF 0.05 (range 0.02-0.07)")
+    _setting(pf, "droop_uf", 0.05, 0.02, 0.07, t24 + ": kUF 0.05 (range 0.02-0.07)")
+    _setting(pf, "delay_s", 0.0, 0.0, 0.0, _I + " frequency droop has no intentional delay")
+    _setting(pf, "olrt_s", 5.0, 0.2, 10.0, t24 + ": open-loop response time 5 s (range 0.2-10 s for Category III, "
+             "1-10 s for I and II)")
+    t7 = _I + " 5.2 Table 7, Category B: reactive power capability 44 % of nameplate apparent power, injection and absorption"
+    q = {"mode": "unity_pf"}
+    q["q_max_pu"] = _n(0.44, t7)
+    _setting(q, "pf", 1.0, 0.90, 1.0, _I + " 5.3.2 constant power factor: default unity; Category B range 0.90 "
+             "injecting to 0.90 absorbing (" + _RECALLED + ")")
+    _setting(q, "q_pu", 0.0, -0.44, 0.44, _I + " 5.3.5 constant reactive power: range the Table 7 capability, "
+             "+-0.44 of nameplate (Category B)")
+    t8 = _I + " 5.3.3 Table 8 volt-var, Category B (" + _RECALLED + "); " + _OPENDER + " QV_* defaults"
+    vv = {}
+    _setting(vv, "v1_pu", 0.92, 0.82, 0.98, t8 + ": V1 = VRef - 0.08 (range VRef - 0.18 .. V2 - 0.02)")
+    _setting(vv, "v2_pu", 0.98, 0.97, 1.0, t8 + ": V2 = VRef - 0.02 (range VRef - 0.03 .. VRef)")
+    _setting(vv, "v3_pu", 1.02, 1.0, 1.03, t8 + ": V3 = VRef + 0.02 (range VRef .. VRef + 0.03)")
+    _setting(vv, "v4_pu", 1.08, 1.02, 1.18, t8 + ": V4 = VRef + 0.08 (range V3 + 0.02 .. VRef + 0.18)")
+    _setting(vv, "q1_pu", 0.44, 0.0, 1.0, t8 + ": Q1 44 % injection (range 0 .. 100 % of the injection capability)")
+    _setting(vv, "q2_pu", 0.0, -1.0, 1.0, t8 + ": Q2 0 (range 100 % absorption .. 100 % injection)")
+    _setting(vv, "q3_pu", 0.0, -1.0, 1.0, t8 + ": Q3 0 (range 100 % absorption .. 100 % injection)")
+    _setting(vv, "q4_pu", -0.44, -1.0, 0.0, t8 + ": Q4 44 % absorption (range 0 .. 100 % of the absorption capability)")
+    _setting(vv, "olrt_s", 5.0, 1.0, 90.0, t8 + ": open-loop response time 5 s (range 1-90 s)")
+    t10 = _I + " 5.3.4 Table 10 watt-var, Category B (" + _RECALLED + "); " + _OPENDER + " QP_* defaults"
+    wv = {"kind": "q"}
+    _setting(wv, "p1_pu", 0.2, 0.0, 0.7, t10 + ": P1 = 0.2 P_rated (range P_min .. P2 - 0.1)")
+    _setting(wv, "p2_pu", 0.5, 0.4, 0.8, t10 + ": P2 = 0.5 P_rated (range P1 + 0.1 .. P3 - 0.1)")
+    _setting(wv, "p3_pu", 1.0, 0.5, 1.0, t10 + ": P3 = P_rated (range P2 + 0.1 .. P_rated)")
+    _setting(wv, "y1", 0.0, -1.0, 1.0, t10 + ": Q1 0 (range 100 % absorption .. 100 % injection), of the capability")
+    _setting(wv, "y2", 0.0, -1.0, 1.0, t10 + ": Q2 0, of the capability")
+    _setting(wv, "y3", -0.44, -1.0, 1.0, t10 + ": Q3 44 % absorption (of nameplate)")
+    t11 = _I + " 5.4.2 Table 11 volt-watt, Category B (" + _RECALLED + "); " + _OPENDER + " PV_* defaults"
+    vw = {}
+    _setting(vw, "v1_pu", 1.06, 1.05, 1.09, t11 + ": V1 1.06 pu (range 1.05-1.09)")
+    _setting(vw, "v2_pu", 1.10, 1.06, 1.10, t11 + ": V2 1.10 pu (range V1 + 0.01 .. 1.10)")
+    _setting(vw, "p1_pu", 1.0, 1.0, 1.0, t11 + ": P1 = P_rated")
+    _setting(vw, "p2_pu", 0.2, -1.0, 1.0, t11 + ": P2 = min(0.2 P_rated, P'min); a unit that can absorb may go "
+             "to its absorbing limit")
+    _setting(vw, "olrt_s", 10.0, 0.5, 60.0, t11 + ": open-loop response time 10 s (range 0.5-60 s)")
+    return {"p_of_f": pf, "q": q, "volt_var": vv, "cos_phi_p": wv, "volt_watt": vw}
+
+
+def _gs_en():
+    rng = " (" + _RECALLED + ")"
+    o = _EN + " 4.6.1 LFSM-O" + rng + "; " + _RFG + " Art. 13(2)"
+    u = _EN + " 4.6.2 LFSM-U for units able to raise output or lower consumption (storage, an EV)" + rng + "; " \
+        + _RFG + " Art. 15(2)(c)"
+    pf = {"mandatory": "yes", "reference": "momentary"}
+    _setting(pf, "f_of_hz", 50.2, 50.2, 52.0, o + ": threshold f1 50.2 Hz (range 50.2-52.0 Hz)")
+    _setting(pf, "f_uf_hz", 49.8, 46.0, 49.8, u + ": threshold 49.8 Hz (range 46.0-49.8 Hz)")
+    _setting(pf, "droop_of", 0.05, 0.02, 0.12, o + ": droop s 5 % (range 2-12 %), reference P_M (the power at activation)")
+    _setting(pf, "droop_uf", 0.05, 0.02, 0.12, u + ": droop s 5 % (range 2-12 %)")
+    _setting(pf, "delay_s", 0.0, 0.0, 2.0, o + ": intentional delay, default 0 s (range 0-2 s)")
+    _setting(pf, "olrt_s", 2.0, 0.1, 10.0, _PROJECT + ": " + _EN + " 4.6.1 asks for a response as fast as technically "
+             "feasible" + rng + ", " + _RFG + " Art. 13(2)(g) an initial delay as short as possible; 90 % within 2 s "
+             "here; range this project's")
+    q = {"mode": "unity_pf"}
+    q["q_max_pu"] = _n(0.436, _EN + " 4.7.2.2 reactive power capability cos phi 0.90 under- to 0.90 over-excited"
+                       + rng + ": sin(acos 0.90) = 0.436 of S_max")
+    _setting(q, "pf", 1.0, 0.90, 1.0, _EN + " 4.7.2.3 cos phi setpoint mode, range 0.90 under- to 0.90 over-excited"
+             + rng + "; default 1 (" + _PROJECT + ")")
+    _setting(q, "q_pu", 0.0, -0.436, 0.436, _EN + " 4.7.2.3 Q setpoint mode, range the 4.7.2.2 capability" + rng
+             + "; default 0 (" + _PROJECT + ")")
+    qu = _EN + " 4.7.2.3 Q(U) characteristic, points set by the DSO" + rng + "; these points: " + _PROJECT \
+        + ", a symmetric curve to the 4.7.2.2 capability"
+    vv = {}
+    _setting(vv, "v1_pu", 0.92, 0.80, 1.0, qu)
+    _setting(vv, "v2_pu", 0.96, 0.80, 1.0, qu)
+    _setting(vv, "v3_pu", 1.04, 1.0, 1.20, qu)
+    _setting(vv, "v4_pu", 1.08, 1.0, 1.20, qu)
+    _setting(vv, "q1_pu", 0.436, 0.0, 0.436, qu)
+    _setting(vv, "q2_pu", 0.0, -0.436, 0.436, qu)
+    _setting(vv, "q3_pu", 0.0, -0.436, 0.436, qu)
+    _setting(vv, "q4_pu", -0.436, -0.436, 0.0, qu)
+    _setting(vv, "olrt_s", 10.0, 3.0, 60.0, _EN + " 4.7.2.3 Q(U): first-order response, time settable 3-60 s" + rng
+             + "; default 10 s (" + _PROJECT + ")")
+    cp = _EN + " 4.7.2.3 cos phi(P) characteristic, points set by the DSO" + rng + "; these points: " + _PROJECT \
+        + " (cos phi 1 up to half power, 0.90 under-excited at rated power, the common German/Danish shape)"
+    wv = {"kind": "pf"}
+    _setting(wv, "p1_pu", 0.2, 0.0, 1.0, cp)
+    _setting(wv, "p2_pu", 0.5, 0.0, 1.0, cp)
+    _setting(wv, "p3_pu", 1.0, 0.0, 1.0, cp)
+    _setting(wv, "y1", 1.0, -1.0, 1.0, cp + "; signed power factor: + over-excited (injecting), - under-excited")
+    _setting(wv, "y2", 1.0, -1.0, 1.0, cp)
+    _setting(wv, "y3", -0.90, -1.0, 1.0, cp)
+    pu = _EN + " 4.7.3 voltage-related active power reduction, optional, settings by the DSO" + rng + "; these: " \
+        + _PROJECT + " (the IEEE 1547 Category B shape, ending at the 10-minute mean limit 1.10 Un)"
+    vw = {}
+    _setting(vw, "v1_pu", 1.06, 1.0, 1.15, pu)
+    _setting(vw, "v2_pu", 1.10, 1.0, 1.20, pu)
+    _setting(vw, "p1_pu", 1.0, 1.0, 1.0, pu)
+    _setting(vw, "p2_pu", 0.0, -1.0, 1.0, pu)
+    _setting(vw, "olrt_s", 10.0, 0.5, 60.0, pu)
+    return {"p_of_f": pf, "q": q, "volt_var": vv, "cos_phi_p": wv, "volt_watt": vw}
+
+
+def _gs_dk():
+    """EN 50549-1's grid support with the Danish values public sources give."""
+    gs = _annotate(_gs_en(), "; no public Danish setting found for a Type A unit, the EN50549-1 value stands in")
+    dk = (_DK331 + " (Rev. 6, V2G in scope): LFSM-O breakpoint 50.20 Hz in DK1; DK2 uses 50.50 Hz, enter it as "
+          "grid_support.f_of_hz there")
+    gs["p_of_f"]["f_of_hz"] = _n(50.2, dk)
+    return gs
 
 _BUILD = {
     "EN50549-1": _en50549,
