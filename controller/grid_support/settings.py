@@ -85,6 +85,15 @@ def resolve(cfg, prof=None):
         raise ConfigError("grid_support.f_of_hz", "must be above the nominal frequency %g Hz" % f_nom)
     if out["f_uf_hz"] >= f_nom:
         raise ConfigError("grid_support.f_uf_hz", "must be below the nominal frequency %g Hz" % f_nom)
+    if out["cos_phi_p_kind"] == "pf":
+        # cos phi(P) as power factors: none below what the reactive capability holds
+        pf_min = (1.0 - out["q_max_pu"] * out["q_max_pu"]) ** 0.5
+        for i, y in enumerate(out["cos_phi_p_y"]):
+            if abs(y) < pf_min - 1e-3:
+                raise ConfigError("grid_support.cos_phi_p_y[%d]" % i, "power factor %g is below %.2f, what the "
+                                  "reactive capability allows (sign: + over-, - under-excited)" % (y, pf_min))
+    if out["pf"] < (1.0 - out["q_max_pu"] * out["q_max_pu"]) ** 0.5 - 1e-3:
+        raise ConfigError("grid_support.pf", "%g is below what the reactive capability allows" % out["pf"])
     if abs(out["q_pu"]) > out["q_max_pu"] + 1e-9:
         raise ConfigError("grid_support.q_pu", "%g is beyond the reactive capability %g" % (out["q_pu"], out["q_max_pu"]))
     return out

@@ -26,6 +26,35 @@ from controller.grid_support.p_of_f import REF_MOMENTARY, REF_RATED, FrequencyWa
 P_OF_F, VOLT_WATT = 1, 2  # bits of `acting`: which function moved P this period
 
 
+def make_q(s, s_rated_va):
+    """The reactive_power.ReactivePower of the settings' Q mode, with only its own unit
+    imported (a board keeps the others out of RAM)."""
+    from controller.grid_support.reactive_power import ReactivePower
+
+    mode = s["q_mode"]
+    if mode == "fixed_pf":
+        from controller.grid_support.power_factor import PowerFactor
+
+        return ReactivePower(mode, PowerFactor(s["pf"], s["pf_excitation"] > 0))
+    if mode == "constant_q":
+        from controller.grid_support.constant_q import ConstantQ
+
+        return ReactivePower(mode, ConstantQ(s["q_pu"] * s_rated_va))
+    if mode == "volt_var":
+        from controller.grid_support.volt_var import VoltVar
+
+        return ReactivePower(mode, VoltVar(s_rated_va, s["volt_var_v_pu"], s["volt_var_q_pu"], s["volt_var_olrt_s"]))
+    from controller.grid_support import watt_var
+
+    if s["cos_phi_p_kind"] == "pf":  # EN 50549-1 cos phi(P): the curve's values are power factors
+        return ReactivePower(mode, watt_var.CosPhiP(s_rated_va, s["cos_phi_p_p_pu"], s["cos_phi_p_y"]))
+    # IEEE 1547 watt-var: the values are reactive powers (its P' curve mirrors them for charging)
+    p = s["cos_phi_p_p_pu"]
+    q = s["cos_phi_p_y"]
+    return ReactivePower("watt_var", watt_var.WattVar(s_rated_va, s_rated_va, p, q, tuple(-x for x in p),
+                                                       tuple(-x for x in q)))
+
+
 class GridSupport:
     __slots__ = ("pf", "vw", "q_unit", "q_mode", "q_cap", "acting", "q")
 
@@ -43,13 +72,12 @@ class GridSupport:
             from controller.grid_support.volt_watt import VoltWatt
 
             self.vw = VoltWatt(s_rated_va, s["volt_watt_v_pu"], s["volt_watt_p_pu"], s["volt_watt_olrt_s"])
+            self.vw.reset(s_rated_va * s["volt_watt_p_pu"][0])
         self.q_mode = s["q_mode"]
         self.q_cap = s["q_max_pu"] * s_rated_va
         self.q_unit = None  # unity power factor: Q = 0, no unit needed (nor its RAM)
         if self.q_mode != "unity_pf":
-            from controller.grid_support import reactive_power
-
-            self.q_unit = reactive_power.make(s, s_rated_va)
+            self.q_unit = make_q(s, s_rated_va)
         self.acting = 0
         self.q = 0.0
 
@@ -87,8 +115,8 @@ class GridSupport:
         if self.pf is not None:
             self.pf.reset(now)
         if self.vw is not None:
-            self.vw.reset(now)
-        if self.q_unit is not None:
-            self.q_unit.reset(now)
+            self.vw.reset(self.vw.target(1.0), now)
+        if self.q_unit is not None and self.q_unit.mode == "volt_var":
+            self.q_unit.unit.reset(0.0, now)
         self.acting = 0
         self.q = 0.0

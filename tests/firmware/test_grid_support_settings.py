@@ -83,3 +83,25 @@ def test_unknown_mode_and_nominal_frequency_without_profile_refused():
     assert e.key == "grid_support.q_mode"
     e = _err({"site": {"nominal_frequency_hz": 55.0}})
     assert e.key == "site.nominal_frequency_hz"
+
+
+def test_power_factors_below_the_capability_refused():
+    e = _err({"grid_support": {"cos_phi_p_y": [1.0, 0.0, -0.9]}})
+    assert e.key == "grid_support.cos_phi_p_y[1]"
+    e = _err({"grid_support": {"cos_phi_p_y": [1.0, 1.0, -0.85]}})  # EN: 0.90 at most
+    assert e.key == "grid_support.cos_phi_p_y[2]"
+
+
+def test_every_mode_builds_its_unit_for_every_profile():
+    from controller.grid_support.support import GridSupport
+
+    for code, f in (("EN50549-1", 50.0), ("DK-EN50549-1", 50.0), ("IEEE1547-2018-CatII", 60.0),
+                    ("IEEE1547-2018-CatIII", 60.0)):
+        for mode in config.Q_MODES:
+            cfg = config.validate({"site": {"grid_code": code, "nominal_frequency_hz": f},
+                                   "grid_support": {"q_mode": mode, "volt_watt": True}})
+            gs = GridSupport(settings.resolve(cfg), 11000.0)
+            q = gs.q_var(1.0, 11000.0, 0)
+            assert -0.44 * 11000.0 - 1e-6 <= q <= 0.44 * 11000.0 + 1e-6
+            assert gs.p_w(f, 1.0, 5000.0, -11000.0, 11000.0, 0) == 5000.0  # nominal: the schedule
+            gs.reset(10000)
