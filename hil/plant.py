@@ -140,6 +140,7 @@ class Site:
         # utility source and breaker
         "uv", "uv_target", "uv_rate", "uf", "uf_target", "uf_rate", "uth", "breaker",
         "_src_moving",  # off nominal frequency or on a ramp: a full step moves the source
+        "_zg", "_kr", "_kx",  # source impedance: configured?, R and X over n_ph * V_n^2 (pu per W, var)
         # relay
         "rl_cmd", "rl_conn", "rl_moving", "rl_timer",
         # home bus and utility side of the relay
@@ -193,6 +194,14 @@ class Site:
         self.export_limit_w = None if export_limit_kw is None else float(export_limit_kw) * 1000.0
         self.main_fuse_a = None if main_fuse_a is None else float(main_fuse_a)
         self.seed = scenario.get("seed", 0)  # no noise in this model; kept for a future noise option
+        # series impedance of the feeder and transformer per phase; None (or 0 + j0) is the stiff grid,
+        # whose code path is left exactly as it was (same numbers, bit for bit)
+        zg = site.get("grid_impedance")
+        r = float(zg["r_ohm"]) if zg else 0.0
+        x = float(zg["x_ohm"]) if zg else 0.0
+        self._zg = r != 0.0 or x != 0.0
+        vn2 = self.n_ph * self.v_n * self.v_n
+        self._kr, self._kx = r / vn2, x / vn2
 
         ev = scenario["ev"]
         self.soc = float(ev["soc"])
@@ -1027,7 +1036,18 @@ class Site:
                 fixed = False
         self._gfl_fixed = fixed
         self.p_ref, self.q_ref, self._pac_ref = p, q, pac
-        # delivered into v
+        self.p_batt, self.p_ac, self.q_inv, self.i_ac = self._gfl_at(v)
+
+    def _gfl_at(self, v):
+        """What the running grid-following stage delivers at its present references into a bus
+        held at v (pu): (p_batt, p_ac, q_inv, i_ac), the current references into v with the DC
+        stage's current limit acting at once on the battery power. Changes nothing."""
+        vb = self.v_batt
+        hi = self.idc_ch_max * vb
+        lo = -self.idc_dis_max * vb
+        p, q, pac = self.p_ref, self.q_ref, self._pac_ref
+        vf = self.v_f
+        nvn = self._nvn
         i_d = pac / (nvn * vf)
         i_q = q / (nvn * vf)
         if v != vf:
@@ -1039,8 +1059,7 @@ class Site:
             p = hi if p > hi else lo
             pac = p / EFF if p > 0.0 else p * EFF
             i_d = pac / (nvn * v)
-        self.p_batt, self.p_ac, self.q_inv = p, pac, q
-        self.i_ac = _sqrt(i_d * i_d + i_q * i_q)
+        return p, pac, q, _sqrt(i_d * i_d + i_q * i_q)
 
     def _gfm_refs(self):
         if self.droop:
@@ -1128,7 +1147,23 @@ class Site:
         self.p_load, self.q_load = pl, ql
 
     def _gfm_grid(self, dt, v, th_grid):
-        """Grid-forming source behind X_COUPLING_PU, in parallel with the stiff grid."""
+        """Grid-forming source behind X_COUPLING_PU, in parallel with the grid's bus at v, th_grid."""
+        pd, q, i, bms, w = self._gfm_grid_at(v, th_grid)
+        self._bms = bms
+        pac = -pd
+        self.p_ac = pac
+        self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
+        self.q_inv = q
+        self.i_ac = i
+        a = self._a_droop
+        self.gfm_pf += (pd - self.gfm_pf) * a
+        self.gfm_qf += (q - self.gfm_qf) * a
+        self.gfm_th = (self.gfm_th + (w - self.w_n) * dt + _PI) % _TWO_PI - _PI
+
+    def _gfm_grid_at(self, v, th_grid):
+        """What the forming stage delivers against a bus at v (pu), th_grid at its present angle
+        and droop references: (P_d, Q, I, bms, omega) with P_d the AC power delivered within the
+        current and DC limits, bms True when the EV's BMS refuses the discharge. Changes nothing."""
         w, e = self._gfm_refs()
         dl = (self.gfm_th - th_grid + _PI) % _TWO_PI - _PI
         cd = _cos(dl)
@@ -1148,20 +1183,12 @@ class Site:
         vb = self.v_batt
         pdis = 0.0 if soc <= self.min_soc else self.idc_dis_max * vb * EFF
         pch = 0.0 if soc >= 1.0 else self.idc_ch_max * vb / EFF
-        self._bms = pd > 0.0 and soc <= self.min_soc
+        bms = pd > 0.0 and soc <= self.min_soc
         if pd > pdis:
             pd = pdis
         elif pd < -pch:
             pd = -pch
-        pac = -pd
-        self.p_ac = pac
-        self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
-        self.q_inv = q
-        self.i_ac = i
-        a = self._a_droop
-        self.gfm_pf += (pd - self.gfm_pf) * a
-        self.gfm_qf += (q - self.gfm_qf) * a
-        self.gfm_th = (self.gfm_th + (w - self.w_n) * dt + _PI) % _TWO_PI - _PI
+        return pd, q, i, bms, w
 
     def _gfl_island(self, dt, running):
         """Bus without a voltage source: the inverter (GFL current source, or off) and the
