@@ -278,12 +278,22 @@ class Site:
         self._nvn = self.n_ph * self.v_n
         self._oc_a = OC_FACTOR * self.i_rated
         self.notify = True
-        if closed:
-            self.p_load, self.q_load = self._load_pq(1.0, 1.0)
+        if closed and self._zg:
+            # the load's own drop is there from the start (the meter windows begin with it), and
+            # the outer loop's filter sits at the bus voltage as it would after a long time there
+            v = self._poc_v(1.0, 1.0, MODE_OFF, 0.0)
+            self.bv = self.usv = v
+            self.v_f = V_FRT_LO_PU if v < V_FRT_LO_PU else V_FRT_HI_PU if v > V_FRT_HI_PU else v
+            self.p_load, self.q_load = self._load_pq(v * v, 1.0)
             self.p_grid, self.q_grid = self.p_load, self.q_load
+            self.i_grid = _sqrt(self.p_grid ** 2 + self.q_grid ** 2) / (self._nvn * v) if v > 0.01 else 0.0
         else:
-            self.p_load = self.q_load = self.p_grid = self.q_grid = 0.0
-        self.i_grid = _sqrt(self.p_grid ** 2 + self.q_grid ** 2) / (self.n_ph * self.v_n)
+            if closed:
+                self.p_load, self.q_load = self._load_pq(1.0, 1.0)
+                self.p_grid, self.q_grid = self.p_load, self.q_load
+            else:
+                self.p_load = self.q_load = self.p_grid = self.q_grid = 0.0
+            self.i_grid = _sqrt(self.p_grid ** 2 + self.q_grid ** 2) / (self.n_ph * self.v_n)
         self.e_import_wh = self.e_export_wh = 0.0
         self._truth = Truth()
         self._set_dt(dt_s)
@@ -478,7 +488,8 @@ class Site:
         """
         if self._quiet and dt == self._dt:
             # A grid-tied step with everything but the power stage and the integrators at rest:
-            # stiff grid at nominal frequency and constant voltage, relay at rest, PLL and outer
+            # stiff grid (or, behind a source impedance, a stage at its references: the bus voltage
+            # then stays where it is) at nominal frequency and constant voltage, relay at rest, PLL and outer
             # loop settled, no protection timer running, no command or event since the last
             # full step (each of those clears _quiet). The same arithmetic as the full step
             # below, without the parts that cannot change; when the stage itself sits at its
@@ -489,8 +500,9 @@ class Site:
             stage = self.mode == MODE_GFL and not (
                 self._gfl_fixed and -self.idc_dis_max * vb <= ps <= self.idc_ch_max * vb
                 and not (ps < 0.0 and self.soc <= self.min_soc) and not (ps > 0.0 and self.soc >= 1.0))
-            if stage and self._quiet != 1:
-                # a settled island: the stage moving would move the bus; take the full step
+            if stage and (self._quiet != 1 or self._zg):
+                # a settled island, or a grid behind a source impedance: the stage moving would
+                # move the bus; take the full step
                 self._quiet = 0
                 return self.step(dt)
             t0 = self.t_s
@@ -694,6 +706,9 @@ class Site:
         """[3, 4] This step's bus, stage output and load; the relay's utility side and the grid flows from them."""
         uv = self.uv
         if conn and self.breaker:
+            if self._zg:
+                self._solve_poc(dt, mode)
+                return
             # stiff grid
             uf = self.uf
             uth = self.uth
@@ -736,12 +751,98 @@ class Site:
             else:
                 self.usv, self.usf = 0.0, self.uf
 
+    def _solve_poc(self, dt, mode):
+        """[3a'] The bus tied to the grid behind the source impedance: the stage's references one
+        step along, then the point-of-connection voltage at which the site's import and the drop
+        it causes agree (_poc_v), and the stage's output, the load and the grid flows at it. The
+        bus has the source's frequency and angle (the drop's angle shift is neglected)."""
+        uv, uf, uth = self.uv, self.uf, self.uth
+        x = uf / self.f_n
+        # the references move by the slew and the limits, whatever the bus voltage; the output
+        # _gfl_grid delivers at uv is replaced below by the one at the solved voltage
+        if mode == MODE_GFL:
+            self._gfl_grid(dt, uv)
+        elif mode == MODE_OFF and (self.p_ref or self.q_ref or self._bms):
+            self._gfl_refs(dt, False)
+        v = self._poc_v(uv, x, mode, uth)
+        if mode == MODE_GFL:
+            self.p_batt, self.p_ac, self.q_inv, self.i_ac = self._gfl_at(v)
+        elif mode == MODE_GFM:
+            self._gfm_grid(dt, v, uth)
+        pl, ql = self._load_pq(v * v, x)
+        self.p_load, self.q_load = pl, ql
+        p_grid = pl + self.p_ac
+        q_grid = ql - self.q_inv
+        i_grid = _sqrt(p_grid * p_grid + q_grid * q_grid) / (self._nvn * v) if v > 0.01 else 0.0
+        self.p_grid, self.q_grid, self.i_grid = p_grid, q_grid, i_grid
+        self.bv, self.bf, self.bth = v, uf, uth
+        # the meter and the relay sense the point of connection: the bus
+        self.usv, self.usf, self.usth = v, uf, uth
+
+    def _poc_flows(self, v, x, mode, th):
+        """The site's import (W, var) with the bus at v (pu), frequency ratio x and angle th: the
+        load plus the stage at its present references. Changes nothing."""
+        pl, ql = self._load_pq(v * v, x)
+        if mode == MODE_GFL:
+            _, pac, q, _ = self._gfl_at(v)
+            return pl + pac, ql - q
+        if mode == MODE_GFM:
+            pd, q, _, _, _ = self._gfm_grid_at(v, th)
+            return pl - pd, ql - q
+        return pl + self.p_ac, ql - self.q_inv
+
+    def _poc_v(self, uv, x, mode, th):
+        """The point-of-connection voltage V (pu) behind the source impedance R + jX with the
+        source at uv: the solution of  V = uv - (R*P(V) + X*Q(V)) / (n_ph * V_n^2 * uv)  for the
+        site's import P, Q at V (_poc_flows), to 1e-12 pu, clipped to 0..U_MAX_PU; a function of
+        the state alone, so a state at rest gives the same V at every step (docs/plant.md 1a)."""
+        if uv <= 0.01:
+            return uv  # no source left to drop from (the flows vanish with it)
+        kr = self._kr / uv
+        kx = self._kx / uv
+        # Secant iteration on F(V) = uv - drop(V) - V from V = uv. The import is affine in V for
+        # a current-source stage and a constant-power load (one secant step is exact), nearly
+        # so for an impedance load; |dF/dV + 1| is the loop gain R*dP/dV + X*dQ/dV over
+        # n_ph*V_n^2, about 0.3 at 1 ohm and 11 kVA. A gain past 1 (a feeder too weak for the
+        # stage's current) would make F rise with V: the slope is held at -0.1 so that the
+        # iteration stays bounded rather than jump.
+        v0 = uv
+        p, q = self._poc_flows(v0, x, mode, th)
+        f0 = -(kr * p + kx * q)
+        v1 = v0 + f0
+        for _ in range(8):
+            if v1 < 0.0:
+                v1 = 0.0
+            elif v1 > U_MAX_PU:
+                v1 = U_MAX_PU
+            if v1 == v0:
+                break
+            p, q = self._poc_flows(v1, x, mode, th)
+            f1 = uv - kr * p - kx * q - v1
+            if -1e-12 < f1 < 1e-12:
+                break
+            slope = (f1 - f0) / (v1 - v0)
+            if slope > -0.1:
+                slope = -0.1
+            v0, f0 = v1, f1
+            v1 -= f1 / slope
+        else:
+            v1 = v0  # not converged in 8 steps (a feeder too weak for the site): the last evaluated point
+        return v1
+
     def _outer_loop(self, v):
         """[5] The outer loop's voltage filter v_f follows v inside the continuous-operation band, holds outside."""
         if V_FRT_LO_PU <= v <= V_FRT_HI_PU:
             vf = self.v_f
             if vf != v:
-                self.v_f = vf + (v - vf) * self._a_vf
+                vn = vf + (v - vf) * self._a_vf
+                if vn == vf and self._zg:
+                    # The filter's step is below vf's rounding: it has arrived, but would stay a few
+                    # ulps from v for ever, and behind a source impedance every change of the site's
+                    # flows moves v, so no step would ever again be quiescent. The stiff grid keeps
+                    # the filter as it was (its numbers are unchanged).
+                    vn = v
+                self.v_f = vn
 
     def _pll(self, dt, v):
         """[5] The PLL tracks the bus angle while the bus voltage v has a phase, else runs on at its frequency."""
