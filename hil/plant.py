@@ -1,8 +1,8 @@
 """Phasor model of the home site the HIL plays against the controller.
 
-Utility source and breaker, the site's grid relay, the home bus with its load, the
-bidirectional inverter on the EV battery, and the grid meter at the point of
-connection. RMS phasors, quasi-static within a step of dt (0.1..1 ms), balanced
+Utility source (stiff, or behind a source impedance) and breaker, the site's grid relay,
+the home bus with its load, the bidirectional inverter on the EV battery, and the grid
+meter at the point of connection. RMS phasors, quasi-static within a step of dt (0.1..1 ms), balanced
 phases. The equations, parameters and their sources are in docs/plant.md; the
 constants below carry the same names.
 
@@ -18,7 +18,8 @@ here is random: same inputs, same outputs.
 Site.step() takes a short path when nothing but the integrators can move (a quiescent
 step); otherwise it runs the phases of a step in the order of docs/plant.md, one method
 each: _utility_source, _relay_contact, _inverter_mode, _solve_bus (which calls the power
-stage's _gfl_grid / _gfm_grid / _gfm_island / _gfl_island), _outer_loop, _pll,
+stage's _gfl_grid / _gfm_grid / _gfm_island / _gfl_island, and _solve_poc for a grid behind
+a source impedance), _outer_loop, _pll,
 _inverter_protection, _battery, _meter_windows, _publish_truth and _check_quiet.
 """
 
@@ -752,7 +753,7 @@ class Site:
                 self.usv, self.usf = 0.0, self.uf
 
     def _solve_poc(self, dt, mode):
-        """[3a'] The bus tied to the grid behind the source impedance: the stage's references one
+        """[3d] The bus tied to the grid behind the source impedance: the stage's references one
         step along, then the point-of-connection voltage at which the site's import and the drop
         it causes agree (_poc_v), and the stage's output, the load and the grid flows at it. The
         bus has the source's frequency and angle (the drop's angle shift is neglected)."""
@@ -795,7 +796,7 @@ class Site:
         """The point-of-connection voltage V (pu) behind the source impedance R + jX with the
         source at uv: the solution of  V = uv - (R*P(V) + X*Q(V)) / (n_ph * V_n^2 * uv)  for the
         site's import P, Q at V (_poc_flows), to 1e-12 pu, clipped to 0..U_MAX_PU; a function of
-        the state alone, so a state at rest gives the same V at every step (docs/plant.md 1a)."""
+        the state alone, so a state at rest gives the same V at every step (docs/plant.md 3d)."""
         if uv <= 0.01:
             return uv  # no source left to drop from (the flows vanish with it)
         kr = self._kr / uv
