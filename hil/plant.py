@@ -2,9 +2,9 @@
 
 Utility source (stiff, or behind a source impedance) and breaker, the site's grid relay,
 the home bus with its load, the bidirectional inverter on the EV battery, and the grid
-meter at the point of connection. RMS phasors, quasi-static within a step of dt (0.1..1 ms), balanced
-phases. The equations, parameters and their sources are in docs/plant.md; the
-constants below carry the same names.
+meter at the point of connection. RMS phasors, quasi-static within a step of dt
+(0.1..1 ms), balanced phases. The equations, parameters and their sources are in
+docs/plant.md; the constants below carry the same names.
 
 Sign conventions: power and current seen from the EV battery, positive = charging
 the EV (`p_batt_w`, `p_ac_w`, `i_dc_a`); the inverter's reactive power `q_inv` is
