@@ -1,10 +1,10 @@
 """Phasor model of the home site the HIL plays against the controller.
 
-Utility source and breaker, the site's grid relay, the home bus with its load, the
-bidirectional inverter on the EV battery, and the grid meter at the point of
-connection. RMS phasors, quasi-static within a step of dt (0.1..1 ms), balanced
-phases. The equations, parameters and their sources are in docs/plant.md; the
-constants below carry the same names.
+Utility source (stiff, or behind a source impedance) and breaker, the site's grid relay,
+the home bus with its load, the bidirectional inverter on the EV battery, and the grid
+meter at the point of connection. RMS phasors, quasi-static within a step of dt
+(0.1..1 ms), balanced phases. The equations, parameters and their sources are in
+docs/plant.md; the constants below carry the same names.
 
 Sign conventions: power and current seen from the EV battery, positive = charging
 the EV (`p_batt_w`, `p_ac_w`, `i_dc_a`); the inverter's reactive power `q_inv` is
@@ -18,7 +18,8 @@ here is random: same inputs, same outputs.
 Site.step() takes a short path when nothing but the integrators can move (a quiescent
 step); otherwise it runs the phases of a step in the order of docs/plant.md, one method
 each: _utility_source, _relay_contact, _inverter_mode, _solve_bus (which calls the power
-stage's _gfl_grid / _gfm_grid / _gfm_island / _gfl_island), _outer_loop, _pll,
+stage's _gfl_grid / _gfm_grid / _gfm_island / _gfl_island, and _solve_poc for a grid behind
+a source impedance), _outer_loop, _pll,
 _inverter_protection, _battery, _meter_windows, _publish_truth and _check_quiet.
 """
 
@@ -140,6 +141,7 @@ class Site:
         # utility source and breaker
         "uv", "uv_target", "uv_rate", "uf", "uf_target", "uf_rate", "uth", "breaker",
         "_src_moving",  # off nominal frequency or on a ramp: a full step moves the source
+        "_zg", "_kr", "_kx",  # source impedance: configured?, R and X over n_ph * V_n^2 (pu per W, var)
         # relay
         "rl_cmd", "rl_conn", "rl_moving", "rl_timer",
         # home bus and utility side of the relay
@@ -193,6 +195,14 @@ class Site:
         self.export_limit_w = None if export_limit_kw is None else float(export_limit_kw) * 1000.0
         self.main_fuse_a = None if main_fuse_a is None else float(main_fuse_a)
         self.seed = scenario.get("seed", 0)  # no noise in this model; kept for a future noise option
+        # series impedance of the feeder and transformer per phase; None (or 0 + j0) is the stiff grid,
+        # whose code path is left exactly as it was (same numbers, bit for bit)
+        zg = site.get("grid_impedance")
+        r = float(zg["r_ohm"]) if zg else 0.0
+        x = float(zg["x_ohm"]) if zg else 0.0
+        self._zg = r != 0.0 or x != 0.0
+        vn2 = self.n_ph * self.v_n * self.v_n
+        self._kr, self._kx = r / vn2, x / vn2
 
         ev = scenario["ev"]
         self.soc = float(ev["soc"])
@@ -269,12 +279,22 @@ class Site:
         self._nvn = self.n_ph * self.v_n
         self._oc_a = OC_FACTOR * self.i_rated
         self.notify = True
-        if closed:
-            self.p_load, self.q_load = self._load_pq(1.0, 1.0)
+        if closed and self._zg:
+            # the load's own drop is there from the start (the meter windows begin with it), and
+            # the outer loop's filter sits at the bus voltage as it would after a long time there
+            v = self._poc_v(1.0, 1.0, MODE_OFF, 0.0)
+            self.bv = self.usv = v
+            self.v_f = V_FRT_LO_PU if v < V_FRT_LO_PU else V_FRT_HI_PU if v > V_FRT_HI_PU else v
+            self.p_load, self.q_load = self._load_pq(v * v, 1.0)
             self.p_grid, self.q_grid = self.p_load, self.q_load
+            self.i_grid = _sqrt(self.p_grid ** 2 + self.q_grid ** 2) / (self._nvn * v) if v > 0.01 else 0.0
         else:
-            self.p_load = self.q_load = self.p_grid = self.q_grid = 0.0
-        self.i_grid = _sqrt(self.p_grid ** 2 + self.q_grid ** 2) / (self.n_ph * self.v_n)
+            if closed:
+                self.p_load, self.q_load = self._load_pq(1.0, 1.0)
+                self.p_grid, self.q_grid = self.p_load, self.q_load
+            else:
+                self.p_load = self.q_load = self.p_grid = self.q_grid = 0.0
+            self.i_grid = _sqrt(self.p_grid ** 2 + self.q_grid ** 2) / (self.n_ph * self.v_n)
         self.e_import_wh = self.e_export_wh = 0.0
         self._truth = Truth()
         self._set_dt(dt_s)
@@ -469,7 +489,8 @@ class Site:
         """
         if self._quiet and dt == self._dt:
             # A grid-tied step with everything but the power stage and the integrators at rest:
-            # stiff grid at nominal frequency and constant voltage, relay at rest, PLL and outer
+            # stiff grid (or, behind a source impedance, a stage at its references: the bus voltage
+            # then stays where it is) at nominal frequency and constant voltage, relay at rest, PLL and outer
             # loop settled, no protection timer running, no command or event since the last
             # full step (each of those clears _quiet). The same arithmetic as the full step
             # below, without the parts that cannot change; when the stage itself sits at its
@@ -480,8 +501,9 @@ class Site:
             stage = self.mode == MODE_GFL and not (
                 self._gfl_fixed and -self.idc_dis_max * vb <= ps <= self.idc_ch_max * vb
                 and not (ps < 0.0 and self.soc <= self.min_soc) and not (ps > 0.0 and self.soc >= 1.0))
-            if stage and self._quiet != 1:
-                # a settled island: the stage moving would move the bus; take the full step
+            if stage and (self._quiet != 1 or self._zg):
+                # a settled island, or a grid behind a source impedance: the stage moving would
+                # move the bus; take the full step
                 self._quiet = 0
                 return self.step(dt)
             t0 = self.t_s
@@ -685,6 +707,9 @@ class Site:
         """[3, 4] This step's bus, stage output and load; the relay's utility side and the grid flows from them."""
         uv = self.uv
         if conn and self.breaker:
+            if self._zg:
+                self._solve_poc(dt, mode)
+                return
             # stiff grid
             uf = self.uf
             uth = self.uth
@@ -727,12 +752,98 @@ class Site:
             else:
                 self.usv, self.usf = 0.0, self.uf
 
+    def _solve_poc(self, dt, mode):
+        """[3d] The bus tied to the grid behind the source impedance: the stage's references one
+        step along, then the point-of-connection voltage at which the site's import and the drop
+        it causes agree (_poc_v), and the stage's output, the load and the grid flows at it. The
+        bus has the source's frequency and angle (the drop's angle shift is neglected)."""
+        uv, uf, uth = self.uv, self.uf, self.uth
+        x = uf / self.f_n
+        # the references move by the slew and the limits, whatever the bus voltage; the output
+        # _gfl_grid delivers at uv is replaced below by the one at the solved voltage
+        if mode == MODE_GFL:
+            self._gfl_grid(dt, uv)
+        elif mode == MODE_OFF and (self.p_ref or self.q_ref or self._bms):
+            self._gfl_refs(dt, False)
+        v = self._poc_v(uv, x, mode, uth)
+        if mode == MODE_GFL:
+            self.p_batt, self.p_ac, self.q_inv, self.i_ac = self._gfl_at(v)
+        elif mode == MODE_GFM:
+            self._gfm_grid(dt, v, uth)
+        pl, ql = self._load_pq(v * v, x)
+        self.p_load, self.q_load = pl, ql
+        p_grid = pl + self.p_ac
+        q_grid = ql - self.q_inv
+        i_grid = _sqrt(p_grid * p_grid + q_grid * q_grid) / (self._nvn * v) if v > 0.01 else 0.0
+        self.p_grid, self.q_grid, self.i_grid = p_grid, q_grid, i_grid
+        self.bv, self.bf, self.bth = v, uf, uth
+        # the meter and the relay sense the point of connection: the bus
+        self.usv, self.usf, self.usth = v, uf, uth
+
+    def _poc_flows(self, v, x, mode, th):
+        """The site's import (W, var) with the bus at v (pu), frequency ratio x and angle th: the
+        load plus the stage at its present references. Changes nothing."""
+        pl, ql = self._load_pq(v * v, x)
+        if mode == MODE_GFL:
+            _, pac, q, _ = self._gfl_at(v)
+            return pl + pac, ql - q
+        if mode == MODE_GFM:
+            pd, q, _, _, _ = self._gfm_grid_at(v, th)
+            return pl - pd, ql - q
+        return pl + self.p_ac, ql - self.q_inv
+
+    def _poc_v(self, uv, x, mode, th):
+        """The point-of-connection voltage V (pu) behind the source impedance R + jX with the
+        source at uv: the solution of  V = uv - (R*P(V) + X*Q(V)) / (n_ph * V_n^2 * uv)  for the
+        site's import P, Q at V (_poc_flows), to 1e-12 pu, clipped to 0..U_MAX_PU; a function of
+        the state alone, so a state at rest gives the same V at every step (docs/plant.md 3d)."""
+        if uv <= 0.01:
+            return uv  # no source left to drop from (the flows vanish with it)
+        kr = self._kr / uv
+        kx = self._kx / uv
+        # Secant iteration on F(V) = uv - drop(V) - V from V = uv. The import is affine in V for
+        # a current-source stage and a constant-power load (one secant step is exact), nearly
+        # so for an impedance load; |dF/dV + 1| is the loop gain R*dP/dV + X*dQ/dV over
+        # n_ph*V_n^2, about 0.3 at 1 ohm and 11 kVA. A gain past 1 (a feeder too weak for the
+        # stage's current) would make F rise with V: the slope is held at -0.1 so that the
+        # iteration stays bounded rather than jump.
+        v0 = uv
+        p, q = self._poc_flows(v0, x, mode, th)
+        f0 = -(kr * p + kx * q)
+        v1 = v0 + f0
+        for _ in range(8):
+            if v1 < 0.0:
+                v1 = 0.0
+            elif v1 > U_MAX_PU:
+                v1 = U_MAX_PU
+            if v1 == v0:
+                break
+            p, q = self._poc_flows(v1, x, mode, th)
+            f1 = uv - kr * p - kx * q - v1
+            if -1e-12 < f1 < 1e-12:
+                break
+            slope = (f1 - f0) / (v1 - v0)
+            if slope > -0.1:
+                slope = -0.1
+            v0, f0 = v1, f1
+            v1 -= f1 / slope
+        else:
+            v1 = v0  # not converged in 8 steps (a feeder too weak for the site): the last evaluated point
+        return v1
+
     def _outer_loop(self, v):
         """[5] The outer loop's voltage filter v_f follows v inside the continuous-operation band, holds outside."""
         if V_FRT_LO_PU <= v <= V_FRT_HI_PU:
             vf = self.v_f
             if vf != v:
-                self.v_f = vf + (v - vf) * self._a_vf
+                vn = vf + (v - vf) * self._a_vf
+                if vn == vf and self._zg:
+                    # The filter's step is below vf's rounding: it has arrived, but would stay a few
+                    # ulps from v for ever, and behind a source impedance every change of the site's
+                    # flows moves v, so no step would ever again be quiescent. The stiff grid keeps
+                    # the filter as it was (its numbers are unchanged).
+                    vn = v
+                self.v_f = vn
 
     def _pll(self, dt, v):
         """[5] The PLL tracks the bus angle while the bus voltage v has a phase, else runs on at its frequency."""
@@ -1027,7 +1138,18 @@ class Site:
                 fixed = False
         self._gfl_fixed = fixed
         self.p_ref, self.q_ref, self._pac_ref = p, q, pac
-        # delivered into v
+        self.p_batt, self.p_ac, self.q_inv, self.i_ac = self._gfl_at(v)
+
+    def _gfl_at(self, v):
+        """What the running grid-following stage delivers at its present references into a bus
+        held at v (pu): (p_batt, p_ac, q_inv, i_ac), the current references into v with the DC
+        stage's current limit acting at once on the battery power. Changes nothing."""
+        vb = self.v_batt
+        hi = self.idc_ch_max * vb
+        lo = -self.idc_dis_max * vb
+        p, q, pac = self.p_ref, self.q_ref, self._pac_ref
+        vf = self.v_f
+        nvn = self._nvn
         i_d = pac / (nvn * vf)
         i_q = q / (nvn * vf)
         if v != vf:
@@ -1039,8 +1161,7 @@ class Site:
             p = hi if p > hi else lo
             pac = p / EFF if p > 0.0 else p * EFF
             i_d = pac / (nvn * v)
-        self.p_batt, self.p_ac, self.q_inv = p, pac, q
-        self.i_ac = _sqrt(i_d * i_d + i_q * i_q)
+        return p, pac, q, _sqrt(i_d * i_d + i_q * i_q)
 
     def _gfm_refs(self):
         if self.droop:
@@ -1128,7 +1249,23 @@ class Site:
         self.p_load, self.q_load = pl, ql
 
     def _gfm_grid(self, dt, v, th_grid):
-        """Grid-forming source behind X_COUPLING_PU, in parallel with the stiff grid."""
+        """Grid-forming source behind X_COUPLING_PU, in parallel with the grid's bus at v, th_grid."""
+        pd, q, i, bms, w = self._gfm_grid_at(v, th_grid)
+        self._bms = bms
+        pac = -pd
+        self.p_ac = pac
+        self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
+        self.q_inv = q
+        self.i_ac = i
+        a = self._a_droop
+        self.gfm_pf += (pd - self.gfm_pf) * a
+        self.gfm_qf += (q - self.gfm_qf) * a
+        self.gfm_th = (self.gfm_th + (w - self.w_n) * dt + _PI) % _TWO_PI - _PI
+
+    def _gfm_grid_at(self, v, th_grid):
+        """What the forming stage delivers against a bus at v (pu), th_grid at its present angle
+        and droop references: (P_d, Q, I, bms, omega) with P_d the AC power delivered within the
+        current and DC limits, bms True when the EV's BMS refuses the discharge. Changes nothing."""
         w, e = self._gfm_refs()
         dl = (self.gfm_th - th_grid + _PI) % _TWO_PI - _PI
         cd = _cos(dl)
@@ -1148,20 +1285,12 @@ class Site:
         vb = self.v_batt
         pdis = 0.0 if soc <= self.min_soc else self.idc_dis_max * vb * EFF
         pch = 0.0 if soc >= 1.0 else self.idc_ch_max * vb / EFF
-        self._bms = pd > 0.0 and soc <= self.min_soc
+        bms = pd > 0.0 and soc <= self.min_soc
         if pd > pdis:
             pd = pdis
         elif pd < -pch:
             pd = -pch
-        pac = -pd
-        self.p_ac = pac
-        self.p_batt = pac * EFF if pac > 0.0 else pac / EFF
-        self.q_inv = q
-        self.i_ac = i
-        a = self._a_droop
-        self.gfm_pf += (pd - self.gfm_pf) * a
-        self.gfm_qf += (q - self.gfm_qf) * a
-        self.gfm_th = (self.gfm_th + (w - self.w_n) * dt + _PI) % _TWO_PI - _PI
+        return pd, q, i, bms, w
 
     def _gfl_island(self, dt, running):
         """Bus without a voltage source: the inverter (GFL current source, or off) and the

@@ -701,6 +701,137 @@ def test_gfm_in_parallel_with_the_grid_follows_its_droop():
     assert tr.p_grid_w == pytest.approx(2000.0 + tr.p_ac_w)
 
 
+# ------------------------------------------------------------------ source impedance
+Z_IEC = {"r_ohm": 0.24, "x_ohm": 0.15}  # IEC 60725 reference impedance, phase conductor
+Z_WEAK = {"r_ohm": 1.0, "x_ohm": 1.0}  # the weakest feeder the plant is meant for
+V2 = 3 * V_N * V_N  # n_ph * V_n^2: W (or var) times ohm over this is the drop in pu
+
+
+def grid_behind(z, load=None):
+    return Site(scenario(load=load or {"p_kw": 0.0}, site={"grid_impedance": z}))
+
+
+def poc_exact(z, p_grid, q_grid):
+    """|V| (pu) at the point of connection solved as phasors, V = E - Z * conj(S / V) per phase
+    with the source E at 1 pu: what the plant's drop approximation is compared with."""
+    zc = complex(z["r_ohm"], z["x_ohm"])
+    s_ph = complex(p_grid, q_grid) / 3.0
+    v = complex(V_N, 0.0)
+    for _ in range(60):
+        v = V_N - zc * (s_ph / v).conjugate()
+    return abs(v) / V_N
+
+
+def poc_views(s):
+    """The point-of-connection voltage (pu) as the meter, the relay's utility-side sensing, the
+    inverter and the truth see it."""
+    tr = s.truth()
+    return (s.meter_values()["voltage_v"] / V_N, s.relay_values()["utility_v"] / V_N,
+            s.inverter_values()["v_ac"] / V_N, tr.home_v_pu, tr.utility_side_v_pu)
+
+
+def test_exporting_through_the_source_impedance_raises_the_poc_voltage():
+    s = grid_behind(Z_IEC)
+    s.inverter_command(1, -10000.0 / 0.97, 0.0)  # 10 kW at the AC side
+    run(s, 0.5)
+    tr = s.truth()
+    assert tr.p_grid_w == pytest.approx(-10000.0, rel=1e-6)
+    rise = 0.24 * 10000.0 / V2  # R*P / (3 V^2) = 0.0151 pu, 3.5 V
+    for v in poc_views(s):
+        assert v - 1.0 == pytest.approx(rise, rel=1e-6)
+    assert tr.grid_v_pu == 1.0  # the source upstream does not move
+    # the approximation divides by the source voltage, not the POC's, and neglects the drop's
+    # quadrature part (X*P here): 2.6e-4 pu (0.06 V) from the phasor solution
+    assert tr.home_v_pu == pytest.approx(poc_exact(Z_IEC, tr.p_grid_w, tr.q_grid_var), abs=5e-4)
+    # importing (charging) lowers it by the same rule
+    s.inverter_command(1, 8000.0, 0.0)
+    run(s, 0.5)
+    tr = s.truth()
+    assert tr.p_grid_w == pytest.approx(8000.0 / 0.97, rel=1e-6)
+    assert tr.home_v_pu - 1.0 == pytest.approx(-0.24 * tr.p_grid_w / V2, rel=1e-6)
+
+
+@pytest.mark.parametrize("q_var", [6000.0, -6000.0])
+def test_reactive_power_through_the_source_impedance_moves_the_poc_voltage(q_var):
+    # var the inverter supplies (over-excited, + q_var) raise the voltage by X*Q/(3 V^2);
+    # var it absorbs lower it
+    s = grid_behind(Z_IEC)
+    s.inverter_command(1, 0.0, q_var)
+    run(s, 0.5)
+    tr = s.truth()
+    assert tr.q_grid_var == pytest.approx(-q_var, rel=1e-6)
+    assert tr.p_grid_w == pytest.approx(0.0, abs=1e-6)
+    for v in poc_views(s):
+        assert v - 1.0 == pytest.approx(0.15 * q_var / V2, rel=1e-6)  # 0.0057 pu, 1.3 V
+    assert tr.home_v_pu == pytest.approx(poc_exact(Z_IEC, tr.p_grid_w, tr.q_grid_var), abs=5e-4)
+
+
+def test_the_load_alone_sees_its_own_drop_from_the_start():
+    s = grid_behind(Z_WEAK, load={"p_kw": 6.0, "q_kvar": 2.0})
+    expected = 1.0 - (6000.0 + 2000.0) / V2
+    for v in poc_views(s):
+        assert v == pytest.approx(expected, rel=1e-9)
+    run(s, 0.1)
+    assert s.truth().home_v_pu == pytest.approx(expected, rel=1e-9)
+    # the relay open: nothing flows through the impedance, its utility side reads the source
+    s.relay_command(False)
+    run(s, 0.1)
+    assert s.relay_values()["utility_v"] / V_N == pytest.approx(1.0)
+    assert s.meter_values()["voltage_v"] / V_N == pytest.approx(1.0)
+
+
+def test_no_source_impedance_is_the_stiff_grid():
+    # None, a zero impedance and a scenario without the key give the same numbers at every step
+    for name, (kw, script) in sorted(QUIET_SCRIPTS.items()):
+        if "grid_impedance" in kw["scenario"]["site"]:
+            continue
+        base = _scripted(kw, script, force_full=False)
+        for z in (None, {"r_ohm": 0.0, "x_ohm": 0.0}):
+            sc = dict(kw["scenario"], site=dict(kw["scenario"]["site"], grid_impedance=z))
+            assert _scripted(dict(kw, scenario=sc), script, force_full=False) == base, (name, z)
+    s = Site(scenario(load={"p_kw": 9.0, "q_kvar": 3.0}, site={"grid_impedance": None}))
+    s.inverter_command(1, -11000.0, 5000.0)
+    run(s, 0.3)
+    assert s.truth().home_v_pu == 1.0
+
+
+def test_a_long_run_behind_a_weak_source_settles_after_every_step():
+    # 60 s of load and setpoint steps on a 1 + j1 ohm feeder at 11 kVA (the drop's loop gain is
+    # largest here): after each step the voltage moves to the operating point the drop equation
+    # gives and stays there; the few reversals allowed are the slew and the outer loop, a
+    # numerical oscillation of the drop would reverse the voltage at every step
+    s = grid_behind(Z_WEAK, load={"p_kw": 2.0, "q_kvar": 0.5})
+    rlc = lambda p, m: {"kind": "load_step", "rlc": {"p_kw": p, "q_factor": 1.0, "reactive_mismatch_pct": m}}
+    script = [
+        lambda: s.inverter_command(1, -10000.0, 0.0),
+        lambda: s.apply_event({"kind": "load_step", "p_kw": 6.0, "q_kvar": 2.0}),
+        lambda: s.inverter_command(1, -5000.0, 4000.0),
+        lambda: s.apply_event(rlc(8.0, 2.0)),
+        lambda: s.inverter_command(1, 8000.0, -3000.0),
+        lambda: s.apply_event({"kind": "load_step", "p_kw": 0.5, "q_kvar": 0.0}),
+        lambda: s.inverter_command(1, 0.0, 6000.0),
+        lambda: s.apply_event(rlc(4.0, 0.0)),
+        lambda: s.inverter_command(1, -11000.0, 0.0),  # at the rating: the current limit acts
+        lambda: s.apply_event({"kind": "load_step", "p_kw": 9.0, "q_kvar": 3.0}),
+        lambda: s.inverter_command(0, 0.0, 0.0),
+        lambda: s.apply_event({"kind": "load_step", "p_kw": 1.0, "q_kvar": 0.2}),
+    ]
+    n_seg = int(round(5.0 / DT))
+    for i, action in enumerate(script):
+        action()
+        vs = []
+        for _ in range(n_seg):
+            s.step(DT)
+            vs.append(s.truth().home_v_pu)
+        tail = vs[-int(round(1.0 / DT)):]
+        assert max(tail) - min(tail) < 1e-9, i
+        tr = s.truth()
+        assert tr.home_v_pu == pytest.approx(1.0 - (1.0 * tr.p_grid_w + 1.0 * tr.q_grid_var) / V2, abs=1e-9), i
+        d = [b - a for a, b in zip(vs, vs[1:]) if abs(b - a) > 1e-9]
+        assert sum(1 for a, b in zip(d, d[1:]) if a * b < 0.0) <= 2, i
+        assert 0.85 < tr.home_v_pu < 1.1 and tr.inverter_state != plant.ST_FAULT, i
+
+
 def test_bms_backstop_at_min_soc():
     s = Site(scenario(ev={"soc": 0.2, "min_soc": 0.2}))
     s.inverter_command(1, -5000.0, 0.0)
@@ -861,6 +992,15 @@ QUIET_SCRIPTS = {
         (0.2, lambda s: s.inverter_command(1, -2100.0 / 0.97, 0.0)),
         (0.1, lambda s: s.apply_event({"kind": "grid_disconnect"}))]),
 }
+# the same scripts behind a weak feeder: the bus then moves with what the site draws
+for _name in ("grid-tied", "islands", "charging-outage"):
+    _kw, _script = QUIET_SCRIPTS[_name]
+    _sc = dict(_kw["scenario"], site=dict(_kw["scenario"]["site"], grid_impedance=Z_WEAK))
+    QUIET_SCRIPTS[_name + "-impedance"] = (dict(_kw, scenario=_sc), _script)
+# at its current limit the stage is never 'fixed', so a grid-tied step at rest still recomputes it
+QUIET_SCRIPTS["current-limit-impedance"] = (
+    {"scenario": scenario(load={"p_kw": 3.0, "q_kvar": 0.5}, site={"grid_impedance": Z_WEAK})}, [
+        (1.0, lambda s: s.inverter_command(1, -11000.0, 6000.0))])
 
 
 @pytest.mark.parametrize("name", sorted(QUIET_SCRIPTS))
