@@ -332,5 +332,5 @@ def test_fcr_d_stops_at_the_reserve():
     assert m["service_activation_s"] is not None and m["service_activation_s"] <= 7.5  # 2023 FCR-D: 86 % in 7.5 s
     # the energy above the 30 % reserve is 0.3 % of 10 kWh = 30 Wh (battery side); the site gives no more
     assert -0.031 < m["service_energy_kwh"] < -0.02
-    assert 0.2995 <= m["ev_soc_end"] <= 0.3005
+    assert 0.2995 <= m["ev_soc_end"] <= 0.301  # the EV reports its SoC in steps of 0.1 %
     assert all(abs(s[5]) < 50.0 for s in rec.samples if s[0] >= 25.0)  # stopped while the frequency is still low
