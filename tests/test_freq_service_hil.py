@@ -315,8 +315,10 @@ def test_ffr_frequency_dip_activates_in_time_and_delivers():
     assert m["trip_count"] == 0 and m["invariant_violations"] == 0 and m["max_over_limit_a"] == 0.0
     # FFR at a 49.5 Hz activation level: full activation within 0.7 s
     assert m["service_activation_s"] is not None and m["service_activation_s"] <= 0.7
-    # 4 s at 11 kW plus the ramps (0.2 s down from 49.7 Hz, 1.25 s back up to it): about -15.6 Wh
-    assert -0.0165 < m["service_energy_kwh"] < -0.0135
+    # 4 s at 11 kW plus the ramps (0.2 s down from 49.7 Hz, 1.0 s back up to it at half the power on
+    # average): 14.1 Wh asked at the AC side; the EV's 11 kW limit is on the battery side, so with the
+    # inverter's 97 % the AC side may give 3 % less
+    assert -0.0145 < m["service_energy_kwh"] < -0.013
     # the EV exports at its full 11 kW while the frequency is at 49.5 Hz, and not before the dip
     assert min(s[5] for s in rec.samples if 3.0 <= s[0] <= 6.5) < -10500.0
     assert all(abs(s[5]) < 50.0 for s in rec.samples if 0.5 <= s[0] <= 2.0)
