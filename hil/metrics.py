@@ -19,6 +19,27 @@ from the controller's events. Each truth sample stands for the interval
 the start of a step, so a change first seen in the sample at t happened at
 t - dt. Intervals are taken from truth.t_s, so a repeated update() for the same plant
 time counts nothing twice.
+
+Frequency-response services (scenario events freq_service, docs/scenarios.md) are read
+from the scenario itself: a service is in force from its event's t_s until t_s + valid_s,
+a cancel, or the next freq_service event, whichever comes first. Its curve gives, for the
+utility source's true frequency (truth.grid_f_hz, not the meter's estimate), the requested
+change dP(f) of the inverter's AC power against the service's baseline (battery convention
+like every power of the report: + = charging; linear between points, flat beyond the
+ends). The zero band is where dP(f) == 0. Then
+- service_activation_s: from the first departure of the source frequency from the zero
+  band while a service is in force (the service's start, if the frequency is outside the
+  band then) to the first sample at which the delivered change, truth.p_ac_w minus the
+  baseline, has the sign of dP(f) at that sample's frequency and at least 90 % of its
+  size. None when no service was in force, the frequency never left the band, or the
+  frequency returned into the band (or the service ended) before 90 % was reached: only
+  the first departure counts. Like every time here it is resolved to the plant step, and
+  both instants, a departure and the 90 %, first seen in the sample at t are taken to
+  have happened at t - dt;
+- service_energy_kwh: the integral of (truth.p_ac_w - baseline) over the time a service
+  is in force, battery convention: negative = the site delivered energy to the grid
+  beyond its baseline (up-regulation), positive = it absorbed more (down-regulation).
+  None when the scenario has no service.
 """
 
 V_INTERRUPTION_PU = 0.7     # home bus below this counts as interrupted (README)
@@ -31,7 +52,35 @@ RESULT_KEYS = (
     "max_over_limit_a", "reconnect_delay_s", "reconnect_phase_error_deg",
     "reconnect_frequency_error_hz", "reconnect_voltage_error_pu", "ev_soc_end",
     "energy_to_home_kwh", "energy_to_grid_kwh", "energy_from_grid_kwh",
+    "service_activation_s", "service_energy_kwh",
 )
+ACTIVATION_FRACTION = 0.9  # service_activation_s: the share of the requested change delivered
+
+
+def curve_kw(f_hz, points):
+    """A freq_service curve's change (kW) at f_hz: linear between its [hz, kw] points (increasing
+    frequencies), the end values beyond the ends."""
+    if f_hz <= points[0][0]:
+        return points[0][1]
+    for (f0, p0), (f1, p1) in zip(points, points[1:]):
+        if f_hz <= f1:
+            return p0 + (p1 - p0) * (f_hz - f0) / (f1 - f0)
+    return points[-1][1]
+
+
+def service_spans(scenario):
+    """(t_start, t_end, points, baseline_w) of every freq_service curve in the scenario, in time
+    order: in force until its validity ends, a cancel, or the next freq_service event."""
+    evs = [e for e in scenario.get("events", ()) if e["kind"] == "freq_service"]
+    spans = []
+    for i, e in enumerate(evs):
+        if e["service"] == "cancel":
+            continue
+        end = e["t_s"] + e["valid_s"]
+        if i + 1 < len(evs) and evs[i + 1]["t_s"] < end:
+            end = evs[i + 1]["t_s"]
+        spans.append((e["t_s"], end, e["points"], e.get("baseline_kw", 0.0) * 1000.0))
+    return spans
 
 
 def _sig(x, digits=6):
@@ -50,6 +99,8 @@ class Metrics:
         "_interrupt_s", "_dead_s", "_max_over", "_e_home_j", "_e_to_grid_j", "_e_from_grid_j",
         "_ok_since", "_outage_seen", "_prev_relay_closed", "_reconnect", "reconnects",
         "_soc", "_bms_s",
+        # frequency-response services
+        "_fs_spans", "_fs_i", "_fs_out", "_fs_t_out", "_fs_armed", "_fs_done", "_fs_activation", "_fs_e_j",
         # site invariants (hil/invariants.py): the per-step pre-checks; inert without an oracle
         "inv", "i_tol", "dir_lo", "dir_hi", "dead_max_s", "_dead_from", "_dead_to", "_prev_breaker",
     )
@@ -77,6 +128,14 @@ class Metrics:
         self.reconnects = []  # every reclosure after an outage: (t_s, delay_s, dphi_deg, df_hz, dv_pu)
         self._soc = float(scenario["ev"]["soc"])
         self._bms_s = 0.0
+        self._fs_spans = service_spans(scenario)
+        self._fs_i = 0  # the span in force or next
+        self._fs_out = False  # the source frequency is outside the zero band of the curve in force
+        self._fs_t_out = None
+        self._fs_armed = False
+        self._fs_done = False  # the first departure has been judged
+        self._fs_activation = None
+        self._fs_e_j = 0.0
         self.inv = None
         self.i_tol = self.dir_hi = self.dead_max_s = float("inf")
         self.dir_lo = -self.dir_hi
@@ -177,6 +236,8 @@ class Metrics:
             self._e_to_grid_j -= pg * dt
         if tr.bms_blocked:
             self._bms_s += dt
+        if self._fs_spans:
+            self._service(t, t_start, dt, tr)
         self._soc = tr.soc
 
         # reconnection onto the grid after an outage
@@ -198,6 +259,40 @@ class Metrics:
                 self._reconnect = rec
             self._outage_seen = False
         self._prev_relay_closed = rc
+
+    def _service(self, t, t_start, dt, tr):
+        """The frequency-response service's metrics for the interval (t_start, t]."""
+        spans = self._fs_spans
+        i = self._fs_i
+        while i < len(spans) and spans[i][1] <= t_start + 1e-9:
+            i += 1
+            if self._fs_armed:  # the service ended before 90 %: the first departure failed
+                self._fs_armed = False
+                self._fs_done = True
+            self._fs_out = False
+        self._fs_i = i
+        if i == len(spans) or spans[i][0] > t_start + 1e-9:
+            return
+        _, _, points, base_w = spans[i]
+        delivered = tr.p_ac_w - base_w
+        self._fs_e_j += delivered * dt
+        if self._fs_done:
+            return
+        req = curve_kw(tr.grid_f_hz, points) * 1000.0
+        if req == 0.0:
+            if self._fs_armed:  # back in the band before 90 %
+                self._fs_armed = False
+                self._fs_done = True
+            self._fs_out = False
+            return
+        if not self._fs_out:
+            self._fs_out = True
+            self._fs_armed = True
+            self._fs_t_out = max(t_start, spans[i][0])
+        if self._fs_armed and delivered * req > 0.0 and abs(delivered) >= ACTIVATION_FRACTION * abs(req):
+            self._fs_activation = t_start - self._fs_t_out
+            self._fs_armed = False
+            self._fs_done = True
 
     # ---------------------------------------------------------------- result
     def result(self):
@@ -223,5 +318,7 @@ class Metrics:
             "energy_to_grid_kwh": _sig(self._e_to_grid_j / 3.6e6),
             "energy_from_grid_kwh": _sig(self._e_from_grid_j / 3.6e6),
             "ev_bms_backstop_ms": _sig(self._bms_s * 1000.0),
+            "service_activation_s": _sig(self._fs_activation),
+            "service_energy_kwh": _sig(self._fs_e_j / 3.6e6) if self._fs_spans else None,
             **({"invariant_violations": self.inv.total} if self.inv is not None else {}),
         }

@@ -34,6 +34,7 @@ import can
 from hil.dbcdb import database
 from hil.e2e_ref import _TABLE as _CRC_TABLE
 from hil.e2e_ref import data_id
+from hil.scenario import FREQ_SERVICES
 
 CODECS = ("candb", "cantools")
 NODES = ("meter", "inverter", "relay", "ev", "ems")  # the scenario's can_silence / can_corrupt nodes
@@ -191,6 +192,17 @@ class SiteNodes:
         self.tx_ev_limits = tx("EVCC_Limits", 100)
         self.tx_ev_status = tx("EVCC_Status", 100)
         self.tx_ems = tx("EMS_ModeRequest", 1000)
+        # a frequency-response service (scenario event freq_service): its curve as a header and
+        # its points, sent when the event fires and again every second with the validity that
+        # remains, so that a set lost to a fault is repaired within a second while the service
+        # still ends when the scenario said (a repetition with the full validity would prolong it)
+        self.tx_fs_hdr = tx("EMS_FreqServiceHdr", 1000)
+        self.tx_fs_pt = tx("EMS_FreqServicePoint", 1000)
+        self.fs = None  # the freq_service event in force (None: none)
+        self.fs_curve_id = 0
+        self.fs_until_us = 0
+        self.fs_next_us = float("inf")
+        self.fs_sets_sent = 0
         self.tx = {"meter": self.tx_meter, "inverter": self.tx_inverter, "relay": [self.tx_relay],
                    "ev": [self.tx_ev_limits, self.tx_ev_status], "ems": [self.tx_ems]}
         self._all_tx = [t for group in self.tx.values() for t in group]
@@ -237,6 +249,14 @@ class SiteNodes:
         elif k == "mode":
             self.mode = ev["mode"]
             self.tx_ems.next_us = now_us  # sent at once on a change
+            if now_us < self.next_due_us:
+                self.next_due_us = now_us
+        elif k == "freq_service":
+            self.fs = ev
+            if ev["service"] != "cancel":
+                self.fs_curve_id = (self.fs_curve_id + 1) & 15  # a new curve takes a new id
+                self.fs_until_us = now_us + int(ev["valid_s"] * 1e6)
+            self.fs_next_us = now_us  # sent at once
             if now_us < self.next_due_us:
                 self.next_due_us = now_us
         else:
@@ -393,11 +413,43 @@ class SiteNodes:
                 v["SetpointPower"] = int(mode.get("setpoint_kw", 0.0) * 1000.0)
                 v["ValidFor"] = 0  # holds until three cycle times pass without a repetition
                 self._send(tx, v, now_us, now_us < self.corrupt_until["ems"])
-        due = self.tx_ems.next_us
+        if now_us >= self.fs_next_us:
+            self._send_freq_service(now_us)
+        due = self.tx_ems.next_us if self.tx_ems.next_us < self.fs_next_us else self.fs_next_us
         for tx in self._all_tx:
             if tx.next_us < due:
                 due = tx.next_us
         self.next_due_us = due
+
+    def _send_freq_service(self, now_us):
+        """The service's header and points (battery convention, as the scenario gives them);
+        a cancel goes once, a curve again every second while validity remains."""
+        ev = self.fs
+        cancel = ev["service"] == "cancel"
+        remaining = 0 if cancel else -(-(self.fs_until_us - now_us) // 1000000)  # whole seconds, rounded up
+        if not cancel and remaining < 1:
+            self.fs_next_us = float("inf")  # expired: nothing more to repeat
+            return
+        self.fs_next_us = float("inf") if cancel else now_us + 1000000
+        if now_us < self.silent_until["ems"]:
+            return
+        corrupt = now_us < self.corrupt_until["ems"]
+        pts = [] if cancel else ev["points"]
+        v = self.tx_fs_hdr.sig
+        v["Kind"] = FREQ_SERVICES[ev["service"]]
+        v["CurveId"] = self.fs_curve_id
+        v["NumPoints"] = len(pts)
+        v["BaselinePower"] = 0 if cancel else int(round(ev["baseline_kw"] * 1000.0))
+        v["ValidFor"] = 1 if cancel else int(remaining)
+        self._send(self.tx_fs_hdr, v, now_us, corrupt)
+        v = self.tx_fs_pt.sig
+        for i, (hz, kw) in enumerate(pts):
+            v["CurveId"] = self.fs_curve_id
+            v["Index"] = i
+            v["Frequency"] = hz
+            v["DeltaPower"] = int(round(kw * 1000.0))
+            self._send(self.tx_fs_pt, v, now_us, corrupt)
+        self.fs_sets_sent += 1
 
     def _relay_reported(self, state, now_us, tx):
         """An intact RLY_Feedback left with `state`: since when the relay reports closed. After

@@ -29,6 +29,7 @@ SITE_DEFAULTS = {
     "inverter_period_ms": 10,
     "relay_open_ms": 8,
     "relay_close_ms": 12,
+    "grid_impedance": None,  # the source's series impedance {"r_ohm", "x_ohm"}; None: a stiff grid
 }
 EV_DEFAULTS = {"soc": 0.8, "capacity_kwh": 94.0, "max_charge_kw": 11.0, "max_discharge_kw": 11.0, "min_soc": 0.2}
 INVERTER_DEFAULTS = {"rating_kva": 11.0}
@@ -48,7 +49,16 @@ EVENT_FIELDS = {
     "mode": {"mode": True, "setpoint_kw": False},
     "can_silence": {"node": True, "duration_s": True},
     "can_corrupt": {"node": True, "duration_s": True},
+    "freq_service": {"service": True, "points": False, "baseline_kw": False, "valid_s": False},
+    "grid_profile": {"quantity": True, "points": True},
 }
+# freq_service "service" -> the kind of EMS_FreqServiceHdr (controller/grid_support/freq_service.py)
+FREQ_SERVICES = {"cancel": 0, "fcr_n": 1, "fcr_d_up": 2, "fcr_d_down": 3, "ffr": 4, "custom": 5}
+FREQ_SERVICE_MAX_POINTS = 8
+GRID_IMPEDANCE_MAX_OHM = 10.0
+GRID_PROFILE_MAX_POINTS = 1000
+# grid_profile quantity -> (the event it becomes, value range, its unit)
+GRID_PROFILE = {"frequency": ("grid_frequency", 40.0, 70.0, "Hz"), "voltage": ("grid_voltage", 0.0, 2.0, "pu")}
 
 
 def _num(path, v, lo=None, hi=None, integer=False):
@@ -97,6 +107,8 @@ def _section(sc, name, defaults):
         if path in RANGES:
             lo, hi, integer = RANGES[path]
             out[k] = _num(path, v, lo, hi, integer)
+        elif path == "site.grid_impedance":
+            out[k] = _grid_impedance(path, v)
         elif k == "grid_code":
             if v not in ctl_config.GRID_CODES:
                 raise ScenarioError(path, "unknown grid code %r; known: %s" % (v, ", ".join(ctl_config.GRID_CODES)))
@@ -104,6 +116,102 @@ def _section(sc, name, defaults):
         else:
             out[k] = v
     return out
+
+
+def _grid_impedance(path, v):
+    if v is None:
+        return None
+    _obj(path, v, ("r_ohm", "x_ohm"))
+    out = {}
+    for k in ("r_ohm", "x_ohm"):
+        if k not in v:
+            raise ScenarioError(f"{path}.{k}", "missing")
+        out[k] = _num(f"{path}.{k}", v[k], 0.0, GRID_IMPEDANCE_MAX_OHM)
+    return out
+
+
+def _pairs(path, v, lo_n, hi_n):
+    """A list of lo_n..hi_n [number, number] pairs (checked as numbers, not yet in range)."""
+    if not isinstance(v, list):
+        raise ScenarioError(path, "must be a list of [x, y] pairs")
+    if not lo_n <= len(v) <= hi_n:
+        raise ScenarioError(path, f"must hold {lo_n}..{hi_n} points, not {len(v)}")
+    out = []
+    for j, pt in enumerate(v):
+        if not isinstance(pt, list) or len(pt) != 2:
+            raise ScenarioError(f"{path}[{j}]", "must be a pair [x, y]")
+        out.append((_num(f"{path}[{j}][0]", pt[0]), _num(f"{path}[{j}][1]", pt[1])))
+    return out
+
+
+def _freq_service(path, ev, out):
+    service = ev["service"]
+    if service not in FREQ_SERVICES:
+        raise ScenarioError(path + ".service", "must be one of %s, not %r" % (", ".join(FREQ_SERVICES), service))
+    out["service"] = service
+    if service == "cancel":
+        for f in ("points", "baseline_kw", "valid_s"):
+            if f in ev:
+                raise ScenarioError(f"{path}.{f}", "not with service cancel")
+        return out
+    for f in ("points", "valid_s"):
+        if f not in ev:
+            raise ScenarioError(f"{path}.{f}", "missing")
+    pts = _pairs(path + ".points", ev["points"], 2, FREQ_SERVICE_MAX_POINTS)
+    prev = None
+    for j, (hz, kw) in enumerate(pts):
+        _num(f"{path}.points[{j}][0]", hz, _FREQ_LO, _FREQ_HI)
+        # the curve goes on the bus in mHz: the frequencies must increase there too
+        mhz = round(hz * 1000.0)
+        if prev is not None and mhz <= prev:
+            raise ScenarioError(f"{path}.points[{j}][0]", "frequencies must increase strictly (in steps of at "
+                                "least 0.001 Hz)")
+        prev = mhz
+        if not _DELTA_LO <= kw * 1000.0 <= _DELTA_HI:
+            raise ScenarioError(f"{path}.points[{j}][1]", "%g kW is beyond what EMS_FreqServicePoint.DeltaPower "
+                                "carries (%g..%g W)" % (kw, _DELTA_LO, _DELTA_HI))
+    out["points"] = [[hz, kw] for hz, kw in pts]
+    base = _num(path + ".baseline_kw", ev.get("baseline_kw", 0.0))
+    if not _BASE_LO <= base * 1000.0 <= _BASE_HI:
+        raise ScenarioError(path + ".baseline_kw", "%g kW is beyond what EMS_FreqServiceHdr.BaselinePower carries "
+                            "(%g..%g W)" % (base, _BASE_LO, _BASE_HI))
+    out["baseline_kw"] = base
+    out["valid_s"] = _num(path + ".valid_s", ev["valid_s"], _VALID_LO, _VALID_HI, integer=True)
+    return out
+
+
+def _grid_profile(path, ev, t0, duration):
+    """The grid_frequency / grid_voltage events a profile stands for: the quantity steps to
+    the first point's value at t_s + its dt_s, then runs linearly from point to point
+    (a ramp per segment; two points at one time: a step; an unchanged value: nothing)."""
+    q = ev["quantity"]
+    if q not in GRID_PROFILE:
+        raise ScenarioError(path + ".quantity", "must be one of %s, not %r" % (", ".join(GRID_PROFILE), q))
+    kind, lo, hi, unit = GRID_PROFILE[q]
+    pts = _pairs(path + ".points", ev["points"], 1, GRID_PROFILE_MAX_POINTS)
+    for j, (dt, v) in enumerate(pts):
+        _num(f"{path}.points[{j}][0]", dt, 0.0, duration - t0)
+        _num(f"{path}.points[{j}][1]", v, lo, hi)
+        if j and dt < pts[j - 1][0]:
+            raise ScenarioError(f"{path}.points[{j}][0]", "times must not decrease")
+    key = "hz" if kind == "grid_frequency" else "pu"
+    events = [{"t_s": t0 + pts[0][0], "kind": kind, key: pts[0][1]}]
+    for j in range(1, len(pts)):
+        (d0, v0), (d1, v1) = pts[j - 1], pts[j]
+        if v1 == v0:
+            continue
+        e = {"t_s": t0 + d0, "kind": kind, key: v1}
+        if d1 > d0:
+            if kind == "grid_frequency":
+                rate = abs(v1 - v0) / (d1 - d0)
+                if not 0.001 <= rate <= 100.0:
+                    raise ScenarioError(f"{path}.points[{j}]", "a ramp of %g Hz/s; the plant ramps at 0.001..100 "
+                                        "Hz/s (use a step: two points at one time)" % rate)
+                e["ramp_hz_per_s"] = rate
+            else:
+                e["ramp_s"] = d1 - d0
+        events.append(e)
+    return events
 
 
 def _load(path, v):
@@ -182,6 +290,10 @@ def _event(path, ev, duration):
         elif "setpoint_kw" in ev:
             raise ScenarioError(path + ".setpoint_kw", "goes inside the mode object")
         out["mode"] = _mode(path + ".mode", m)
+    elif kind == "freq_service":
+        _freq_service(path, ev, out)
+    elif kind == "grid_profile":
+        return _grid_profile(path, ev, out["t_s"], duration)
     elif kind in ("can_silence", "can_corrupt"):
         if ev["node"] not in NODES:
             raise ScenarioError(path + ".node", "must be one of %s, not %r" % (", ".join(NODES), ev["node"]))
@@ -225,7 +337,13 @@ def validate(sc):
     evs = sc.get("events", [])
     if not isinstance(evs, list):
         raise ScenarioError("events", "must be a list")
-    events = [_event(f"events[{i}]", ev, duration) for i, ev in enumerate(evs)]
+    events = []
+    for i, ev in enumerate(evs):
+        e = _event(f"events[{i}]", ev, duration)
+        if isinstance(e, list):  # a grid_profile: the plant's own events, so plant and runner need no change
+            events.extend(e)
+        else:
+            events.append(e)
     out["events"] = sorted(events, key=lambda e: e["t_s"])  # stable: same-time events keep file order
     # the controller configuration the scenario implies must be one the controller accepts
     # (its values fit the CAN signals they feed): name the scenario key that breaks it
@@ -252,6 +370,10 @@ def _signal_range(msg, sig):
 
 
 _SETPOINT_LO, _SETPOINT_HI = _signal_range("EMS_ModeRequest", "SetpointPower")
+_FREQ_LO, _FREQ_HI = _signal_range("EMS_FreqServicePoint", "Frequency")
+_DELTA_LO, _DELTA_HI = _signal_range("EMS_FreqServicePoint", "DeltaPower")
+_BASE_LO, _BASE_HI = _signal_range("EMS_FreqServiceHdr", "BaselinePower")
+_VALID_LO, _VALID_HI = _signal_range("EMS_FreqServiceHdr", "ValidFor")
 
 
 # controller configuration key -> the scenario key it comes from (controller_config())

@@ -26,6 +26,8 @@ from controller.bus.candb import (  # noqa: E402
     ID_GW_Status,
     ID_GW_Event,
     ID_EMS_ModeRequest,
+    ID_EMS_FreqServiceHdr,
+    ID_EMS_FreqServicePoint,
     ID_MTR_Energy,
 )
 
@@ -111,10 +113,20 @@ VECTORS = [
     (ID_EMS_ModeRequest, {'ModeReq': 5, 'SetpointPower': -17, 'ValidFor': 58218, 'AliveCounter': 0, 'Crc': 110}, '05efff6ae300006e'),
     (ID_EMS_ModeRequest, {'ModeReq': 6, 'SetpointPower': 18520, 'ValidFor': 52212, 'AliveCounter': 9, 'Crc': 165}, '065848f4cb0009a5'),
     (ID_EMS_ModeRequest, {'ModeReq': 3, 'SetpointPower': 32000, 'ValidFor': 65535, 'AliveCounter': 15, 'Crc': 255}, '03007dffff000fff'),
+    (ID_EMS_FreqServiceHdr, {'Kind': 0, 'CurveId': 0, 'NumPoints': 0, 'BaselinePower': 0, 'ValidFor': 0, 'AliveCounter': 0, 'Crc': 0}, '0000000000000000'),
+    (ID_EMS_FreqServiceHdr, {'Kind': 7, 'CurveId': 15, 'NumPoints': 15, 'BaselinePower': -1, 'ValidFor': 65535, 'AliveCounter': 15, 'Crc': 255}, '7f0fffffffff0fff'),
+    (ID_EMS_FreqServiceHdr, {'Kind': 3, 'CurveId': 11, 'NumPoints': 0, 'BaselinePower': 29923, 'ValidFor': 42055, 'AliveCounter': 14, 'Crc': 164}, '5b00e37447a40ea4'),
+    (ID_EMS_FreqServiceHdr, {'Kind': 0, 'CurveId': 11, 'NumPoints': 0, 'BaselinePower': -8557, 'ValidFor': 19859, 'AliveCounter': 14, 'Crc': 134}, '580093de934d0e86'),
+    (ID_EMS_FreqServiceHdr, {'Kind': 5, 'CurveId': 15, 'NumPoints': 8, 'BaselinePower': 32000, 'ValidFor': 65535, 'AliveCounter': 15, 'Crc': 255}, '7d08007dffff0fff'),
+    (ID_EMS_FreqServicePoint, {'CurveId': 0, 'Index': 0, 'Frequency': 45.0, 'DeltaPower': 0, 'AliveCounter': 0, 'Crc': 0}, '0000000000000000'),
+    (ID_EMS_FreqServicePoint, {'CurveId': 15, 'Index': 7, 'Frequency': 110.535, 'DeltaPower': -1, 'AliveCounter': 15, 'Crc': 255}, '7fffffffff000fff'),
+    (ID_EMS_FreqServicePoint, {'CurveId': 10, 'Index': 0, 'Frequency': 72.874, 'DeltaPower': -27967, 'AliveCounter': 0, 'Crc': 128}, '0ae26cc192000080'),
+    (ID_EMS_FreqServicePoint, {'CurveId': 6, 'Index': 5, 'Frequency': 94.047, 'DeltaPower': 18497, 'AliveCounter': 11, 'Crc': 26}, '5697bf4148000b1a'),
+    (ID_EMS_FreqServicePoint, {'CurveId': 15, 'Index': 7, 'Frequency': 70.0, 'DeltaPower': 32000, 'AliveCounter': 15, 'Crc': 255}, '7fa861007d000fff'),
     (ID_MTR_Energy, {'EnergyImport': 0, 'EnergyExport': 0}, '0000000000000000'),
     (ID_MTR_Energy, {'EnergyImport': 4294967295, 'EnergyExport': 4294967295}, 'ffffffffffffffff'),
-    (ID_MTR_Energy, {'EnergyImport': 1961050203, 'EnergyExport': 2752422983}, '5b40e37447a40ea4'),
-    (ID_MTR_Energy, {'EnergyImport': 3734196440, 'EnergyExport': 2255375763}, 'd85093de934d6e86'),
+    (ID_MTR_Energy, {'EnergyImport': 1791030094, 'EnergyExport': 1347071425}, '4ef3c06ac1ad4a50'),
+    (ID_MTR_Energy, {'EnergyImport': 2892625893, 'EnergyExport': 3753167217}, 'e5f769ac71c9b4df'),
     (ID_MTR_Energy, {'EnergyImport': 4294967295, 'EnergyExport': 4294967295}, 'ffffffffffffffff'),
 ]
 
@@ -135,6 +147,8 @@ ROUNDING = [
     (ID_GW_Status, {'OperatingMode': 3.0, 'LimitingFactor': 8.0, 'TimeoutMeter': 1.0, 'TimeoutInverter': 1.0, 'TimeoutRelay': 1.0, 'TimeoutEv': 1.0, 'TimeoutEms': 1.0, 'PTarget': 0.5, 'RxRefused': 32768.0, 'AliveCounter': 8.0}, '431f000000800800'),
     (ID_GW_Event, {'EventCode': 128.0, 'EventDetail': 128.0, 'EventSeq': 128.0, 'EventValue': 0.0}, '8080800000000000'),
     (ID_EMS_ModeRequest, {'ModeReq': 2.0, 'SetpointPower': 0.5, 'ValidFor': 32768.0, 'AliveCounter': 8.0, 'Crc': 128.0}, '0200000080000880'),
+    (ID_EMS_FreqServiceHdr, {'Kind': 3.0, 'CurveId': 8.0, 'NumPoints': 4.5, 'BaselinePower': 0.5, 'ValidFor': 32768.5, 'AliveCounter': 8.0, 'Crc': 128.0}, '4304000000800880'),
+    (ID_EMS_FreqServicePoint, {'CurveId': 8.0, 'Index': 4.0, 'Frequency': 57.5005, 'DeltaPower': 0.5, 'AliveCounter': 8.0, 'Crc': 128.0}, '48d5300000000880'),
     (ID_MTR_Energy, {'EnergyImport': 2147483648.0, 'EnergyExport': 2147483648.0}, '0000008000000080'),
 ]
 
