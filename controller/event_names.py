@@ -9,7 +9,7 @@ VAL_ table of GW_Event.EventCode in dbc/gateway.dbc.
 
 from controller.events import (
     B_EV_LIMIT, B_UNAVAILABLE, BACKUP_END, BACKUP_OVERLOAD, COMMAND_CLAMPED, FRAME_REFUSED, GRID_FOLLOWING,
-    GRID_FORMING, IMPLAUSIBLE, IN_EMS, IN_EV, IN_INVERTER, IN_METER, IN_PLAUSIBILITY, IN_RELAY, INPUT_RESTORED,
+    GRID_FORMING, GRID_SUPPORT, GS_FREQ_SERVICE, GS_P_OF_F, GS_VOLT_WATT, IMPLAUSIBLE, IN_EMS, IN_EV, IN_INVERTER, IN_METER, IN_PLAUSIBILITY, IN_RELAY, INPUT_RESTORED,
     INPUT_TIMEOUT, ISLAND_DETECTED, LIMIT_CHANGE, MODE_CHANGE, R_COUNTER, R_CRC, R_LENGTH, R_RANGE, R_UNKNOWN_ID,
     RELAY_CLOSE, RELAY_FAULT, RELAY_OPEN, RELAY_OPEN_COMMAND, RESYNC_START, SAFE_STATE, SAFE_STATE_CLEARED,
     T_AC_LOSS, T_FREQ_DRIFT, T_INV_AC_GRID, T_INV_CMD_TIMEOUT, T_INV_DC, T_INV_E2E, T_INV_FAULT_STATE,
@@ -37,12 +37,15 @@ KIND = {
     RELAY_FAULT: "relay_fault",
     IMPLAUSIBLE: "implausible",
     COMMAND_CLAMPED: "command_clamped",
+    GRID_SUPPORT: "grid_support",
 }
+
+GRID_SUPPORT_NAMES = {GS_P_OF_F: "p_of_f", GS_VOLT_WATT: "volt_watt", GS_FREQ_SERVICE: "freq_service"}
 
 BACKUP_END_NAMES = {B_UNAVAILABLE: "ev_unavailable", B_EV_LIMIT: "ev_limit_or_min_soc"}
 
-# by operating mode code (events.IDLE .. events.SAFE)
-MODE_NAMES = ("idle", "charge", "v2h", "v2g", "backup", "safe_state")
+# by operating mode code (events.IDLE .. events.FREQ_SERVICE)
+MODE_NAMES = ("idle", "charge", "v2h", "v2g", "backup", "safe_state", "freq_service")
 
 INPUT_NAMES = {IN_METER: "meter", IN_INVERTER: "inverter", IN_RELAY: "relay", IN_EV: "ev",
                IN_PLAUSIBILITY: "meter_vs_inverter", IN_EMS: "ems"}
@@ -65,7 +68,7 @@ TRIP_NAMES = {
 
 # What binds the power command (EventDetail of LIMIT_CHANGE; GW_Status.LimitingFactor)
 LIMIT_NAMES = ("none", "ev_charge", "ev_discharge", "inverter_rating", "export_limit", "main_fuse", "min_soc",
-               "ramp", "input_timeout", "enter_service", "mode_direction")
+               "ramp", "input_timeout", "enter_service", "mode_direction", "grid_support")
 
 
 def trip_name(code):
@@ -104,4 +107,7 @@ def describe(code, detail, value):
         d["frame_id"] = value & 0xFFFF
     elif code == COMMAND_CLAMPED:
         d["frame_id"] = value & 0xFFFF
+    elif code == GRID_SUPPORT:
+        d["function"] = GRID_SUPPORT_NAMES.get(detail, detail)
+        d["active"] = bool(value)
     return d

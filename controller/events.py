@@ -27,12 +27,17 @@ BACKUP_END = 17
 RELAY_FAULT = 18
 IMPLAUSIBLE = 19
 COMMAND_CLAMPED = 20
+GRID_SUPPORT = 21  # a grid-support function starts (value 1) or ends (0) acting; detail GS_*
 
 # Why backup ended or could not start (EventDetail of BACKUP_END)
 B_UNAVAILABLE, B_EV_LIMIT = 1, 2
 
 # Operating modes (GW_Status.OperatingMode, EMS_ModeRequest.ModeReq for the first four)
 IDLE, CHARGE, V2H, V2G, BACKUP, SAFE = 0, 1, 2, 3, 4, 5
+FREQ_SERVICE = 6  # a frequency-response service sets the power (reported mode)
+
+# Which grid-support function (EventDetail of GRID_SUPPORT)
+GS_P_OF_F, GS_VOLT_WATT, GS_FREQ_SERVICE = 1, 2, 3
 
 # Supervised inputs (EventDetail of INPUT_TIMEOUT / INPUT_RESTORED)
 IN_METER, IN_INVERTER, IN_RELAY, IN_EV, IN_PLAUSIBILITY, IN_EMS = 1, 2, 3, 4, 5, 6

@@ -308,7 +308,6 @@ def test_service_energy_against_the_baseline_while_in_force():
 
 # ---------------------------------------------------------------- the shipped scenarios, end to end
 
-@pytest.mark.xfail(reason="gateway wiring by lead", strict=False)
 def test_ffr_frequency_dip_activates_in_time_and_delivers():
     report, rec = run_lockstep(scenario.load(SCEN / "ffr-frequency-dip.json"))
     m = report["metrics"]
@@ -324,11 +323,10 @@ def test_ffr_frequency_dip_activates_in_time_and_delivers():
     assert all(abs(s[5]) < 50.0 for s in rec.samples if 0.5 <= s[0] <= 2.0)
 
 
-@pytest.mark.xfail(reason="gateway wiring by lead", strict=False)
 def test_fcr_d_stops_at_the_reserve():
     sc = scenario.load(SCEN / "fcr-d-reserve.json")
-    sc["controller"] = {"grid_support": {"reserve_soc_pct": 30.0}}  # the lead's key: in the file once it exists
-    report, rec = run_lockstep(scenario.validate(sc))
+    assert sc["controller"]["backup"]["reserve_soc_pct"] == 30.0
+    report, rec = run_lockstep(sc)
     m = report["metrics"]
     assert m["trip_count"] == 0 and m["invariant_violations"] == 0
     assert m["service_activation_s"] is not None and m["service_activation_s"] <= 7.5  # 2023 FCR-D: 86 % in 7.5 s

@@ -99,6 +99,14 @@ class Gateway:
 
         self.gs = GridSupport(settings.resolve(cfg, prof), self.arbiter.rating_va)
         self._gs_on = False  # grid support ran last period (reset once when it stops)
+        self._gs_reported = 0  # the grid-support functions last reported acting (GS_* bits)
+        # frequency-response services: a curve from the energy manager (controller/grid_support/freq_service.py)
+        from controller.grid_support.freq_service import CurveAssembler, FrequencyService
+
+        self.fsvc = FrequencyService()
+        self.fsa = CurveAssembler(self.fsvc)
+        self.reserve_soc_pct = cfg["backup"]["reserve_soc_pct"]
+        self.service = False  # a service sets the power now (reported mode FREQ_SERVICE)
         self._p_gen_ac = 0.0  # the last command as AC power, generator convention (the Q modes' P)
         self.overload = ConditionalDelay(OVERLOAD_CONFIRM_US)
         self.inv_mon = inverter_monitor.InverterMonitor()
@@ -124,6 +132,8 @@ class Gateway:
         self.ev_status = Input(M["EVCC_Status"], te)
         self.inv_loss = Input(M["INV_AcLossEvent"], 0)
         self.ems = Input(M["EMS_ModeRequest"], 0)
+        self.ems_fs_hdr = Input(M["EMS_FreqServiceHdr"], 0)
+        self.ems_fs_pt = Input(M["EMS_FreqServicePoint"], 0)
         # frame id -> (input, supervision group (0: event-driven, not supervised), handler)
         self.rx = {}
         for inp, grp, handler in (
@@ -135,7 +145,9 @@ class Gateway:
                 (self.ev_limits, events.IN_EV, self._on_ev_limits),
                 (self.ev_status, events.IN_EV, None),
                 (self.inv_loss, 0, self._on_ac_loss),
-                (self.ems, 0, self._on_mode_request)):
+                (self.ems, 0, self._on_mode_request),
+                (self.ems_fs_hdr, 0, self._on_service_header),
+                (self.ems_fs_pt, 0, self._on_service_point)):
             self.rx[inp.msg.frame_id] = (inp, grp, handler)
         self.sup = supervision.Supervision(
             ((events.IN_METER, (self.mtr_grid, self.mtr_power)),
@@ -257,6 +269,13 @@ class Gateway:
         reason = self.prot.update(v["GridVoltage"] / self.v_nom, v["GridFrequency"], v["Rocof"], v["PhaseAngle"], now)
         if reason and self.backup.state == BK_GRID and not self.separated_by:
             self._separate(reason, now)
+        elif self.service and self.backup.state == BK_GRID and not self.separated_by and not self.sup.safe:
+            # fast path: a frequency service follows its curve on every grid sample
+            p = self._service_p(True, now)
+            if p is not None and p != self.p_cmd and not self.fsvc.delta_at(v["GridFrequency"]) == 0:
+                self.p_cmd = p
+                self.ramp.value = p
+                self._send_cmd()
 
     def _on_ac_loss(self, now):
         """The inverter lost its AC voltage (hard outage): separate at once."""
@@ -298,6 +317,15 @@ class Gateway:
         v = self.ems.values
         if self.op.request(v["ModeReq"], v["SetpointPower"], v["ValidFor"], now):
             self._event(events.INPUT_RESTORED, events.IN_EMS, 0)
+
+    def _on_service_header(self, now):
+        v = self.ems_fs_hdr.values
+        self.fsa.on_header(v["Kind"], v["CurveId"], v["NumPoints"], v["BaselinePower"], v["ValidFor"], now)
+
+    def _on_service_point(self, now):
+        """A frequency-response curve's point; the set complete, the service is in force."""
+        v = self.ems_fs_pt.values
+        self.fsa.on_point(v["CurveId"], v["Index"], v["Frequency"], v["DeltaPower"], now)
 
     # ------------------------------------------------------- separation and backup
     def _separate(self, reason, now):
@@ -435,6 +463,11 @@ class Gateway:
         gs = self.gs
         if feeding:
             q = self.sfs.update(self.inv_ac.values.get("AcFrequency", 0.0), now)
+            if self.service and self.fsvc.delta_at(self.mtr_grid.values.get("GridFrequency", 0.0)):
+                # a frequency service acting: the deviation is a grid event the site is paid
+                # to support with active power, so the SFS feedback does not take its share
+                # of the rating (its bias q_0 stays; the passive criteria still watch)
+                q = self.sfs.q_0 if self.sfs.enabled else 0.0
             v_pu = v / self.v_nom
             if gs.q_unit is not None:
                 q += gs.q_var(v_pu, self._p_gen_ac, now)
@@ -461,6 +494,11 @@ class Gateway:
         self.p_target = target
         p = self.arbiter.limit(self.ramp.update(target, now))
         by = self.arbiter.by
+        svc = self._service_p(feeding, now)
+        if svc is not None:
+            # a frequency-response service sets the power, past the mode's target and ramp
+            p = svc
+            by = self.arbiter.by if self.arbiter.by != limits.NONE else limits.GRID_SUPPORT
         if feeding:
             g = self._grid_support_p(p, v_pu, now)
             if g is not None:
@@ -476,6 +514,28 @@ class Gateway:
         self.limiting = by
         self._p_gen_ac = -limits.batt_to_ac(p, self.eff) if p else 0.0
 
+    def _service_p(self, feeding, now):
+        """The battery power a frequency-response service in force asks for (limited), or
+        None. Runs every period, feeding or not, so that its validity runs out on time;
+        when not feeding its bounds are zero."""
+        fsvc = self.fsvc
+        if not fsvc.in_force:
+            self.service = False
+            return None
+        arb = self.arbiter
+        eff = self.eff
+        if feeding:
+            lo = -limits.batt_to_ac(arb.hi_w, eff)
+            hi = -limits.batt_to_ac(arb.lo_w, eff)
+        else:
+            lo = hi = 0
+        g = fsvc.update(self.mtr_grid.values.get("GridFrequency", 0.0), self._soc_pct, self.reserve_soc_pct,
+                        self.ev_status.values.get("BatteryCapacity", 0.0), lo, hi, now)
+        self.service = feeding and g is not None
+        if not self.service:
+            return None
+        return arb.limit(limits.ac_to_batt(-g, eff))
+
     def _grid_support_p(self, p, v_pu, now):
         """Grid support's active power for the scheduled battery power p, within the limits
         and the mode's direction; None when no function moved it (p stands)."""
@@ -484,9 +544,15 @@ class Gateway:
             return None
         m = self.op.mode
         arb = self.arbiter
+        pf_on = True
+        if self.service:
+            # where the service's curve acts, it is the frequency response (the product the
+            # TSO buys): P(f) stands aside and latches afresh when the curve stops
+            pf_on = self.fsvc.delta_at(self.mtr_grid.values.get("GridFrequency", 0.0)) == 0
+            lo, hi = arb.lo_w, arb.hi_w  # the service may move the EV either way
         # the mode's direction bounds the response: v2g only lowers export, charge only
         # lowers charging or charges more, v2h only lowers the home's supply (never exports)
-        if m == events.CHARGE:
+        elif m == events.CHARGE:
             lo, hi = 0, arb.hi_w
         elif m == events.V2G:
             lo, hi = arb.lo_w, 0
@@ -498,7 +564,7 @@ class Gateway:
             return None
         eff = self.eff
         g = gs.p_w(self.mtr_grid.values.get("GridFrequency", 0.0), v_pu, -limits.batt_to_ac(p, eff),
-                   -limits.batt_to_ac(hi, eff), -limits.batt_to_ac(lo, eff), now)
+                   -limits.batt_to_ac(hi, eff), -limits.batt_to_ac(lo, eff), now, pf_on)
         if not gs.acting:
             return None
         return arb.limit(limits.ac_to_batt(-g, eff))
@@ -531,12 +597,20 @@ class Gateway:
     def _report(self, now):
         """Step 7: mode and limit events, and GW_Status every status period."""
         safe = self.sup.safe
-        reported = events.SAFE if safe else self.op.mode
+        reported = events.SAFE if safe else events.FREQ_SERVICE if self.service else self.op.mode
         if self.backup.state != BK_GRID:
             reported = events.BACKUP
         if reported != self.reported_mode:
             self.reported_mode = reported
             self._event(events.MODE_CHANGE, reported, 0)
+        acting = self.gs.acting | (4 if self.service else 0)
+        if acting != self._gs_reported:
+            # a grid-support function starts or ends acting (value 1 / 0): bit 1 P(f), 2 volt-watt, 4 service
+            changed = acting ^ self._gs_reported
+            self._gs_reported = acting
+            for bit, fn in ((1, events.GS_P_OF_F), (2, events.GS_VOLT_WATT), (4, events.GS_FREQ_SERVICE)):
+                if changed & bit:
+                    self._event(events.GRID_SUPPORT, fn, 1 if acting & bit else 0)
         since = self.limit_since
         since.update(now)
         if (not safe and self.backup.state == BK_GRID and self.limiting != self.limit_reported
@@ -548,7 +622,8 @@ class Gateway:
             self._event(events.LIMIT_CHANGE, self.limiting, int(self.p_cmd))
         if self.next_status is None or ticks_diff(now, self.next_status) >= 0:
             self.next_status = ticks_add(now, self.status_period_us)
-            self.out.send_status(events.SAFE if safe else self.op.mode, self.limiting, self.sup.timed_out,
+            self.out.send_status(events.SAFE if safe else events.FREQ_SERVICE if self.service else self.op.mode,
+                                 self.limiting, self.sup.timed_out,
                                  self.op.expired, self.p_cmd, self.refused_total)
             if self.refused_total != self.refused_reported:
                 # at most one refusal event per status period: a corrupt node must not flood the bus
@@ -572,7 +647,7 @@ class Gateway:
         return self._grid_v_lo <= u <= self._grid_v_hi and e.f_lo <= f <= e.f_hi
 
     def _may_energize(self):
-        if self.sup.safe or self.op.mode == events.IDLE or self.separated_by:
+        if self.sup.safe or (self.op.mode == events.IDLE and not self.fsvc.in_force) or self.separated_by:
             return False
         t = self.sup.timed_out
         if t[events.IN_RELAY] or t[events.IN_INVERTER]:

@@ -90,11 +90,15 @@ class GridSupport:
         self.q = q
         return q
 
-    def p_w(self, f_hz, v_pu, p_sched_w, p_min_w, p_max_w, now):
-        """The active power to deliver (W) for schedule p_sched_w within [p_min_w, p_max_w]."""
+    def p_w(self, f_hz, v_pu, p_sched_w, p_min_w, p_max_w, now, p_of_f=True):
+        """The active power to deliver (W) for schedule p_sched_w within [p_min_w, p_max_w];
+        p_of_f False: P(f) stands aside (a frequency service's curve is acting) and starts
+        afresh, latching anew, when it is called with True again."""
         acting = 0
         p = p_sched_w
-        if self.pf is not None:
+        if self.pf is not None and not p_of_f:
+            self.pf.reset(now)
+        elif self.pf is not None:
             p = self.pf.update(f_hz, p_sched_w, p_min_w, p_max_w, now)
             if self.pf.active:
                 acting = P_OF_F
