@@ -4,8 +4,9 @@ check what got loaded and how much heap the big data modules take at import.
 
 What the firmware never uses at run time must stay out of its RAM: the codec halves and
 metadata of controller/bus/candb_lazy.py, the event names (controller/event_names.py),
-the grid-code sources (controller/protection/grid_code_sources.py) and every grid-code
-profile but the selected one. The budgets are for the modules whose size is data
+the grid-code sources (controller/protection/grid_code_sources.py), every grid-code
+profile but the selected one, the configuration's schema and checks
+(controller/config_schema.py) and the grid-support settings. The budgets are for the modules whose size is data
 (docs/benchmarks.md, "Import-time heap"): generous against today's figures, tight
 against the old ones, so a regression shows.
 """
@@ -132,7 +133,11 @@ def run(tmp_path_factory):
 def test_the_runtime_loads_nothing_it_does_not_use(run):
     mods = run["modules"]
     assert run["sent"] > 600  # the gateway ran and sent its frames
-    for never in ("controller.bus.candb_lazy", "controller.event_names", "controller.protection.grid_code_sources"):
+    for never in ("controller.bus.candb_lazy", "controller.event_names", "controller.protection.grid_code_sources",
+                  # load-time only: the configuration's schema and checks, the grid-support
+                  # settings, and the frequency-service unit of a site that sold none
+                  "controller.config_schema", "controller.grid_support.settings",
+                  "controller.grid_support.freq_service"):
         assert never not in mods, never
     assert not [m for m in mods if m.startswith("controller.protection.profiles.")], mods
 

@@ -84,3 +84,38 @@ def test_ieee_frequency_droop_end_to_end_matches_opender(tmp_path, hz):
     ours = _export_w(_at(rows, 39.0)) / RATED_W
     ref = _opender_p_pu(p_dem, hz)
     assert abs(ours - ref) < 0.01, (ours, ref)  # within 1 % of rating, through the whole loop
+
+
+def _vv_site(grid_pu, q_mode):
+    sc = _ieee_site(60.0, 0.5, q_mode)
+    sc["site"]["grid_impedance"] = {"r_ohm": 0.24, "x_ohm": 0.15}  # IEC TR 60725 reference (docs/plant.md)
+    sc["controller"]["anti_islanding"] = {"active_method": "off"}  # Q of the function alone
+    sc["events"] = [{"t_s": 2.0, "kind": "grid_voltage", "pu": grid_pu, "ramp_s": 1.0}]
+    return sc
+
+
+@pytest.mark.parametrize("grid_pu", [1.06, 1.04, 0.95, 0.93])
+def test_ieee_volt_var_behind_a_source_impedance_matches_opender(tmp_path, grid_pu):
+    """Volt-var acts on the voltage the meter measures at the point of connection (the
+    source's plus the site's own drop through the feeder); its Q matches OpenDER's for that
+    voltage, and it moves that voltage the way X * Q / (3 V^2) says."""
+    _, rows = _run(_vv_site(grid_pu, "volt_var"), tmp_path)
+    end = _at(rows, 39.0)
+    q_pu = end["inv_q_kvar"] * 1000.0 / RATED_W
+    v_poc = end["grid_v_pu"]
+    opender = pytest.importorskip("opender", reason="opender not installed (pip install '.[test]')")
+    opender.DER.t_s = 0.1
+    der = opender.DER_BESS()
+    f = der.der_file
+    f.QV_MODE_ENABLE = True
+    f.OV1_TRIP_T = f.UV1_TRIP_T = 1000
+    der.update_der_input(v_pu=v_poc, f=60.0, p_dem_pu=0.5)
+    for _ in range(600):
+        der.run()
+    ref = der.q_out_pu  # per unit of its own rating, as q_pu is of ours
+    assert abs(q_pu - ref) < 0.01, (v_poc, q_pu, ref)  # within 1 % of rating
+    # the same site at unity power factor: the difference in voltage is the reactive drop
+    _, rows_u = _run(_vv_site(grid_pu, "unity_pf"), tmp_path)
+    dv = v_poc - _at(rows_u, 39.0)["grid_v_pu"]
+    expect = 0.15 * end["inv_q_kvar"] * 1000.0 / (3 * 230.0 ** 2)
+    assert abs(q_pu) > 0.05 and dv * expect > 0 and abs(dv - expect) < 0.2 * abs(expect) + 2e-4, (dv, expect)

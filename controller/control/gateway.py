@@ -37,7 +37,6 @@ from controller.control import inverter_monitor, limits, supervision
 from controller.control.backup import GRID as BK_GRID, Backup
 from controller.control.commands import Commands
 from controller.control.operating_mode import OperatingMode
-from controller.grid_support.support import GridSupport
 from controller.protection.anti_islanding import FrequencyDrift, SandiaFrequencyShift
 from controller.protection.interface_protection import EnterService, InterfaceProtection
 from controller.timing import ConditionalDelay, Elapsed, MovingAverage, RampLimiter, split_us
@@ -95,16 +94,20 @@ class Gateway:
                                         enabled=cfg["anti_islanding"]["active_method"] == "sfs")
         immunity = grid_codes.value(prof["rocof_ride_through"]["hz_s"]) or 2.0
         self.drift = FrequencyDrift(self.f_nom, 2.0 * immunity)
+        # grid support (controller/grid_support/support.py): imported here, built once from
+        # the profile's settings and the configuration
         from controller.grid_support import settings
+        from controller.grid_support.support import GridSupport
 
         self.gs = GridSupport(settings.resolve(cfg, prof), self.arbiter.rating_va)
+        settings.drop()
         self._gs_on = False  # grid support ran last period (reset once when it stops)
         self._gs_reported = 0  # the grid-support functions last reported acting (GS_* bits)
-        # frequency-response services: a curve from the energy manager (controller/grid_support/freq_service.py)
-        from controller.grid_support.freq_service import CurveAssembler, FrequencyService
-
-        self.fsvc = FrequencyService()
-        self.fsa = CurveAssembler(self.fsvc)
+        # frequency-response services: a curve from the energy manager (controller/grid_support/
+        # freq_service.py), made with the first header frame: a site that never sells one
+        # keeps the module and its arrays out of RAM
+        self.fsvc = None
+        self.fsa = None
         self.reserve_soc_pct = cfg["backup"]["reserve_soc_pct"]
         self.service = False  # a service sets the power now (reported mode FREQ_SERVICE)
         self._p_gen_ac = 0.0  # the last command as AC power, generator convention (the Q modes' P)
@@ -319,11 +322,19 @@ class Gateway:
             self._event(events.INPUT_RESTORED, events.IN_EMS, 0)
 
     def _on_service_header(self, now):
+        if self.fsa is None:
+            from controller.grid_support.freq_service import CurveAssembler, FrequencyService
+
+            self.fsvc = FrequencyService()
+            self.fsa = CurveAssembler(self.fsvc)
         v = self.ems_fs_hdr.values
         self.fsa.on_header(v["Kind"], v["CurveId"], v["NumPoints"], v["BaselinePower"], v["ValidFor"], now)
 
     def _on_service_point(self, now):
         """A frequency-response curve's point; the set complete, the service is in force."""
+        if self.fsa is None:
+            self.refuse(events.R_RANGE, self.ems_fs_pt.msg.frame_id)  # a point before any header
+            return
         v = self.ems_fs_pt.values
         self.fsa.on_point(v["CurveId"], v["Index"], v["Frequency"], v["DeltaPower"], now)
 
@@ -519,7 +530,7 @@ class Gateway:
         None. Runs every period, feeding or not, so that its validity runs out on time;
         when not feeding its bounds are zero."""
         fsvc = self.fsvc
-        if not fsvc.in_force:
+        if fsvc is None or not fsvc.in_force:
             self.service = False
             return None
         arb = self.arbiter
@@ -540,7 +551,7 @@ class Gateway:
         """Grid support's active power for the scheduled battery power p, within the limits
         and the mode's direction; None when no function moved it (p stands)."""
         gs = self.gs
-        if gs.pf is None and gs.vw is None:
+        if not self.service and gs.quiet(self.mtr_grid.values.get("GridFrequency", 0.0), now):
             return None
         m = self.op.mode
         arb = self.arbiter
@@ -647,7 +658,7 @@ class Gateway:
         return self._grid_v_lo <= u <= self._grid_v_hi and e.f_lo <= f <= e.f_hi
 
     def _may_energize(self):
-        if self.sup.safe or (self.op.mode == events.IDLE and not self.fsvc.in_force) or self.separated_by:
+        if self.sup.safe or (self.op.mode == events.IDLE and not (self.fsvc is not None and self.fsvc.in_force)) or self.separated_by:
             return False
         t = self.sup.timed_out
         if t[events.IN_RELAY] or t[events.IN_INVERTER]:

@@ -58,7 +58,7 @@ class FrequencyWatt:
     """
 
     __slots__ = ("f_nom", "db_of", "db_uf", "k_of", "k_uf", "p_rated", "reference", "enabled", "delay", "lpf",
-                 "p_pre", "p_ref", "side", "active", "settle_w", "output", "_f_hi", "_f_lo")
+                 "p_pre", "p_ref", "side", "active", "settle_w", "output", "_f_hi", "_f_lo", "t_prev")
 
     def __init__(self, f_nom, p_rated_w, db_of_hz=0.036, db_uf_hz=0.036, k_of=0.05, k_uf=0.05, olrt_s=5.0,
                  delay_s=0.0, reference=REF_RATED, enabled=True, settle_w=10.0):
@@ -81,6 +81,7 @@ class FrequencyWatt:
         # the deadband's edges, computed once (no float allocated per update on the way in)
         self._f_hi = f_nom + db_of_hz
         self._f_lo = f_nom - db_uf_hz
+        self.t_prev = None  # the last sample's time (update(), or a caller that skipped it as quiet)
 
     def update(self, f_hz, p_sched_w, p_min_w, p_max_w, now):
         p_sched = p_min_w if p_sched_w < p_min_w else p_max_w if p_sched_w > p_max_w else p_sched_w
@@ -100,13 +101,16 @@ class FrequencyWatt:
             self.p_pre = None
         self.side = side
         if self.delay.update(outside, now):
-            self.active = True
+            if not self.active:
+                self.active = True
+                # the response starts from the schedule at the last sample inside the band
+                self.lpf.reset(p_sched, now if self.t_prev is None else self.t_prev)
             target = static_power(f_hz, self.p_pre, self.f_nom, self.db_of, self.db_uf, self.k_of, self.k_uf,
                                   self.p_ref, p_min_w, p_max_w)
         else:
             target = p_sched
+        self.t_prev = now
         if not self.active:
-            self.lpf.reset(p_sched, now)  # the response starts from the schedule
             self.output = p_sched
             return p_sched
         p = self.lpf.update(target, now)

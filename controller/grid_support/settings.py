@@ -12,7 +12,33 @@ Frequencies are in Hz at the site's nominal frequency (the profile converts them
 voltages and powers in per unit of the nominal voltage and the rating.
 """
 
-from controller.config import ConfigError
+from controller.config import ConfigError, Q_MODES
+
+# The configuration's `grid_support` section (controller/config.py loads it from here while
+# it validates; docs/configuration.md). null takes the value of the site.grid_code profile;
+# a value must lie in the range that profile's standard allows (resolve()).
+SCHEMA = {
+    "p_of_f": ("bool", True, None, None),
+    "q_mode": ("str", "profile", ("profile",) + Q_MODES, None),
+    "volt_watt": ("bool", False, None, None),
+    "f_of_hz": ("numornull", None, 45.0, 66.0),
+    "f_uf_hz": ("numornull", None, 44.0, 65.0),
+    "droop_of": ("numornull", None, 0.001, 1.0),
+    "droop_uf": ("numornull", None, 0.001, 1.0),
+    "p_of_f_delay_s": ("numornull", None, 0.0, 60.0),
+    "p_of_f_olrt_s": ("numornull", None, 0.01, 600.0),
+    "pf": ("numornull", None, 0.0, 1.0),
+    "pf_excitation": ("str", "absorb", ("absorb", "inject"), None),
+    "q_pu": ("numornull", None, -1.0, 1.0),
+    "volt_var_v_pu": ("listornull", None, 4, None),
+    "volt_var_q_pu": ("listornull", None, 4, None),
+    "volt_var_olrt_s": ("numornull", None, 0.01, 600.0),
+    "cos_phi_p_p_pu": ("listornull", None, 3, None),
+    "cos_phi_p_y": ("listornull", None, 3, None),
+    "volt_watt_v_pu": ("listornull", None, 2, None),
+    "volt_watt_p_pu": ("listornull", None, 2, None),
+    "volt_watt_olrt_s": ("numornull", None, 0.01, 600.0),
+}
 
 # configuration key -> (profile section, profile key)
 SCALARS = (
@@ -97,3 +123,16 @@ def resolve(cfg, prof=None):
     if abs(out["q_pu"]) > out["q_max_pu"] + 1e-9:
         raise ConfigError("grid_support.q_pu", "%g is beyond the reactive capability %g" % (out["q_pu"], out["q_max_pu"]))
     return out
+
+
+def drop():
+    """Forget this module once the settings are resolved (at start): a board keeps its
+    bytecode and tables out of RAM; the next resolve() imports it again."""
+    import sys
+
+    if sys.implementation.name != "micropython":
+        return
+    sys.modules.pop("controller.grid_support.settings", None)
+    pkg = sys.modules.get("controller.grid_support")
+    if pkg is not None and hasattr(pkg, "settings"):
+        delattr(pkg, "settings")

@@ -13,8 +13,9 @@ def _err(override):
 
 def test_defaults_complete():
     c = config.defaults()
-    for sec in config.SCHEMA:
-        for key in config.SCHEMA[sec]:
+    full = config.schema()
+    for sec in full:
+        for key in full[sec]:
             assert key in c[sec]
     assert c["control"]["period_ms"] == 10
     assert config.timeout_ms(c, "meter") == 50
