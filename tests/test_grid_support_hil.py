@@ -119,3 +119,40 @@ def test_ieee_volt_var_behind_a_source_impedance_matches_opender(tmp_path, grid_
     dv = v_poc - _at(rows_u, 39.0)["grid_v_pu"]
     expect = 0.15 * end["inv_q_kvar"] * 1000.0 / (3 * 230.0 ** 2)
     assert abs(q_pu) > 0.05 and dv * expect > 0 and abs(dv - expect) < 0.2 * abs(expect) + 2e-4, (dv, expect)
+
+
+def _en_site(mode, setpoint_kw, hz, droop):
+    return {
+        "name": "en-p-of-f-bounds", "duration_s": 20.0,
+        "site": {"grid_code": "EN50549-1"},
+        "ev": {"soc": 0.8, "max_charge_kw": 11.0, "max_discharge_kw": 11.0},
+        "inverter": {"rating_kva": 11.0}, "load": {"p_kw": 1.0},
+        "mode": {"kind": mode, "setpoint_kw": setpoint_kw},
+        "controller": {"grid_support": {"droop_of": droop, "droop_uf": droop}},
+        "events": [{"t_s": 2.0, "kind": "grid_frequency", "hz": hz, "ramp_hz_per_s": 1.0}],
+    }
+
+
+def test_over_frequency_in_v2g_lowers_export_to_zero_and_never_charges(tmp_path):
+    # 2 % droop from 50.2 Hz: at 51.4 Hz the line asks 120 % less than P_M, i.e. charging
+    report, rows = _run(_en_site("v2g", -8.0, 51.4, 0.02), tmp_path)
+    assert report["metrics"]["trip_count"] == 0 and report["metrics"]["invariant_violations"] == 0
+    assert all(r["inv_p_kw"] <= 0.0 + 1e-3 for r in rows)  # never charging in v2g
+    assert abs(_at(rows, 19.0)["inv_p_kw"]) < 0.05  # export lowered to zero
+    ev = [e for e in report["events"] if e["kind"] == "grid_support"]
+    assert ev and ev[0]["function"] == "p_of_f" and ev[0]["active"] is True
+
+
+def test_under_frequency_in_charge_lowers_charging_to_zero_and_never_discharges(tmp_path):
+    # LFSM-U with P_M: at 48.8 Hz and 2 % droop the charging of 5 kW is lowered by 100 %
+    report, rows = _run(_en_site("charge", 5.0, 48.8, 0.02), tmp_path)
+    assert report["metrics"]["trip_count"] == 0 and report["metrics"]["invariant_violations"] == 0
+    assert all(r["inv_p_kw"] >= -1e-3 for r in rows)  # never discharging in charge
+    mid = _at(rows, 2.6)  # 49.4 Hz on the way down: 40 % less charging, behind a 2 s response
+    assert 0.0 < mid["inv_p_kw"] < 5.0
+    assert _at(rows, 19.0)["inv_p_kw"] < 0.05
+
+
+def test_idle_site_does_not_respond(tmp_path):
+    _, rows = _run(_en_site("idle", 0.0, 49.2, 0.02), tmp_path)
+    assert all(abs(r["inv_p_kw"]) < 1e-3 for r in rows)
