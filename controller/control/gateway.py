@@ -65,7 +65,6 @@ class Gateway:
         self.p_ac_avg = MovingAverage(n if n > 0 else 1, integer=True)
         e = self.eff * 1000.0  # per-mille, rounded both ways (AC from battery power in ints)
         self._eff_dn = int(e)
-        self._eff_up = self._eff_dn if self._eff_dn == e else self._eff_dn + 1
         # GW_InverterLimits: the rated AC current is a constant; the DC currents follow the
         # EV's limits and battery voltage, recomputed only when those change
         self._iac_max = int(self.arbiter.rating_va / (self.phases * self.v_nom) * 10) / 10.0
@@ -82,6 +81,15 @@ class Gateway:
         from controller.protection import grid_codes
 
         prof = grid_codes.profile(cfg["site"]["grid_code"], self.f_nom)
+        # grid support (controller/grid_support/support.py): imported here, built once from
+        # the profile's settings and the configuration; then its part of the profile goes
+        # (a board's heap has the room for the rest of the start-up again)
+        from controller.grid_support import settings
+        from controller.grid_support.support import GridSupport
+
+        self.gs = GridSupport(settings.resolve(cfg, prof), self.arbiter.rating_va)
+        settings.drop()
+        del prof["grid_support"]
         self.prot = InterfaceProtection(prof, cfg["meter"]["period_ms"] / 1000.0)
         self.enter = EnterService(prof)
         self._grid_v_lo = self.enter.v_lo * self.v_nom  # the enter-service window in volts
@@ -94,23 +102,7 @@ class Gateway:
                                         enabled=cfg["anti_islanding"]["active_method"] == "sfs")
         immunity = grid_codes.value(prof["rocof_ride_through"]["hz_s"]) or 2.0
         self.drift = FrequencyDrift(self.f_nom, 2.0 * immunity)
-        # grid support (controller/grid_support/support.py): imported here, built once from
-        # the profile's settings and the configuration
-        from controller.grid_support import settings
-        from controller.grid_support.support import GridSupport
-
-        self.gs = GridSupport(settings.resolve(cfg, prof), self.arbiter.rating_va)
-        settings.drop()
-        self._gs_on = False  # grid support ran last period (reset once when it stops)
-        self._gs_reported = 0  # the grid-support functions last reported acting (GS_* bits)
-        # frequency-response services: a curve from the energy manager (controller/grid_support/
-        # freq_service.py), made with the first header frame: a site that never sells one
-        # keeps the module and its arrays out of RAM
-        self.fsvc = None
-        self.fsa = None
-        self.reserve_soc_pct = cfg["backup"]["reserve_soc_pct"]
-        self.service = False  # a service sets the power now (reported mode FREQ_SERVICE)
-        self._p_gen_ac = 0.0  # the last command as AC power, generator convention (the Q modes' P)
+        self.gs.reserve_soc_pct = cfg["backup"]["reserve_soc_pct"]
         self.overload = ConditionalDelay(OVERLOAD_CONFIRM_US)
         self.inv_mon = inverter_monitor.InverterMonitor()
         self.gfm_refused = 0  # grid-forming commands held back because the relay reported closed
@@ -135,8 +127,9 @@ class Gateway:
         self.ev_status = Input(M["EVCC_Status"], te)
         self.inv_loss = Input(M["INV_AcLossEvent"], 0)
         self.ems = Input(M["EMS_ModeRequest"], 0)
-        self.ems_fs_hdr = Input(M["EMS_FreqServiceHdr"], 0)
-        self.ems_fs_pt = Input(M["EMS_FreqServicePoint"], 0)
+        gs = self.gs
+        gs.hdr_in = Input(M["EMS_FreqServiceHdr"], 0)
+        gs.pt_in = Input(M["EMS_FreqServicePoint"], 0)
         # frame id -> (input, supervision group (0: event-driven, not supervised), handler)
         self.rx = {}
         for inp, grp, handler in (
@@ -149,8 +142,8 @@ class Gateway:
                 (self.ev_status, events.IN_EV, None),
                 (self.inv_loss, 0, self._on_ac_loss),
                 (self.ems, 0, self._on_mode_request),
-                (self.ems_fs_hdr, 0, self._on_service_header),
-                (self.ems_fs_pt, 0, self._on_service_point)):
+                (gs.hdr_in, 0, self._on_service_header),
+                (gs.pt_in, 0, self._on_service_point)):
             self.rx[inp.msg.frame_id] = (inp, grp, handler)
         self.sup = supervision.Supervision(
             ((events.IN_METER, (self.mtr_grid, self.mtr_power)),
@@ -272,10 +265,10 @@ class Gateway:
         reason = self.prot.update(v["GridVoltage"] / self.v_nom, v["GridFrequency"], v["Rocof"], v["PhaseAngle"], now)
         if reason and self.backup.state == BK_GRID and not self.separated_by:
             self._separate(reason, now)
-        elif self.service and self.backup.state == BK_GRID and not self.separated_by and not self.sup.safe:
+        elif self.gs.service and self.backup.state == BK_GRID and not self.separated_by and not self.sup.safe:
             # fast path: a frequency service follows its curve on every grid sample
             p = self._service_p(True, now)
-            if p is not None and p != self.p_cmd and not self.fsvc.delta_at(v["GridFrequency"]) == 0:
+            if p is not None and p != self.p_cmd and not self.gs.fsvc.delta_at(v["GridFrequency"]) == 0:
                 self.p_cmd = p
                 self.ramp.value = p
                 self._send_cmd()
@@ -322,21 +315,22 @@ class Gateway:
             self._event(events.INPUT_RESTORED, events.IN_EMS, 0)
 
     def _on_service_header(self, now):
-        if self.fsa is None:
+        gs = self.gs
+        if gs.fsa is None:
             from controller.grid_support.freq_service import CurveAssembler, FrequencyService
 
-            self.fsvc = FrequencyService()
-            self.fsa = CurveAssembler(self.fsvc)
-        v = self.ems_fs_hdr.values
-        self.fsa.on_header(v["Kind"], v["CurveId"], v["NumPoints"], v["BaselinePower"], v["ValidFor"], now)
+            gs.fsvc = FrequencyService()
+            gs.fsa = CurveAssembler(gs.fsvc)
+        v = self.gs.hdr_in.values
+        self.gs.fsa.on_header(v["Kind"], v["CurveId"], v["NumPoints"], v["BaselinePower"], v["ValidFor"], now)
 
     def _on_service_point(self, now):
         """A frequency-response curve's point; the set complete, the service is in force."""
-        if self.fsa is None:
-            self.refuse(events.R_RANGE, self.ems_fs_pt.msg.frame_id)  # a point before any header
+        if self.gs.fsa is None:
+            self.refuse(events.R_RANGE, self.gs.pt_in.msg.frame_id)  # a point before any header
             return
-        v = self.ems_fs_pt.values
-        self.fsa.on_point(v["CurveId"], v["Index"], v["Frequency"], v["DeltaPower"], now)
+        v = self.gs.pt_in.values
+        self.gs.fsa.on_point(v["CurveId"], v["Index"], v["Frequency"], v["DeltaPower"], now)
 
     # ------------------------------------------------------- separation and backup
     def _separate(self, reason, now):
@@ -474,25 +468,25 @@ class Gateway:
         gs = self.gs
         if feeding:
             q = self.sfs.update(self.inv_ac.values.get("AcFrequency", 0.0), now)
-            if self.service and self.fsvc.delta_at(self.mtr_grid.values.get("GridFrequency", 0.0)):
+            if self.gs.service and self.gs.fsvc.delta_at(self.mtr_grid.values.get("GridFrequency", 0.0)):
                 # a frequency service acting: the deviation is a grid event the site is paid
                 # to support with active power, so the SFS feedback does not take its share
                 # of the rating (its bias q_0 stays; the passive criteria still watch)
                 q = self.sfs.q_0 if self.sfs.enabled else 0.0
             v_pu = v / self.v_nom
             if gs.q_unit is not None:
-                q += gs.q_var(v_pu, self._p_gen_ac, now)
+                q += gs.q_var(v_pu, self.gs.p_gen_ac, now)
                 # the reactive current limit: |Q| within the apparent power the rated current
                 # gives at this voltage (the arbiter leaves P what remains)
                 s_v = self.arbiter.rating_va * (v_pu if v_pu < 1.0 else 1.0)
                 q = s_v if q > s_v else -s_v if q < -s_v else q
-            self._gs_on = True
+            self.gs.on = True
         else:
             q = self.sfs.update(0.0)
             v_pu = 0.0
-            if self._gs_on:
+            if self.gs.on:
                 gs.reset(now)
-                self._gs_on = False
+                self.gs.on = False
         self.q_cmd = q
         self.out_cap = self.enter.output_cap(now)
         self._arbitrate()
@@ -523,15 +517,15 @@ class Gateway:
                 by = limits.RAMP
         self.p_cmd = p
         self.limiting = by
-        self._p_gen_ac = -limits.batt_to_ac(p, self.eff) if p else 0.0
+        self.gs.p_gen_ac = -limits.batt_to_ac(p, self.eff) if p else 0.0
 
     def _service_p(self, feeding, now):
         """The battery power a frequency-response service in force asks for (limited), or
         None. Runs every period, feeding or not, so that its validity runs out on time;
         when not feeding its bounds are zero."""
-        fsvc = self.fsvc
+        fsvc = self.gs.fsvc
         if fsvc is None or not fsvc.in_force:
-            self.service = False
+            self.gs.service = False
             return None
         arb = self.arbiter
         eff = self.eff
@@ -540,10 +534,10 @@ class Gateway:
             hi = -limits.batt_to_ac(arb.lo_w, eff)
         else:
             lo = hi = 0
-        g = fsvc.update(self.mtr_grid.values.get("GridFrequency", 0.0), self._soc_pct, self.reserve_soc_pct,
+        g = fsvc.update(self.mtr_grid.values.get("GridFrequency", 0.0), self._soc_pct, self.gs.reserve_soc_pct,
                         self.ev_status.values.get("BatteryCapacity", 0.0), lo, hi, now)
-        self.service = feeding and g is not None
-        if not self.service:
+        self.gs.service = feeding and g is not None
+        if not self.gs.service:
             return None
         return arb.limit(limits.ac_to_batt(-g, eff))
 
@@ -551,15 +545,15 @@ class Gateway:
         """Grid support's active power for the scheduled battery power p, within the limits
         and the mode's direction; None when no function moved it (p stands)."""
         gs = self.gs
-        if not self.service and gs.quiet(self.mtr_grid.values.get("GridFrequency", 0.0), now):
+        if not self.gs.service and gs.quiet(self.mtr_grid.values.get("GridFrequency", 0.0), now):
             return None
         m = self.op.mode
         arb = self.arbiter
         pf_on = True
-        if self.service:
+        if self.gs.service:
             # where the service's curve acts, it is the frequency response (the product the
             # TSO buys): P(f) stands aside and latches afresh when the curve stops
-            pf_on = self.fsvc.delta_at(self.mtr_grid.values.get("GridFrequency", 0.0)) == 0
+            pf_on = self.gs.fsvc.delta_at(self.mtr_grid.values.get("GridFrequency", 0.0)) == 0
             lo, hi = arb.lo_w, arb.hi_w  # the service may move the EV either way
         # the mode's direction bounds the response: v2g only lowers export, charge only
         # lowers charging or charges more, v2h only lowers the home's supply (never exports)
@@ -608,17 +602,17 @@ class Gateway:
     def _report(self, now):
         """Step 7: mode and limit events, and GW_Status every status period."""
         safe = self.sup.safe
-        reported = events.SAFE if safe else events.FREQ_SERVICE if self.service else self.op.mode
+        reported = events.SAFE if safe else events.FREQ_SERVICE if self.gs.service else self.op.mode
         if self.backup.state != BK_GRID:
             reported = events.BACKUP
         if reported != self.reported_mode:
             self.reported_mode = reported
             self._event(events.MODE_CHANGE, reported, 0)
-        acting = self.gs.acting | (4 if self.service else 0)
-        if acting != self._gs_reported:
+        acting = self.gs.acting | (4 if self.gs.service else 0)
+        if acting != self.gs.reported:
             # a grid-support function starts or ends acting (value 1 / 0): bit 1 P(f), 2 volt-watt, 4 service
-            changed = acting ^ self._gs_reported
-            self._gs_reported = acting
+            changed = acting ^ self.gs.reported
+            self.gs.reported = acting
             for bit, fn in ((1, events.GS_P_OF_F), (2, events.GS_VOLT_WATT), (4, events.GS_FREQ_SERVICE)):
                 if changed & bit:
                     self._event(events.GRID_SUPPORT, fn, 1 if acting & bit else 0)
@@ -633,7 +627,7 @@ class Gateway:
             self._event(events.LIMIT_CHANGE, self.limiting, int(self.p_cmd))
         if self.next_status is None or ticks_diff(now, self.next_status) >= 0:
             self.next_status = ticks_add(now, self.status_period_us)
-            self.out.send_status(events.SAFE if safe else events.FREQ_SERVICE if self.service else self.op.mode,
+            self.out.send_status(events.SAFE if safe else events.FREQ_SERVICE if self.gs.service else self.op.mode,
                                  self.limiting, self.sup.timed_out,
                                  self.op.expired, self.p_cmd, self.refused_total)
             if self.refused_total != self.refused_reported:
@@ -658,7 +652,7 @@ class Gateway:
         return self._grid_v_lo <= u <= self._grid_v_hi and e.f_lo <= f <= e.f_hi
 
     def _may_energize(self):
-        if self.sup.safe or (self.op.mode == events.IDLE and not (self.fsvc is not None and self.fsvc.in_force)) or self.separated_by:
+        if self.sup.safe or (self.op.mode == events.IDLE and not (self.gs.fsvc is not None and self.gs.fsvc.in_force)) or self.separated_by:
             return False
         t = self.sup.timed_out
         if t[events.IN_RELAY] or t[events.IN_INVERTER]:

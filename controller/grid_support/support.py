@@ -56,7 +56,9 @@ def make_q(s, s_rated_va):
 
 
 class GridSupport:
-    __slots__ = ("pf", "vw", "q_unit", "q_mode", "q_cap", "acting", "q")
+    __slots__ = ("pf", "vw", "q_unit", "q_mode", "q_cap", "acting", "q",
+                 # the gateway's grid-support state, kept here (one object on the gateway)
+                 "on", "reported", "fsvc", "fsa", "reserve_soc_pct", "service", "hdr_in", "pt_in", "p_gen_ac")
 
     def __init__(self, s, s_rated_va):
         """s: settings.resolve(cfg); s_rated_va: the inverter's rating (also its rated P)."""
@@ -80,6 +82,16 @@ class GridSupport:
             self.q_unit = make_q(s, s_rated_va)
         self.acting = 0
         self.q = 0.0
+        self.on = False  # ran last period (reset once when it stops)
+        self.reported = 0  # the functions last reported acting (bits: 1 P(f), 2 volt-watt, 4 service)
+        # a frequency-response service (freq_service.py), made with the first header frame:
+        # a site that never sells one keeps the module and its arrays out of RAM
+        self.fsvc = None
+        self.fsa = None
+        self.reserve_soc_pct = 100.0  # the backup reserve: no discharge for a service at or below it
+        self.service = False  # a service sets the power now (reported mode FREQ_SERVICE)
+        self.hdr_in = self.pt_in = None  # the service's input frames (controller/bus/inputs.py)
+        self.p_gen_ac = 0.0  # the last command as AC power, generator convention (the Q modes' P)
 
     def q_var(self, v_pu, p_w, now):
         """The reactive power of the Q mode (var, + = injecting) for the voltage v_pu and
