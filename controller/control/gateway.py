@@ -473,20 +473,19 @@ class Gateway:
                 # to support with active power, so the SFS feedback does not take its share
                 # of the rating (its bias q_0 stays; the passive criteria still watch)
                 q = self.sfs.q_0 if self.sfs.enabled else 0.0
-            v_pu = v / self.v_nom
             if gs.q_unit is not None:
-                q += gs.q_var(v_pu, self.gs.p_gen_ac, now)
+                v_pu = v / self.v_nom
+                q += gs.q_var(v_pu, gs.p_gen_ac, now)
                 # the reactive current limit: |Q| within the apparent power the rated current
                 # gives at this voltage (the arbiter leaves P what remains)
                 s_v = self.arbiter.rating_va * (v_pu if v_pu < 1.0 else 1.0)
                 q = s_v if q > s_v else -s_v if q < -s_v else q
-            self.gs.on = True
+            gs.on = True
         else:
             q = self.sfs.update(0.0)
-            v_pu = 0.0
-            if self.gs.on:
+            if gs.on:
                 gs.reset(now)
-                self.gs.on = False
+                gs.on = False
         self.q_cmd = q
         self.out_cap = self.enter.output_cap(now)
         self._arbitrate()
@@ -505,7 +504,7 @@ class Gateway:
             p = svc
             by = self.arbiter.by if self.arbiter.by != limits.NONE else limits.GRID_SUPPORT
         if feeding:
-            g = self._grid_support_p(p, v_pu, now)
+            g = self._grid_support_p(p, v, now)
             if g is not None:
                 p = g
                 by = self.arbiter.by if self.arbiter.by != limits.NONE else limits.GRID_SUPPORT
@@ -517,7 +516,8 @@ class Gateway:
                 by = limits.RAMP
         self.p_cmd = p
         self.limiting = by
-        self.gs.p_gen_ac = -limits.batt_to_ac(p, self.eff) if p else 0.0
+        if gs.q_unit is not None:  # the P the Q modes follow (no float per period without one)
+            gs.p_gen_ac = -limits.batt_to_ac(p, self.eff) if p else 0.0
 
     def _service_p(self, feeding, now):
         """The battery power a frequency-response service in force asks for (limited), or
@@ -541,7 +541,7 @@ class Gateway:
             return None
         return arb.limit(limits.ac_to_batt(-g, eff))
 
-    def _grid_support_p(self, p, v_pu, now):
+    def _grid_support_p(self, p, v, now):
         """Grid support's active power for the scheduled battery power p, within the limits
         and the mode's direction; None when no function moved it (p stands)."""
         gs = self.gs
@@ -568,7 +568,7 @@ class Gateway:
                 gs.reset(now)
             return None
         eff = self.eff
-        g = gs.p_w(self.mtr_grid.values.get("GridFrequency", 0.0), v_pu, -limits.batt_to_ac(p, eff),
+        g = gs.p_w(self.mtr_grid.values.get("GridFrequency", 0.0), v / self.v_nom, -limits.batt_to_ac(p, eff),
                    -limits.batt_to_ac(hi, eff), -limits.batt_to_ac(lo, eff), now, pf_on)
         if not gs.acting:
             return None
