@@ -13,6 +13,7 @@ voltages and powers in per unit of the nominal voltage and the rating.
 """
 
 from controller.config import ConfigError, Q_MODES
+from controller.grid_support.curve import check
 
 # The configuration's `grid_support` section (controller/config.py loads it from here while
 # it validates; docs/configuration.md). null takes the value of the site.grid_code profile;
@@ -101,10 +102,9 @@ def resolve(cfg, prof=None):
                 _in_range("grid_support.%s[%d]" % (key, i), x[i], s, keys[i])
             pts = tuple(x)
         if increasing:
-            for i in range(1, len(pts)):
-                if pts[i] <= pts[i - 1]:
-                    raise ConfigError("grid_support." + key, "points must increase strictly, %g after %g"
-                                      % (pts[i], pts[i - 1]))
+            problem = check(pts, pts)
+            if problem:
+                raise ConfigError("grid_support." + key, problem)
         out[key] = pts
     f_nom = out["f_nom_hz"]
     if out["f_of_hz"] <= f_nom:
