@@ -322,7 +322,10 @@ class Gateway:
             gs.fsvc = FrequencyService()
             gs.fsa = CurveAssembler(gs.fsvc)
         v = self.gs.hdr_in.values
-        self.gs.fsa.on_header(v["Kind"], v["CurveId"], v["NumPoints"], v["BaselinePower"], v["ValidFor"], now)
+        if gs.fsa.on_header(v["Kind"], v["CurveId"], v["NumPoints"], v["BaselinePower"], v["ValidFor"], now):
+            # an inconsistent set is refused whole (freq_service.CurveAssembler says why):
+            # counted like any refused frame, the curve in force stays
+            self.refuse(events.R_RANGE, gs.hdr_in.msg.frame_id)
 
     def _on_service_point(self, now):
         """A frequency-response curve's point; the set complete, the service is in force."""
@@ -330,7 +333,8 @@ class Gateway:
             self.refuse(events.R_RANGE, self.gs.pt_in.msg.frame_id)  # a point before any header
             return
         v = self.gs.pt_in.values
-        self.gs.fsa.on_point(v["CurveId"], v["Index"], v["Frequency"], v["DeltaPower"], now)
+        if self.gs.fsa.on_point(v["CurveId"], v["Index"], v["Frequency"], v["DeltaPower"], now):
+            self.refuse(events.R_RANGE, self.gs.pt_in.msg.frame_id)
 
     # ------------------------------------------------------- separation and backup
     def _separate(self, reason, now):

@@ -39,6 +39,7 @@ class Site:
         self.dev = Device(port)
         self.port = port
         self.grid_v = 230.0
+        self.grid_f = 50.0
         self.p_grid = 1000
         self.p_inv = 0
         self.ev = {"MaxChargePower": 11000, "MaxDischargePower": 11000, "MinSoc": 20.0, "SessionActive": 1,
@@ -58,7 +59,7 @@ class Site:
     def send_all(self, meter=True, inverter=True, relay=True, ev=True):
         d = self.dev
         if meter:
-            d.send("MTR_Grid", GridVoltage=self.grid_v, GridFrequency=50.0)
+            d.send("MTR_Grid", GridVoltage=self.grid_v, GridFrequency=self.grid_f)
             d.send("MTR_Power", ActivePower=self.p_grid)
         self._drain()
         if inverter:

@@ -398,3 +398,37 @@ def test_no_grid_forming_command_once_the_relay_reports_closed():
     cmds = [d for n, d in site.commands() if n == "GW_InverterCmd"]
     assert cmds and all(c["InvModeReq"] != 2 for c in cmds)
     assert gw.gfm_refused == 0  # the state machine never asked for it; the guard stayed idle
+
+
+def _service(site, curve_id=1, points=((49.5, -11000), (49.7, 0)), n=None, kind=4, valid_s=60):
+    site.dev.send("EMS_FreqServiceHdr", Kind=kind, CurveId=curve_id, NumPoints=len(points) if n is None else n,
+                  BaselinePower=0, ValidFor=valid_s)
+    for i, (hz, dp) in enumerate(points):
+        site.dev.send("EMS_FreqServicePoint", CurveId=curve_id, Index=i, Frequency=hz, DeltaPower=dp)
+
+
+def test_a_frequency_service_over_can_sets_the_power_and_bad_sets_are_refused():
+    gw, site = _gw(mode="idle", setpoint_kw=0.0)
+    t = _run(gw, site, 0, 30)
+    assert gw.gs.fsvc is None  # no service frame yet: the unit is not even loaded
+    # a point before any header, then a set whose points belong to another curve: refused, counted
+    site.dev.send("EMS_FreqServicePoint", CurveId=1, Index=0, Frequency=49.5, DeltaPower=-11000)
+    gw.poll(t)
+    assert gw.refused_total == 1
+    site.dev.send("EMS_FreqServiceHdr", Kind=4, CurveId=3, NumPoints=2, BaselinePower=0, ValidFor=60)
+    site.dev.send("EMS_FreqServicePoint", CurveId=4, Index=0, Frequency=49.5, DeltaPower=-11000)
+    gw.poll(t)
+    assert gw.refused_total == 2 and not gw.gs.fsvc.in_force and gw.gs.fsa.refused == 1
+    # a proper FFR set: in force; at nominal frequency the baseline (0), the mode reported freq_service
+    _service(site)
+    t = _run(gw, site, t, 20)
+    assert gw.gs.fsvc.in_force and gw.gs.service and gw.reported_mode == events.FREQ_SERVICE
+    assert gw.p_cmd == 0
+    # the grid frequency falls to 49.5 Hz: full export (11 kW AC from the battery, within the EV's limit)
+    site.grid_f = 49.5
+    t = _run(gw, site, t, 20)
+    assert -11000 <= gw.p_cmd < -10000 and gw.limiting in (limits.GRID_SUPPORT, limits.EV_DISCHARGE)
+    # a cancel: back to idle
+    site.dev.send("EMS_FreqServiceHdr", Kind=0, CurveId=5, NumPoints=0, BaselinePower=0, ValidFor=1)
+    t = _run(gw, site, t, 20)
+    assert not gw.gs.service and gw.p_cmd == 0 and gw.reported_mode == events.IDLE
