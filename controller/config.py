@@ -66,12 +66,10 @@ def _drop():
     between loads (a configuration is validated at start and on a UDS write)."""
     import sys
 
-    if sys.implementation.name != "micropython":
-        return  # CPython (the gateway's Linux side, the HIL, tools) has RAM: keep it imported
-    sys.modules.pop(_RULES, None)
-    pkg = sys.modules.get("controller")
-    if pkg is not None and hasattr(pkg, "config_schema"):
-        delattr(pkg, "config_schema")
+    if sys.implementation.name == "micropython":  # CPython (Linux side, HIL, tools) keeps it
+        from controller import forget
+
+        forget(_RULES)
 
 
 def validate(override=None, base=None):

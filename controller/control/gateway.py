@@ -267,8 +267,8 @@ class Gateway:
             self._separate(reason, now)
         elif self.gs.service and self.backup.state == BK_GRID and not self.separated_by and not self.sup.safe:
             # fast path: a frequency service follows its curve on every grid sample
-            p = self._service_p(True, now)
-            if p is not None and p != self.p_cmd and not self.gs.fsvc.delta_at(v["GridFrequency"]) == 0:
+            p = self._service_p(True, v["GridFrequency"], now)
+            if p is not None and p != self.p_cmd and self.gs.fsvc.acting:
                 self.p_cmd = p
                 self.ramp.value = p
                 self._send_cmd()
@@ -468,11 +468,13 @@ class Gateway:
         ramp and the limits in force, then grid support's active power within them."""
         safe = self.sup.safe
         feeding = self.backup.state == BK_GRID and self.inv_mode == INV_GFL and not safe
-        v = self.mtr_grid.values.get("GridVoltage", 0.0)
+        mg = self.mtr_grid.values
+        v = mg.get("GridVoltage", 0.0)
+        f = mg.get("GridFrequency", 0.0)
         gs = self.gs
         if feeding:
             q = self.sfs.update(self.inv_ac.values.get("AcFrequency", 0.0), now)
-            if self.gs.service and self.gs.fsvc.delta_at(self.mtr_grid.values.get("GridFrequency", 0.0)):
+            if gs.service and gs.fsvc.acting:
                 # a frequency service acting: the deviation is a grid event the site is paid
                 # to support with active power, so the SFS feedback does not take its share
                 # of the rating (its bias q_0 stays; the passive criteria still watch)
@@ -502,16 +504,19 @@ class Gateway:
         self.p_target = target
         p = self.arbiter.limit(self.ramp.update(target, now))
         by = self.arbiter.by
-        svc = self._service_p(feeding, now)
-        if svc is not None:
-            # a frequency-response service sets the power, past the mode's target and ramp
-            p = svc
-            by = self.arbiter.by if self.arbiter.by != limits.NONE else limits.GRID_SUPPORT
+        # a frequency-response service sets the power, past the mode's target and ramp;
+        # P(f) and volt-watt then act on it or on the target
+        g = self._service_p(feeding, f, now)
+        moved = g is not None
+        if moved:
+            p = g
         if feeding:
-            g = self._grid_support_p(p, v, now)
+            g = self._grid_support_p(p, v, f, now)
             if g is not None:
                 p = g
-                by = self.arbiter.by if self.arbiter.by != limits.NONE else limits.GRID_SUPPORT
+                moved = True
+        if moved:
+            by = self.arbiter.by if self.arbiter.by != limits.NONE else limits.GRID_SUPPORT
         self.ramp.value = p
         if by == limits.NONE:
             if self.op.direction_limited:
@@ -523,13 +528,14 @@ class Gateway:
         if gs.q_unit is not None:  # the P the Q modes follow (no float per period without one)
             gs.p_gen_ac = -limits.batt_to_ac(p, self.eff) if p else 0.0
 
-    def _service_p(self, feeding, now):
+    def _service_p(self, feeding, f, now):
         """The battery power a frequency-response service in force asks for (limited), or
         None. Runs every period, feeding or not, so that its validity runs out on time;
         when not feeding its bounds are zero."""
-        fsvc = self.gs.fsvc
+        gs = self.gs
+        fsvc = gs.fsvc
         if fsvc is None or not fsvc.in_force:
-            self.gs.service = False
+            gs.service = False
             return None
         arb = self.arbiter
         eff = self.eff
@@ -538,26 +544,26 @@ class Gateway:
             hi = -limits.batt_to_ac(arb.lo_w, eff)
         else:
             lo = hi = 0
-        g = fsvc.update(self.mtr_grid.values.get("GridFrequency", 0.0), self._soc_pct, self.gs.reserve_soc_pct,
-                        self.ev_status.values.get("BatteryCapacity", 0.0), lo, hi, now)
-        self.gs.service = feeding and g is not None
-        if not self.gs.service:
+        g = fsvc.update(f, self._soc_pct, gs.reserve_soc_pct, self.ev_status.values.get("BatteryCapacity", 0.0), lo, hi,
+                        now)
+        gs.service = feeding and g is not None
+        if not gs.service:
             return None
         return arb.limit(limits.ac_to_batt(-g, eff))
 
-    def _grid_support_p(self, p, v, now):
+    def _grid_support_p(self, p, v, f, now):
         """Grid support's active power for the scheduled battery power p, within the limits
         and the mode's direction; None when no function moved it (p stands)."""
         gs = self.gs
-        if not self.gs.service and gs.quiet(self.mtr_grid.values.get("GridFrequency", 0.0), now):
+        if not gs.service and gs.quiet(f, now):
             return None
         m = self.op.mode
         arb = self.arbiter
         pf_on = True
-        if self.gs.service:
+        if gs.service:
             # where the service's curve acts, it is the frequency response (the product the
             # TSO buys): P(f) stands aside and latches afresh when the curve stops
-            pf_on = self.gs.fsvc.delta_at(self.mtr_grid.values.get("GridFrequency", 0.0)) == 0
+            pf_on = not gs.fsvc.acting
             lo, hi = arb.lo_w, arb.hi_w  # the service may move the EV either way
         # the mode's direction bounds the response: v2g only lowers export, charge only
         # lowers charging or charges more, v2h only lowers the home's supply (never exports)
@@ -572,7 +578,7 @@ class Gateway:
                 gs.reset(now)
             return None
         eff = self.eff
-        g = gs.p_w(self.mtr_grid.values.get("GridFrequency", 0.0), v / self.v_nom, -limits.batt_to_ac(p, eff),
+        g = gs.p_w(f, v / self.v_nom, -limits.batt_to_ac(p, eff),
                    -limits.batt_to_ac(hi, eff), -limits.batt_to_ac(lo, eff), now, pf_on)
         if not gs.acting:
             return None
@@ -606,9 +612,8 @@ class Gateway:
     def _report(self, now):
         """Step 7: mode and limit events, and GW_Status every status period."""
         safe = self.sup.safe
-        reported = events.SAFE if safe else events.FREQ_SERVICE if self.gs.service else self.op.mode
-        if self.backup.state != BK_GRID:
-            reported = events.BACKUP
+        mode = events.SAFE if safe else events.FREQ_SERVICE if self.gs.service else self.op.mode
+        reported = events.BACKUP if self.backup.state != BK_GRID else mode
         if reported != self.reported_mode:
             self.reported_mode = reported
             self._event(events.MODE_CHANGE, reported, 0)
@@ -631,8 +636,7 @@ class Gateway:
             self._event(events.LIMIT_CHANGE, self.limiting, int(self.p_cmd))
         if self.next_status is None or ticks_diff(now, self.next_status) >= 0:
             self.next_status = ticks_add(now, self.status_period_us)
-            self.out.send_status(events.SAFE if safe else events.FREQ_SERVICE if self.gs.service else self.op.mode,
-                                 self.limiting, self.sup.timed_out,
+            self.out.send_status(mode, self.limiting, self.sup.timed_out,
                                  self.op.expired, self.p_cmd, self.refused_total)
             if self.refused_total != self.refused_reported:
                 # at most one refusal event per status period: a corrupt node must not flood the bus
@@ -656,7 +660,8 @@ class Gateway:
         return self._grid_v_lo <= u <= self._grid_v_hi and e.f_lo <= f <= e.f_hi
 
     def _may_energize(self):
-        if self.sup.safe or (self.op.mode == events.IDLE and not (self.gs.fsvc is not None and self.gs.fsvc.in_force)) or self.separated_by:
+        fsvc = self.gs.fsvc
+        if self.sup.safe or self.separated_by or (self.op.mode == events.IDLE and not (fsvc and fsvc.in_force)):
             return False
         t = self.sup.timed_out
         if t[events.IN_RELAY] or t[events.IN_INVERTER]:

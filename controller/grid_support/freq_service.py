@@ -103,7 +103,7 @@ class FrequencyService:
 
     __slots__ = ("kind", "curve_id", "n", "f_mhz", "dp_w", "baseline_w", "dp_max_w", "dp_min_w", "valid_s",
                  "in_force", "_age", "_last", "_dp_cmd", "_wms_up", "_wms_down", "_wh_up", "_wh_down", "_us_rem",
-                 "_out", "_t_out", "_armed", "activations", "last_activation_us", "output",
+                 "acting", "_t_out", "_armed", "activations", "last_activation_us", "output",
                  "_soc", "_reserve", "_cap", "_p_max", "_p_min")
 
     def __init__(self):
@@ -125,7 +125,7 @@ class FrequencyService:
         self._wh_up = 0
         self._wh_down = 0
         self._us_rem = 0  # microseconds below one ms, carried into the next interval
-        self._out = False  # the frequency is outside the zero band
+        self.acting = False  # the curve asks a dP now: the frequency is outside its zero band (last update)
         self._t_out = 0
         self._armed = False  # a departure whose 90 % is not reached yet
         self.activations = 0
@@ -182,7 +182,7 @@ class FrequencyService:
         self.in_force = False
         self.kind = KIND_NONE
         self._armed = False
-        self._out = False
+        self.acting = False
         self.output = None
 
     def delta_at(self, f_hz):
@@ -220,8 +220,8 @@ class FrequencyService:
         self._dp_cmd = dp
         # activation: from leaving the zero band to 90 % of what the curve asks there
         if dp_req != 0:
-            if not self._out:
-                self._out = True
+            if not self.acting:
+                self.acting = True
                 self._t_out = now
                 self._armed = True
                 self.activations += 1
@@ -229,7 +229,7 @@ class FrequencyService:
                 self._armed = False
                 self.last_activation_us = ticks_diff(now, self._t_out)
         else:
-            self._out = False
+            self.acting = False
             self._armed = False
         self.output = p
         return p

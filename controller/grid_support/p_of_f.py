@@ -121,6 +121,16 @@ class FrequencyWatt:
         self.output = p
         return p
 
+    def idle(self, f_hz, now):
+        """True when update() would return the schedule untouched for f_hz: inside the
+        deadband, nothing in force or latched, no delay running. Notes the sample's time
+        (the response starts from there), so a caller may skip update() while it is True
+        (no arithmetic, no float allocated per period in the common case)."""
+        if not self.active and self.side == 0 and not self.delay.output and self._f_lo <= f_hz <= self._f_hi:
+            self.t_prev = now
+            return True
+        return False
+
     def reset(self, now):
         """Out of grid-following operation: no response in force, nothing latched."""
         self.delay.update(False, now)

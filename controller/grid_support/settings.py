@@ -130,9 +130,7 @@ def drop():
     bytecode and tables out of RAM; the next resolve() imports it again."""
     import sys
 
-    if sys.implementation.name != "micropython":
-        return
-    sys.modules.pop("controller.grid_support.settings", None)
-    pkg = sys.modules.get("controller.grid_support")
-    if pkg is not None and hasattr(pkg, "settings"):
-        delattr(pkg, "settings")
+    if sys.implementation.name == "micropython":  # CPython keeps it
+        from controller import forget
+
+        forget("controller.grid_support.settings")

@@ -104,17 +104,8 @@ class GridSupport:
 
     def quiet(self, f_hz, now):
         """Nothing in active power can act for this frequency: no volt-watt, and P(f) off or
-        inside its deadband with nothing latched (the caller may skip p_w(): no arithmetic,
-        no float allocated per period in the common case). P(f) notes the sample's time."""
-        if self.vw is not None:
-            return False
-        pf = self.pf
-        if pf is None:
-            return True
-        if not pf.active and pf.side == 0 and pf.delay.output is False and pf._f_lo <= f_hz <= pf._f_hi:
-            pf.t_prev = now
-            return True
-        return False
+        idle (p_of_f.FrequencyWatt.idle); the caller may then skip p_w()."""
+        return self.vw is None and (self.pf is None or self.pf.idle(f_hz, now))
 
     def p_w(self, f_hz, v_pu, p_sched_w, p_min_w, p_max_w, now, p_of_f=True):
         """The active power to deliver (W) for schedule p_sched_w within [p_min_w, p_max_w];

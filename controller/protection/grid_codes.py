@@ -20,6 +20,8 @@ and angles are not converted.
 
 import sys
 
+from controller import forget
+
 NAMES = ("EN50549-1", "IEEE1547-2018-CatII", "IEEE1547-2018-CatIII", "DK-EN50549-1")
 
 # Trip stage keys in evaluation order (stage 2 = the faster, more severe stage).
@@ -45,10 +47,7 @@ def _load(name):
     full = PROFILES + "." + module_name(name)
     __import__(full)
     p = sys.modules[full].build()
-    del sys.modules[full]
-    pkg = sys.modules.get(PROFILES)
-    if pkg is not None and hasattr(pkg, module_name(name)):
-        delattr(pkg, module_name(name))
+    forget(full)
     return p
 
 

@@ -2,13 +2,13 @@
 Runs under MicroPython (mp_run.py) and CPython (pytest)."""
 
 from controller.grid_support.p_of_f import REF_MOMENTARY, FrequencyWatt, static_power
+from unit_steps import PERIOD, near, steps
 
 RATED = 11000.0
-PERIOD = 10000  # us
 
 
 def _near(a, b, tol=1.0):
-    return abs(a - b) <= tol
+    return near(a, b, tol)
 
 
 def _en(**kw):
@@ -19,12 +19,7 @@ def _en(**kw):
 
 
 def _run(fw, f, p_sched, seconds, t0=0, p_min=-RATED, p_max=RATED):
-    t = t0
-    p = None
-    for _ in range(int(seconds * 1000000 // PERIOD)):
-        t += PERIOD
-        p = fw.update(f, p_sched, p_min, p_max, t)
-    return p, t
+    return steps(lambda t: fw.update(f, p_sched, p_min, p_max, t), seconds, t0)
 
 
 def test_static_curve_en50549_lfsm_o_at_50_7_hz():

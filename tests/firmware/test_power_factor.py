@@ -6,10 +6,7 @@ from math import sqrt
 
 from controller.grid_support.constant_q import ConstantQ
 from controller.grid_support.power_factor import PowerFactor
-
-
-def _near(a, b, tol=0.5):
-    return abs(a - b) <= tol
+from unit_steps import near
 
 
 def _pf(p, q):
@@ -25,8 +22,8 @@ def test_injecting_is_positive_for_either_sign_of_p():
     pf = PowerFactor(0.9, inject=True)
     q_dis = pf.q(9000.0)
     q_chg = pf.q(-9000.0)
-    assert _near(q_dis, 9000.0 * sqrt(1 - 0.81) / 0.9)  # 4358.9 var
-    assert _near(q_chg, q_dis)
+    assert near(q_dis, 9000.0 * sqrt(1 - 0.81) / 0.9)  # 4358.9 var
+    assert near(q_chg, q_dis)
     assert abs(_pf(9000.0, q_dis) - 0.9) < 1e-9
 
 
@@ -35,13 +32,13 @@ def test_absorbing_is_negative_for_either_sign_of_p():
     q_dis = pf.q(10000.0)
     q_chg = pf.q(-10000.0)
     assert q_dis < 0.0 and q_chg < 0.0
-    assert _near(q_dis, -10000.0 * sqrt(1 - 0.95 * 0.95) / 0.95)
+    assert near(q_dis, -10000.0 * sqrt(1 - 0.95 * 0.95) / 0.95)
     assert abs(_pf(-10000.0, q_chg) - 0.95) < 1e-9
 
 
 def test_q_follows_p_and_bounds_win():
     pf = PowerFactor(0.9, inject=True)
-    assert _near(pf.q(4500.0), 0.5 * pf.q(9000.0))
+    assert near(pf.q(4500.0), 0.5 * pf.q(9000.0))
     assert pf.q(9000.0, -3000.0, 3000.0) == 3000.0
     assert PowerFactor(0.9, inject=False).q(9000.0, -3000.0, 3000.0) == -3000.0
 
@@ -50,7 +47,7 @@ def test_p_max_holds_the_power_factor_at_the_rating():
     pf = PowerFactor(0.9, inject=True)
     p = pf.p_max(11000.0)
     q = pf.q(p)
-    assert _near(sqrt(p * p + q * q), 11000.0)
+    assert near(sqrt(p * p + q * q), 11000.0)
 
 
 def test_a_power_factor_out_of_range_is_refused():

@@ -6,14 +6,11 @@ from controller.grid_support.power_factor import PowerFactor
 from controller.grid_support.reactive_power import ReactivePower, headroom
 from controller.grid_support.volt_var import VoltVar
 from controller.grid_support.watt_var import CosPhiP, WattVar
+from unit_steps import near
 
 S = 11000.0
 QMAX = 0.44 * S
 PERIOD = 10000
-
-
-def _near(a, b, tol=0.5):
-    return abs(a - b) <= tol
 
 
 def test_unity_pf_is_zero():
@@ -25,7 +22,7 @@ def test_fixed_pf_follows_p_at_once():
     rp = ReactivePower("fixed_pf", PowerFactor(0.9, inject=False))
     q1 = rp.update(1.0, 4000.0, -QMAX, QMAX, 0)
     q2 = rp.update(1.0, 8000.0, -QMAX, QMAX, PERIOD)
-    assert q1 < 0.0 and _near(q2, 2 * q1)
+    assert q1 < 0.0 and near(q2, 2 * q1)
 
 
 def test_constant_q_and_cos_phi_p_and_watt_var():
@@ -34,7 +31,7 @@ def test_constant_q_and_cos_phi_p_and_watt_var():
     assert rp.update(1.0, 0.4 * S, -QMAX, QMAX, 0) == 0.0
     assert rp.update(1.0, S, -QMAX, QMAX, PERIOD) < -1000.0
     rp = ReactivePower("watt_var", WattVar(S, S))
-    assert _near(rp.update(1.0, 0.75 * S, -QMAX, QMAX, 0), -0.22 * S)
+    assert near(rp.update(1.0, 0.75 * S, -QMAX, QMAX, 0), -0.22 * S)
 
 
 def test_volt_var_runs_with_its_olrt():
@@ -44,7 +41,7 @@ def test_volt_var_runs_with_its_olrt():
     for _ in range(500):
         t += PERIOD
         q = rp.update(0.92, 0.0, -QMAX, QMAX, t)
-    assert _near(q, 0.9 * QMAX, 0.01 * QMAX)
+    assert near(q, 0.9 * QMAX, 0.01 * QMAX)
 
 
 def test_the_limit_always_wins():
@@ -66,7 +63,7 @@ def test_volt_var_filter_runs_on_while_bounded():
         t += PERIOD
         q = rp.update(0.9, 0.0, -QMAX, 0.0, t)  # no injection allowed for 30 s
     assert q == 0.0
-    assert _near(rp.update(0.9, 0.0, -QMAX, QMAX, t + PERIOD), QMAX, 1.0)
+    assert near(rp.update(0.9, 0.0, -QMAX, QMAX, t + PERIOD), QMAX, 1.0)
 
 
 def test_unknown_mode_or_missing_unit_is_refused():
@@ -79,6 +76,6 @@ def test_unknown_mode_or_missing_unit_is_refused():
 
 
 def test_headroom_under_either_priority():
-    assert _near(headroom(S, 0.44 * S), S * 0.8979977, 0.01)
+    assert near(headroom(S, 0.44 * S), S * 0.8979977, 0.01)
     assert headroom(S, 0.0) == S
     assert headroom(S, 2 * S) == 0.0
