@@ -371,10 +371,12 @@ def build_parser():
             c.add_argument("--count", type=int, help="stop after this many frames")
         c.set_defaults(func=fn)
     from tools import bench, diag, exi_cli
+    from energy import cli as energy_cli
 
     diag.add_parsers(sub)
     exi_cli.add_parser(sub)
     bench.add_parser(sub)
+    energy_cli.add_parser(sub)
     return p
 
 
