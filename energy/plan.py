@@ -1,0 +1,563 @@
+"""The least-cost charge/discharge plan of one EV at one home (../shared/energy/README.md).
+
+validate(obj) checks a plan input against every rule of the spec and returns it normalised
+(floats, lists); a broken input raises PlanInputError naming the key, e.g.
+``ev.departures[1].slot: ...`` or ``home_load_kw[7]: ...``. solve(problem) returns the exact
+optimum of the spec's problem, found as a mixed-integer linear programme with HiGHS
+(highspy), or raises PlanInputError when no plan meets the hard limits (min_soc, grid limits).
+The formulation, the two-stage shortfall and the measured solve times: docs/planner.md.
+
+Conventions (the spec's): p_kw > 0 charges the EV, p_kw < 0 discharges it, both on the AC side;
+E is the battery-side energy, soc = E / capacity_kwh, soc[t] at the start of slot t.
+"""
+
+import datetime
+import math
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+TOP_KEYS = ("slot_minutes", "start_utc", "import_price_dkk_per_kwh", "export_price_dkk_per_kwh", "home_load_kw",
+            "ev", "reserve_soc", "wear_cost_dkk_per_kwh", "grid_import_limit_kw", "grid_export_limit_kw",
+            "allow_export")
+EV_KEYS = ("capacity_kwh", "soc", "max_charge_kw", "max_discharge_kw", "charge_efficiency", "discharge_efficiency",
+           "min_soc", "plugged", "drive_kwh", "departures")
+DEPARTURE_KEYS = ("slot", "min_soc")
+# the per-slot arrays, in the order their lengths are compared (the first one sets N)
+SLOT_ARRAYS = ("import_price_dkk_per_kwh", "export_price_dkk_per_kwh", "home_load_kw", "ev.plugged", "ev.drive_kwh")
+
+SIMULTANEOUS_KW = 1e-6  # charge and discharge both above this in one slot: the LP burnt energy, solve the MILP
+SHORTFALL_KWH = 1e-6  # missing energy reported from this size up
+SNAP_KW = 2e-6  # solver noise around 0 and the power limits
+ROUND_KW = 6  # decimals of p_kw (1 mW: the recomputed cost then matches the optimum to ~1e-6 DKK)
+ROUND_SOC = 6
+
+
+class PlanInputError(ValueError):
+    """A plan input the planner refuses; str() is ``"key: problem"``, key a path such as
+    ``ev.departures[1].slot`` or ``home_load_kw[7]``."""
+
+    def __init__(self, key, problem):
+        super().__init__("%s: %s" % (key, problem))
+        self.key = key
+        self.problem = problem
+
+
+# ---------------------------------------------------------------- validation
+def _number(v, key, lo=None, hi=None, lo_open=False):
+    # bool is an int in Python and NaN/inf pass comparisons oddly: both refused explicitly
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise PlanInputError(key, "must be a number, not %s" % _kind(v))
+    v = float(v)
+    if not math.isfinite(v):
+        raise PlanInputError(key, "must be a finite number, not %r" % v)
+    if lo is not None and (v <= lo if lo_open else v < lo):
+        raise PlanInputError(key, "must be %s %g, not %g" % (">" if lo_open else ">=", lo, v))
+    if hi is not None and v > hi:
+        raise PlanInputError(key, "must be <= %g, not %g" % (hi, v))
+    return v
+
+
+def _kind(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def _object(v, key, keys):
+    if not isinstance(v, dict):
+        raise PlanInputError(key or "(top level)", "must be an object, not %s" % _kind(v))
+    prefix = key + "." if key else ""
+    for k in v:
+        if k not in keys:
+            raise PlanInputError(prefix + str(k), "unknown key (allowed: %s)" % ", ".join(keys))
+    for k in keys:
+        if k not in v:
+            raise PlanInputError(prefix + k, "missing")
+    return prefix
+
+
+def _array(v, key):
+    if not isinstance(v, list):
+        raise PlanInputError(key, "must be a list (one value per slot), not %s" % _kind(v))
+    if not v:
+        raise PlanInputError(key, "must hold at least one slot")
+    return v
+
+
+def validate(obj):
+    """Check a plan input (the parsed JSON) against every rule of the spec and return a
+    normalised copy: the same keys, numbers as float, per-slot arrays as lists of float/bool.
+    Idempotent. Raises PlanInputError(key, problem) on the first problem found.
+
+    Beyond the spec's text: every key is required (the spec names no defaults); a departure's
+    slot is an integer in 0..N (N: the end of the horizon); slot_minutes divides a day;
+    start_utc is ISO 8601 in UTC (``Z``, ``+00:00`` or no offset); the start SoC must be at
+    least min_soc; a slot whose home load the grid limits cannot carry whatever the EV does
+    (unplugged, or beyond its power) is refused here, naming the slot."""
+    _object(obj, "", TOP_KEYS)
+    ev = obj["ev"]
+    _object(ev, "ev", EV_KEYS)
+    out = {}
+    sm = _number(obj["slot_minutes"], "slot_minutes", lo=0, lo_open=True, hi=1440)
+    per_day = 1440.0 / sm
+    if abs(per_day - round(per_day)) > 1e-9:
+        raise PlanInputError("slot_minutes", "must divide a day (1440 minutes) into whole slots, not %g" % sm)
+    out["slot_minutes"] = sm
+    out["start_utc"] = _utc(obj["start_utc"])
+
+    arrays = {}
+    for name in SLOT_ARRAYS:
+        src = ev[name[3:]] if name.startswith("ev.") else obj[name]
+        arrays[name] = _array(src, name)
+    n = len(arrays[SLOT_ARRAYS[0]])
+    for name in SLOT_ARRAYS[1:]:
+        if len(arrays[name]) != n:
+            raise PlanInputError(name, "has %d slots, %s has %d: all per-slot arrays must have the same length"
+                                 % (len(arrays[name]), SLOT_ARRAYS[0], n))
+    imp = [_number(x, "import_price_dkk_per_kwh[%d]" % t) for t, x in enumerate(arrays[SLOT_ARRAYS[0]])]
+    exp = [_number(x, "export_price_dkk_per_kwh[%d]" % t) for t, x in enumerate(arrays[SLOT_ARRAYS[1]])]
+    for t in range(n):
+        if exp[t] > imp[t]:
+            raise PlanInputError("export_price_dkk_per_kwh[%d]" % t,
+                                 "%g is above the import price %g of the slot (the spec requires export <= import)"
+                                 % (exp[t], imp[t]))
+    load = [_number(x, "home_load_kw[%d]" % t) for t, x in enumerate(arrays["home_load_kw"])]
+    plugged = []
+    for t, x in enumerate(arrays["ev.plugged"]):
+        if not isinstance(x, bool):
+            raise PlanInputError("ev.plugged[%d]" % t, "must be true or false, not %s" % _kind(x))
+        plugged.append(x)
+    drive = [_number(x, "ev.drive_kwh[%d]" % t, lo=0) for t, x in enumerate(arrays["ev.drive_kwh"])]
+    out["import_price_dkk_per_kwh"] = imp
+    out["export_price_dkk_per_kwh"] = exp
+    out["home_load_kw"] = load
+
+    e = {}
+    e["capacity_kwh"] = _number(ev["capacity_kwh"], "ev.capacity_kwh", lo=0, lo_open=True)
+    e["soc"] = _number(ev["soc"], "ev.soc", lo=0, hi=1)
+    e["max_charge_kw"] = _number(ev["max_charge_kw"], "ev.max_charge_kw", lo=0)
+    e["max_discharge_kw"] = _number(ev["max_discharge_kw"], "ev.max_discharge_kw", lo=0)
+    e["charge_efficiency"] = _number(ev["charge_efficiency"], "ev.charge_efficiency", lo=0, lo_open=True, hi=1)
+    e["discharge_efficiency"] = _number(ev["discharge_efficiency"], "ev.discharge_efficiency", lo=0, lo_open=True,
+                                        hi=1)
+    e["min_soc"] = _number(ev["min_soc"], "ev.min_soc", lo=0, hi=1)
+    if e["soc"] < e["min_soc"]:
+        raise PlanInputError("ev.soc", "%g is below ev.min_soc %g: the plan could not start within the EV's limit"
+                             % (e["soc"], e["min_soc"]))
+    e["plugged"] = plugged
+    e["drive_kwh"] = drive
+    deps = ev["departures"]
+    if not isinstance(deps, list):
+        raise PlanInputError("ev.departures", "must be a list, not %s" % _kind(deps))
+    e["departures"] = []
+    for k, d in enumerate(deps):
+        key = "ev.departures[%d]" % k
+        _object(d, key, DEPARTURE_KEYS)
+        s = d["slot"]
+        if isinstance(s, bool) or not isinstance(s, int):
+            if isinstance(s, float) and s.is_integer():
+                s = int(s)
+            else:
+                raise PlanInputError(key + ".slot", "must be an integer slot index, not %s" % (
+                    repr(s) if isinstance(s, (int, float)) and not isinstance(s, bool) else _kind(s)))
+        if not 0 <= s <= n:
+            raise PlanInputError(key + ".slot", "%d is outside the horizon 0..%d (slot %d: its end)" % (s, n, n))
+        e["departures"].append({"slot": s, "min_soc": _number(d["min_soc"], key + ".min_soc", lo=0, hi=1)})
+    out["ev"] = e
+    out["reserve_soc"] = _number(obj["reserve_soc"], "reserve_soc", lo=0, hi=1)
+    out["wear_cost_dkk_per_kwh"] = _number(obj["wear_cost_dkk_per_kwh"], "wear_cost_dkk_per_kwh", lo=0)
+    out["grid_import_limit_kw"] = _number(obj["grid_import_limit_kw"], "grid_import_limit_kw", lo=0)
+    out["grid_export_limit_kw"] = _number(obj["grid_export_limit_kw"], "grid_export_limit_kw", lo=0)
+    if not isinstance(obj["allow_export"], bool):
+        raise PlanInputError("allow_export", "must be true or false, not %s" % _kind(obj["allow_export"]))
+    out["allow_export"] = obj["allow_export"]
+
+    # a slot whose load no EV power can bring within the grid limits: refused by name here
+    # (the solver would only say "infeasible"); limits that bind over time are diagnosed by solve()
+    imp_lim = out["grid_import_limit_kw"]
+    exp_lim = out["grid_export_limit_kw"] if out["allow_export"] else 0.0
+    for t in range(n):
+        dmax = e["max_discharge_kw"] if plugged[t] else 0.0
+        cmax = e["max_charge_kw"] if plugged[t] else 0.0
+        if load[t] - dmax > imp_lim + 1e-9:
+            raise PlanInputError("home_load_kw[%d]" % t, "%g kW exceeds grid_import_limit_kw %g%s" % (
+                load[t], imp_lim, " plus the EV's %g kW discharge" % dmax if plugged[t] else " and the EV is not plugged in"))
+        if -load[t] - cmax > exp_lim + 1e-9:
+            raise PlanInputError("home_load_kw[%d]" % t, "%g kW (a surplus) exceeds what the grid may take (%g kW%s)%s" % (
+                load[t], exp_lim, "" if out["allow_export"] else ", allow_export is false",
+                " plus the EV's %g kW charge" % cmax if plugged[t] else " and the EV is not plugged in"))
+    return out
+
+
+def _utc(v):
+    if not isinstance(v, str):
+        raise PlanInputError("start_utc", "must be an ISO 8601 time string, not %s" % _kind(v))
+    try:
+        t = datetime.datetime.fromisoformat(v)
+    except ValueError:
+        raise PlanInputError("start_utc", "%r is not an ISO 8601 date and time" % v) from None
+    if t.utcoffset() not in (None, datetime.timedelta(0)):
+        raise PlanInputError("start_utc", "%r is not in UTC (use Z or +00:00)" % v)
+    return v
+
+
+# ---------------------------------------------------------------- the model
+class _Model:
+    """The spec's problem as one sparse LP/MILP (rows in CSR), columns:
+
+    c[t], d[t]  charge / discharge AC power (kW), 0 where unplugged;
+    i[t], x[t]  grid import / export (kW), <= the limits (export 0 unless allowed);
+    E[0..N]     battery energy (kWh), E[0] fixed, min_soc*cap <= E <= cap;
+    y[t]        1: slot t may charge, 0: may discharge (continuous in the LP, binary in the MILP);
+    s[r]        reserve shortfall of reserve row r (kWh), u[k] departure k's shortfall (kWh);
+    with diagnose=True also hm[t] (E below min_soc), hc[t] (E above capacity), hi[t], hx[t]
+    (import / export above the limit): the elastic model that names an infeasible place.
+    """
+
+    def __init__(self, p, terminal_value, diagnose=False):
+        ev = p["ev"]
+        n = len(p["home_load_kw"])
+        self.n = n
+        dt = p["slot_minutes"] / 60.0
+        cap = ev["capacity_kwh"]
+        eta_c, eta_d = ev["charge_efficiency"], ev["discharge_efficiency"]
+        plugged = np.array(ev["plugged"], dtype=bool)
+        load = np.array(p["home_load_kw"], dtype=float)
+        drive = np.array(ev["drive_kwh"], dtype=float)
+        pi = np.array(p["import_price_dkk_per_kwh"], dtype=float)
+        pe = np.array(p["export_price_dkk_per_kwh"], dtype=float)
+        cmax = np.where(plugged, ev["max_charge_kw"], 0.0)
+        dmax = np.where(plugged, ev["max_discharge_kw"], 0.0)
+        imp_lim = p["grid_import_limit_kw"]
+        exp_lim = p["grid_export_limit_kw"] if p["allow_export"] else 0.0
+        e0 = ev["soc"] * cap
+        e_min = ev["min_soc"] * cap
+        r_kwh = p["reserve_soc"] * cap
+        res_t = np.flatnonzero(plugged) if r_kwh > e_min else np.zeros(0, dtype=int)
+        deps = ev["departures"]
+        nr, k = len(res_t), len(deps)
+        inf = math.inf
+
+        C, D, I, X, E, Y = 0, n, 2 * n, 3 * n, 4 * n, 5 * n + 1
+        S = 6 * n + 1
+        U = S + nr
+        ncol = U + k
+        self.C, self.D, self.E, self.Y, self.S, self.U = C, D, E, Y, S, U
+        lo = np.zeros(ncol)
+        hi = np.zeros(ncol)
+        hi[C:C + n] = cmax
+        hi[D:D + n] = dmax
+        hi[I:I + n] = imp_lim
+        hi[X:X + n] = exp_lim
+        lo[E] = hi[E] = e0
+        lo[E + 1:E + n + 1] = e_min
+        hi[E + 1:E + n + 1] = cap
+        hi[Y:Y + n] = 1.0
+        hi[S:] = 0.0  # shortfall slacks: opened only when the targets cannot all be met
+        cost = np.zeros(ncol)
+        cost[I:I + n] = dt * pi
+        cost[X:X + n] = -dt * pe
+        cost[D:D + n] = dt * p["wear_cost_dkk_per_kwh"] / eta_d
+        cost[E + n] = -terminal_value
+
+        t = np.arange(n)
+        blocks = []  # (row lower, row upper, column index matrix, value matrix): one row per matrix row
+        # E[t+1] - E[t] - eta_c dt c[t] + dt/eta_d d[t] = -drive[t]
+        blocks.append((-drive, -drive, np.stack([E + t + 1, E + t, C + t, D + t], 1),
+                       np.tile([1.0, -1.0, -eta_c * dt, dt / eta_d], (n, 1))))
+        # i[t] - x[t] - c[t] + d[t] = load[t]: import and export need no binary. A slot with
+        # both > 0 moves no more energy than one with both lowered by the smaller and costs
+        # (import price - export price) >= 0 more per kW (the spec's export <= import), and
+        # lowering both keeps them within their limits, so an optimum never needs both.
+        blocks.append((load, load, np.stack([I + t, X + t, C + t, D + t], 1),
+                       np.tile([1.0, -1.0, -1.0, 1.0], (n, 1))))
+        # c[t] <= cmax y[t], d[t] <= dmax (1 - y[t]): charge XOR discharge. Charging and
+        # discharging at once would burn (1/eta_d - eta_c) kWh per kWh moved: worth it to the
+        # optimiser when energy has negative value (negative prices, a full battery).
+        both = np.flatnonzero((cmax > 0) & (dmax > 0))
+        self.binary_cols = Y + both
+        nb = len(both)
+        blocks.append((np.full(nb, -inf), np.zeros(nb), np.stack([C + both, Y + both], 1),
+                       np.stack([np.ones(nb), -cmax[both]], 1)))
+        blocks.append((np.full(nb, -inf), dmax[both], np.stack([D + both, Y + both], 1),
+                       np.stack([np.ones(nb), dmax[both]], 1)))
+        # E[t] + s[r] >= reserve where plugged; E[slot] + u[k] >= departure target
+        blocks.append((np.full(nr, r_kwh), np.full(nr, inf), np.stack([E + res_t, S + np.arange(nr)], 1),
+                       np.ones((nr, 2))))
+        dep_slot = np.array([d["slot"] for d in deps], dtype=int)
+        dep_kwh = np.array([d["min_soc"] * cap for d in deps], dtype=float)
+        blocks.append((dep_kwh, np.full(k, inf), np.stack([E + dep_slot, U + np.arange(k)], 1).reshape(k, 2),
+                       np.ones((k, 2))))
+        if diagnose:
+            # elastic copies of the hard limits: E within [min, cap], import, export
+            HM = ncol
+            HC, HI, HX = HM + n, HM + 2 * n, HM + 3 * n
+            ncol = HM + 4 * n
+            lo = np.concatenate([lo, np.zeros(4 * n)])
+            hi = np.concatenate([hi, np.full(4 * n, inf)])
+            cost = np.zeros(ncol)
+            lo[E + 1:E + n + 1] = -inf
+            hi[E + 1:E + n + 1] = inf
+            hi[I:I + n] = inf
+            hi[X:X + n] = inf
+            hi[S:HM] = inf
+            cost[HM:] = 1.0
+            one = np.ones((n, 2))
+            blocks.append((np.full(n, e_min), np.full(n, inf), np.stack([E + t + 1, HM + t], 1), one))
+            blocks.append((np.full(n, -inf), np.full(n, cap), np.stack([E + t + 1, HC + t], 1),
+                           np.stack([np.ones(n), -np.ones(n)], 1)))
+            blocks.append((np.full(n, -inf), np.full(n, imp_lim), np.stack([I + t, HI + t], 1),
+                           np.stack([np.ones(n), -np.ones(n)], 1)))
+            blocks.append((np.full(n, -inf), np.full(n, exp_lim), np.stack([X + t, HX + t], 1),
+                           np.stack([np.ones(n), -np.ones(n)], 1)))
+            self.HM, self.HC, self.HI, self.HX = HM, HC, HI, HX
+
+        row_lo = np.concatenate([b[0] for b in blocks])
+        row_hi = np.concatenate([b[1] for b in blocks])
+        widths = np.concatenate([np.full(len(b[0]), b[2].shape[1] if len(b[0]) else 0, dtype=np.int32)
+                                 for b in blocks])
+        index = np.concatenate([b[2].reshape(-1) for b in blocks]).astype(np.int32)
+        value = np.concatenate([b[3].reshape(-1) for b in blocks]).astype(float)
+        start = np.zeros(len(row_lo) + 1, dtype=np.int32)
+        np.cumsum(widths, out=start[1:])
+        self.ncol, self.nrow = ncol, len(row_lo)
+        self.lo, self.hi, self.cost = lo, hi, cost
+        self.row_lo, self.row_hi = row_lo, row_hi
+        self.start, self.index, self.value = start, index, value
+        self.n_slack = nr + k
+        self.res_t, self.dep_slot = res_t, dep_slot
+
+    def load_into(self, h, integer=False):
+        integrality = np.zeros(self.ncol, dtype=np.int32)
+        if integer:
+            integrality[self.binary_cols] = 1
+        h.clearModel()
+        # format 2: rowwise; sense 1: minimise
+        h.passModel(self.ncol, self.nrow, len(self.value), 2, 1, 0.0, self.cost, self.lo, self.hi,
+                    self.row_lo, self.row_hi, self.start[:-1].copy(), self.index, self.value, integrality)
+
+
+# ---------------------------------------------------------------- HiGHS
+_local = threading.local()
+
+
+def _highs():
+    """A HiGHS instance per thread, made once (its options set once; clearModel() between plans)."""
+    h = getattr(_local, "h", None)
+    if h is None:
+        import highspy
+
+        # the first Highs() of a process prints a banner on C-level stdout: keep it off our
+        # output (`--json -` writes the plan there)
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        for k, v in _OPTIONS.items():
+            h.setOptionValue(k, v)
+        _local.h = h
+        _local.status = highspy.HighsModelStatus
+    return h
+
+
+# Chosen deliberately (docs/planner.md): one thread (a 2-core shared machine; the models are
+# small, thread start-up costs more than it saves), no log, a MIP gap that leaves ~1e-6 of the
+# cost, presolve on (it removes the fixed columns and the empty slack columns).
+_OPTIONS = {"output_flag": False, "threads": 1, "presolve": "on", "mip_rel_gap": 1e-6, "mip_abs_gap": 1e-7,
+            "random_seed": 0}
+
+
+class _Solver:
+    """Runs one model through the stages; remembers whether the MILP was needed."""
+
+    def __init__(self, model, time_limit_s, t_end):
+        self.m = model
+        self.h = _highs()
+        self.h.setOptionValue("time_limit", math.inf if time_limit_s is None else max(1e-3, t_end - time.perf_counter()))
+        self.integer = False
+        self.optimal = True
+        self.solves = 0
+        model.load_into(self.h)
+
+    def run(self):
+        """Solve the current objective exactly: the LP relaxation first; only if its optimum
+        charges and discharges in one slot, the MILP (an LP optimum that is feasible for the
+        MILP is the MILP's optimum, since the LP is a relaxation). Returns the column values,
+        or None when infeasible."""
+        status = _local.status
+        h, m = self.h, self.m
+        while True:
+            h.run()
+            self.solves += 1
+            st = h.getModelStatus()
+            if st in (status.kInfeasible, status.kUnboundedOrInfeasible):
+                return None
+            sol = np.asarray(h.getSolution().col_value)
+            if st != status.kOptimal:
+                if st == status.kTimeLimit and len(sol) == m.ncol and h.getInfo().primal_solution_status == 2:
+                    self.optimal = False
+                    return sol
+                raise RuntimeError("planner: HiGHS ended with %s" % h.modelStatusToString(st))
+            if self.integer:
+                return sol
+            c, d = sol[m.C:m.C + m.n], sol[m.D:m.D + m.n]
+            if not np.any(np.minimum(c, d) > SIMULTANEOUS_KW) or len(m.binary_cols) == 0:
+                return sol
+            self.integer = True
+            k = len(m.binary_cols)
+            h.changeColsIntegrality(k, m.binary_cols.astype(np.int32), np.ones(k, dtype=np.int32))
+
+
+def solve(problem, *, terminal_value_dkk_per_kwh=0.0, time_limit_s=None):
+    """The least-cost plan of `problem` (a plan input, validated here), exactly as the spec
+    defines it. Returns a dict with the spec's output keys:
+
+    - ``cost_dkk``: the spec's cost of exactly the returned powers (recomputed from them);
+    - ``slots``: ``[{"p_kw", "soc"}]``, soc at the start of each slot (recomputed from p_kw);
+    - ``shortfall``: ``[{"slot", "kind": "reserve"|"departure", "kwh"}]``, every reserve slot
+      and departure the plan misses by more than 1e-6 kWh; the plan first minimises the total
+      missing kWh, then the cost at that minimum;
+    - ``solve_ms``: wall time of this call;
+
+    and, for Python callers, ``p_kw`` (list), ``soc`` (N+1 values, soc[N] at the end),
+    ``soc_end``, ``energy_kwh`` (N+1, battery side), ``grid_kw`` (import > 0), ``terminal_value_dkk``
+    (terminal value x E_N, not in cost_dkk), ``milp`` (whether binaries were needed), ``solves``,
+    ``optimal`` (False only when time_limit_s cut a MILP short).
+
+    terminal_value_dkk_per_kwh (not in the JSON spec) credits each kWh left in the battery at
+    the end (objective - value * E_N), for rolling horizons; cost_dkk excludes it.
+    Raises PlanInputError for inputs that break a rule or whose hard limits (min_soc with the
+    driving, grid limits) no plan can meet, naming the place."""
+    t0 = time.perf_counter()
+    p = validate(problem)
+    tv = _number(terminal_value_dkk_per_kwh, "terminal_value_dkk_per_kwh")
+    t_end = t0 + (time_limit_s if time_limit_s is not None else math.inf)
+    m = _Model(p, tv)
+    sv = _Solver(m, time_limit_s, t_end)
+    sol = sv.run()
+    if sol is None and m.n_slack:
+        # some target cannot be met: stage 1 minimises the total missing kWh ...
+        h = sv.h
+        idx = np.arange(m.S, m.ncol, dtype=np.int32)
+        h.changeColsBounds(len(idx), idx, np.zeros(len(idx)), np.full(len(idx), math.inf))
+        allc = np.arange(m.ncol, dtype=np.int32)
+        stage1 = np.zeros(m.ncol)
+        stage1[m.S:] = 1.0
+        h.changeColsCost(m.ncol, allc, stage1)
+        sol = sv.run()
+        if sol is not None:
+            best = float(np.sum(sol[m.S:]))
+            # ... stage 2 the cost with the shortfall held at that minimum (a hair of
+            # tolerance, of the order of the solver's feasibility tolerance; wider once if
+            # even that proves infeasible numerically)
+            h.changeColsCost(m.ncol, allc, m.cost)
+            for tol in (1e-7 + 1e-8 * best, 1e-5 + 1e-6 * best):
+                h.addRow(-math.inf, best + tol, len(idx), idx, np.ones(len(idx)))
+                sol2 = sv.run()
+                if sol2 is not None:
+                    sol = sol2
+                    break
+                h.deleteRows(1, np.array([m.nrow], dtype=np.int32))
+    if sol is None:
+        _diagnose(p, tv)
+    out = _result(p, m, sol, tv)
+    out["milp"] = sv.integer
+    out["solves"] = sv.solves
+    out["optimal"] = sv.optimal
+    out["solve_ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
+    return out
+
+
+def _diagnose(p, tv):
+    """No plan meets the hard limits: find the first slot where they break (the elastic
+    model: every hard limit may be exceeded at a cost of 1 per kWh or kW) and raise
+    PlanInputError naming it."""
+    m = _Model(p, tv, diagnose=True)
+    h = _highs()
+    m.load_into(h, integer=True)
+    h.run()
+    sol = np.asarray(h.getSolution().col_value)
+    ev = p["ev"]
+    n = m.n
+    if len(sol) == m.ncol:
+        viol = [(t, kind) for t in range(n) for kind, base in (("min", m.HM), ("cap", m.HC), ("imp", m.HI),
+                                                                ("exp", m.HX)) if sol[base + t] > 1e-6]
+        viol.sort(key=lambda v: v[0] + (1 if v[1] in ("min", "cap") else 0))
+        for t, kind in viol:
+            amount = sol[{"min": m.HM, "cap": m.HC, "imp": m.HI, "exp": m.HX}[kind] + t]
+            if kind == "min":
+                trips = [j for j in range(t + 1) if ev["drive_kwh"][j] > 0]
+                where = "ev.drive_kwh[%d]" % trips[-1] if trips else "home_load_kw[%d]" % t
+                raise PlanInputError(where, "the EV falls below ev.min_soc at the end of slot %d by %.4g kWh "
+                                            "whatever the plan (driving, grid limits and charging power leave "
+                                            "no way to hold it)" % (t, amount))
+            if kind == "cap":
+                raise PlanInputError("home_load_kw[%d]" % t, "the EV would have to take %.4g kWh more than its "
+                                     "capacity by the end of slot %d to keep the export within the limits" % (amount, t))
+            if kind == "imp":
+                raise PlanInputError("home_load_kw[%d]" % t, "import above grid_import_limit_kw by %.4g kW: the EV "
+                                     "cannot discharge enough in slot %d (min_soc, reserve of energy)" % (amount, t))
+            raise PlanInputError("home_load_kw[%d]" % t, "export above the grid's limit by %.4g kW in slot %d: "
+                                 "the EV cannot take the surplus" % (amount, t))
+    raise PlanInputError("ev", "no plan meets the hard limits (min_soc, driving, grid limits)")
+
+
+def _result(p, m, sol, tv):
+    """The plan from the solver's powers, rounded, with soc, cost and shortfall recomputed from
+    the rounded powers by the spec's formulas (so the output is self-consistent whatever the
+    solver's tolerances)."""
+    ev = p["ev"]
+    n = m.n
+    dt = p["slot_minutes"] / 60.0
+    cap = ev["capacity_kwh"]
+    eta_c, eta_d = ev["charge_efficiency"], ev["discharge_efficiency"]
+    raw = sol[m.C:m.C + n] - sol[m.D:m.D + n]
+    # a power within the solver's tolerance of 0 or of a power limit is that value
+    cmax, dmax = m.hi[m.C:m.C + n], m.hi[m.D:m.D + n]
+    raw = np.where(np.abs(raw) < SNAP_KW, 0.0, raw)
+    raw = np.where(np.abs(raw - cmax) < SNAP_KW, cmax, raw)
+    raw = np.where(np.abs(raw + dmax) < SNAP_KW, -dmax, raw)
+    pk = [round(float(v), ROUND_KW) + 0.0 for v in raw]
+    e = [ev["soc"] * cap]
+    cost = 0.0
+    grid = []
+    wear = p["wear_cost_dkk_per_kwh"]
+    for t in range(n):
+        c, d = max(pk[t], 0.0), max(-pk[t], 0.0)
+        e.append(e[-1] + (eta_c * c - d / eta_d) * dt - ev["drive_kwh"][t])
+        g = p["home_load_kw"][t] + pk[t]
+        grid.append(g)
+        cost += dt * (p["import_price_dkk_per_kwh"][t] * max(g, 0.0) - p["export_price_dkk_per_kwh"][t] * max(-g, 0.0))
+        cost += wear * dt * d / eta_d
+    soc = [round(x / cap, ROUND_SOC) + 0.0 for x in e]
+    short = []
+    r_kwh = p["reserve_soc"] * cap
+    for t in range(n):
+        if ev["plugged"][t] and r_kwh - e[t] > SHORTFALL_KWH:
+            short.append({"slot": t, "kind": "reserve", "kwh": round(r_kwh - e[t], 6)})
+    for dep in ev["departures"]:
+        miss = dep["min_soc"] * cap - e[dep["slot"]]
+        if miss > SHORTFALL_KWH:
+            short.append({"slot": dep["slot"], "kind": "departure", "kwh": round(miss, 6)})
+    short.sort(key=lambda s: (s["slot"], s["kind"] != "reserve"))
+    return {"cost_dkk": round(cost, 6), "slots": [{"p_kw": pk[t], "soc": soc[t]} for t in range(n)],
+            "shortfall": short, "p_kw": pk, "soc": soc, "soc_end": soc[-1], "energy_kwh": e,
+            "grid_kw": grid, "terminal_value_dkk": tv * e[-1]}
