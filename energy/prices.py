@@ -101,31 +101,41 @@ def _check_area(where, area):
 
 
 def _validate(rows, where_of):
-    """rows: [(t_s, price)] in file order; where_of(i) names row i. Raises on the first
-    duplicate, reversal, gap, misalignment or MTU that is neither 15 nor 60 min."""
+    """rows: [(t_s, price, ...)] in file order; where_of(i) names row i. Raises on the first
+    duplicate, reversal, misalignment or MTU that is neither 15 nor 60 min, then on the
+    first gap (which needs both neighbours to tell from a change of resolution)."""
     n = len(rows)
     steps = [rows[i + 1][0] - rows[i][0] for i in range(n - 1)]
-    for i, row in enumerate(rows):
-        t = row[0]
+    for i in range(n):
+        t = rows[i][0]
+        if i:
+            d = steps[i - 1]
+            if d == 0:
+                raise PriceError(where_of(i), f"duplicate interval {format_utc(t)}")
+            if d < 0:
+                raise PriceError(where_of(i), f"out of order: {format_utc(t)} after {format_utc(rows[i - 1][0])}")
+            if d % MTU_S[0]:
+                raise PriceError(where_of(i), f"interval of {d / 60:g} min is neither 15 nor 60 min")
         if t % MTU_S[0]:
             raise PriceError(where_of(i), f"{format_utc(t)} is not on a quarter-hour boundary")
     for i, d in enumerate(steps):
+        if d == 900:
+            continue
         w = where_of(i + 1)
-        if d == 0:
-            raise PriceError(w, f"duplicate interval {format_utc(rows[i][0])}")
-        if d < 0:
-            raise PriceError(w, f"out of order: {format_utc(rows[i + 1][0])} after {format_utc(rows[i][0])}")
-        if d % MTU_S[0]:
-            raise PriceError(w, f"interval of {d / 60:g} min is neither 15 nor 60 min")
+        prev_q = i > 0 and steps[i - 1] == 900
+        next_q = i < n - 2 and steps[i + 1] == 900
         if d == 3600:
+            # an hour between quarter-hours on both sides, or one that starts off the hour next
+            # to quarter-hours, is three missing quarters, not an hourly MTU
+            if (prev_q and next_q) or (rows[i][0] % 3600 and (prev_q or next_q)):
+                raise PriceError(w, f"gap: 3 quarter-hours missing after {format_utc(rows[i][0])}")
             if rows[i][0] % 3600:
                 raise PriceError(where_of(i), f"hourly interval {format_utc(rows[i][0])} not on an hour boundary")
-            # an hour between quarter-hours on both sides is three missing quarters, not an hourly MTU
-            if 0 < i < n - 2 and steps[i - 1] == 900 and steps[i + 1] == 900:
-                raise PriceError(w, f"gap: 3 quarter-hours missing after {format_utc(rows[i][0])}")
-        elif d != 900:
-            unit = 900 if (i > 0 and steps[i - 1] == 900) or d % 3600 else 3600
-            raise PriceError(w, f"gap: {d // unit - 1} interval(s) missing after {format_utc(rows[i][0])}")
+            continue
+        if d % 3600 and not (prev_q or next_q):
+            raise PriceError(w, f"interval of {d / 60:g} min is neither 15 nor 60 min")
+        unit = 900 if (prev_q or next_q or d % 3600) else 3600
+        raise PriceError(w, f"gap: {d // unit - 1} interval(s) missing after {format_utc(rows[i][0])}")
 
 
 def _price(where, text):
