@@ -313,7 +313,11 @@ class _Model:
             hi[I:I + n] = inf
             hi[X:X + n] = inf
             hi[S:HM] = inf
-            cost[HM:] = 1.0
+            # below min_soc is the cheap excuse: a trip or a load the grid cannot carry ends
+            # there, and naming it is what the user can act on; the capacity and the grid
+            # limits are exceeded only where nothing else helps (a surplus nobody can take)
+            cost[HM:HM + n] = 1.0
+            cost[HC:] = 10.0
             one = np.ones((n, 2))
             blocks.append((np.full(n, e_min), np.full(n, inf), np.stack([E + t + 1, HM + t], 1), one))
             blocks.append((np.full(n, -inf), np.full(n, cap), np.stack([E + t + 1, HC + t], 1),
@@ -488,7 +492,7 @@ def solve(problem, *, terminal_value_dkk_per_kwh=0.0, time_limit_s=None):
 
 def _diagnose(p, tv):
     """No plan meets the hard limits: find the first slot where they break (the elastic
-    model: every hard limit may be exceeded at a cost of 1 per kWh or kW) and raise
+    model: every hard limit may be exceeded at a cost per kWh or kW) and raise
     PlanInputError naming it."""
     m = _Model(p, tv, diagnose=True)
     h = _highs()
@@ -505,10 +509,15 @@ def _diagnose(p, tv):
             amount = sol[{"min": m.HM, "cap": m.HC, "imp": m.HI, "exp": m.HX}[kind] + t]
             if kind == "min":
                 trips = [j for j in range(t + 1) if ev["drive_kwh"][j] > 0]
-                where = "ev.drive_kwh[%d]" % trips[-1] if trips else "home_load_kw[%d]" % t
-                raise PlanInputError(where, "the EV falls below ev.min_soc at the end of slot %d by %.4g kWh "
-                                            "whatever the plan (driving, grid limits and charging power leave "
-                                            "no way to hold it)" % (t, amount))
+                forced = [j for j in range(t + 1) if p["home_load_kw"][j] > p["grid_import_limit_kw"]]
+                if trips and (not forced or trips[-1] >= forced[-1]):
+                    raise PlanInputError("ev.drive_kwh[%d]" % trips[-1], "the driving takes the EV below ev.min_soc "
+                                         "by %.4g kWh at the end of slot %d, however much it charges before (power, "
+                                         "grid limit and time allow no more)" % (amount, t))
+                j = forced[-1] if forced else t
+                raise PlanInputError("home_load_kw[%d]" % j, "above grid_import_limit_kw %g: the EV must carry the "
+                                     "rest and falls below ev.min_soc by %.4g kWh at the end of slot %d"
+                                     % (p["grid_import_limit_kw"], amount, t))
             if kind == "cap":
                 raise PlanInputError("home_load_kw[%d]" % t, "the EV would have to take %.4g kWh more than its "
                                      "capacity by the end of slot %d to keep the export within the limits" % (amount, t))
