@@ -190,3 +190,36 @@ def test_parse_utc_accepts_the_eds_and_project_forms_only():
         with pytest.raises(ValueError):
             prices.parse_utc(bad)
     assert math.isclose(prices.parse_utc(prices.format_utc(1759277700)), 1759277700)
+
+
+# --- `v2xgw energy prices` ------------------------------------------------------------------
+
+def test_cli_summary_and_per_slot_csv(tmp_path, capsys):
+    from tools.cli import main
+
+    path = _csv(tmp_path, _rows("DK1", "2025-01-15T15:00:00Z", 3, 60))
+    out = tmp_path / "slots.csv"
+    assert main(["energy", "prices", "--prices", path, "--csv", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "tariff dk1-n1" in text and "3 intervals, 12 slots of 15 min" in text and "resolution 60 min" in text
+    rows = out.read_text().splitlines()
+    assert len(rows) == 13 and rows[0].startswith("slot_start_utc,spot_eur_mwh")
+    # 16:00Z is 17:00 CET, the first winter peak hour: the grid column shows N1's peak price
+    assert rows[5].split(",")[0] == "2025-01-15T16:00:00Z" and float(rows[5].split(",")[3]) == 0.9751
+
+
+@pytest.mark.parametrize("case, argv_extra, match", [
+    ("bad_file", ["--prices", "{bad}"], "bad timestamp"),
+    ("unknown_tariff", ["--tariff", "dk7-none"], "no such tariff"),
+    ("range_outside", ["--from", "2024-01-01"], "prices cover"),
+    ("bad_date", ["--to", "2025-02-30"], "--to"),
+])
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, case, argv_extra, match):
+    from tools.cli import main
+
+    good = _csv(tmp_path, _rows("DK1", "2025-01-15T15:00:00Z", 3, 60))
+    bad = _csv(tmp_path, "2025-01-15T1:00:00Z,DK1,1\n", "bad.csv")
+    argv = ["energy", "prices", "--prices", good] + [bad if a == "{bad}" else a for a in argv_extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and match in err, case
