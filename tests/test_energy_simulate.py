@@ -1,0 +1,140 @@
+"""`v2xgw energy simulate`: the output's keys, the strategies' ordering and capture ratio on a
+real year, energy balance and SoC bounds slot by slot, and bad input refused with exit 2."""
+
+import calendar
+import json
+import pathlib
+
+import pytest
+
+from energy import prices, simulate, site as site_mod, tariffs
+from tools import cli
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PRICES = ROOT / "energy" / "data" / "prices"
+KEYS = ("cost_dkk", "grid_import_kwh", "grid_export_kwh", "ev_charged_kwh", "ev_discharged_kwh",
+        "equivalent_full_cycles", "departure_misses", "reserve_violation_slots")
+
+
+def _world(name, area, days=None, start_day=0):
+    ser = prices.load(str(PRICES / name), area)
+    st = site_mod.load_site(None)
+    t0 = ser.start_s + start_day * 86400
+    t1 = ser.end_s if days is None else t0 + days * 86400
+    return simulate.build_world(ser, st, tariffs.load_tariff(tariffs.default_tariff(area)), t0, t1)
+
+
+@pytest.fixture(scope="module")
+def weeks():
+    """Three winter weeks of DK2 2025 (hourly prices) simulated for every strategy."""
+    w = _world("dk2-2025.csv", "DK2", days=21, start_day=20)
+    res, runs = simulate.simulate(w)
+    return w, res, runs
+
+
+def test_energy_balance_and_soc_bounds_every_slot(weeks):
+    w, res, runs = weeks
+    ev = w.site["ev"]
+    for kind, r in runs.items():
+        for t in range(w.n):
+            lhs = r.import_kw[t] - r.export_kw[t]
+            rhs = w.load_kw[t] + r.charge_kw[t] - r.discharge_kw[t]
+            assert abs(lhs - rhs) < 1e-9, (kind, t)
+            assert r.charge_kw[t] * r.discharge_kw[t] == 0, (kind, t)
+            assert r.import_kw[t] <= w.site["grid_import_limit_kw"] + 1e-9
+            assert r.export_kw[t] <= w.site["grid_export_limit_kw"] + 1e-9
+            assert ev["min_soc"] - 1e-9 <= r.soc[t] <= 1 + 1e-9, (kind, t)
+            if w.plugged[t]:
+                assert r.soc[t] >= w.site["reserve_soc"] - 1e-6, (kind, t)
+            else:
+                assert r.charge_kw[t] == r.discharge_kw[t] == 0
+        s = res[kind]
+        assert abs(s["grid_import_kwh"] - s["grid_export_kwh"]
+                   - (sum(w.load_kw) / 4 + s["ev_charged_kwh"] - s["ev_discharged_kwh"])) < 0.01
+    assert res["v2h"]["grid_export_kwh"] == 0
+    assert res["smart_charge"]["ev_discharged_kwh"] == 0 and res["dumb"]["ev_discharged_kwh"] == 0
+
+
+def test_cost_is_the_spec_formula_of_the_flows(weeks):
+    w, res, runs = weeks
+    r = runs["v2x"]
+    cost = sum(0.25 * (w.import_dkk[t] * r.import_kw[t] - w.export_dkk[t] * r.export_kw[t])
+               + w.site["wear_cost_dkk_per_kwh"] * 0.25 * r.discharge_kw[t] / w.site["ev"]["discharge_efficiency"]
+               for t in range(w.n))
+    assert abs(cost - res["v2x"]["cost_dkk"]) < 0.01
+    # perfect foresight executes exactly what it planned
+    assert abs(runs["perfect_foresight"].planned_cost_dkk - res["perfect_foresight"]["cost_dkk"]) < 0.05
+
+
+def test_weeks_ordering_and_no_misses(weeks):
+    w, res, runs = weeks
+    c = {k: v["cost_dkk"] for k, v in res.items()}
+    assert c["perfect_foresight"] <= c["v2x"] <= c["smart_charge"] <= c["dumb"], c
+    assert c["perfect_foresight"] <= c["v2h"]
+    for k, v in res.items():
+        assert v["departure_misses"] == 0 and v["reserve_violation_slots"] == 0, k
+        assert v["soc_end"] >= w.end_soc - 1e-6, k
+
+
+def test_dumb_charges_on_arrival(weeks):
+    w, res, runs = weeks
+    r = runs["dumb"]
+    arrivals = [t for t in range(1, w.n) if w.plugged[t] and not w.plugged[t - 1]]
+    assert arrivals
+    for t in arrivals:
+        assert r.charge_kw[t] == pytest.approx(w.site["ev"]["max_charge_kw"])
+
+
+def test_full_year_dk1_2024_ordering_capture_and_zero_misses():
+    w = _world("dk1-2024.csv", "DK1")
+    res, _ = simulate.simulate(w)
+    c = {k: v["cost_dkk"] for k, v in res.items()}
+    assert c["perfect_foresight"] <= c["v2x"] <= c["smart_charge"] <= c["dumb"], c
+    assert simulate.capture_ratio(res) >= 0.90
+    for k, v in res.items():
+        assert v["departure_misses"] == 0 and v["reserve_violation_slots"] == 0, k
+    assert res["v2x"]["plans"] >= 366
+
+
+def _run(args):
+    return cli.main(["energy", "simulate"] + args)
+
+
+def test_cli_json_keys_and_table(tmp_path, capsys):
+    out = tmp_path / "o.json"
+    rc = _run(["--prices", str(PRICES / "dk1-2025.csv"), "--area", "DK1", "--from", "2025-10-01",
+               "--to", "2025-10-08", "--json", str(out), "--plot", str(tmp_path), "--week", "2025-10-01"])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert set(doc["strategies"]) == set(simulate.STRATEGIES)
+    for k, v in doc["strategies"].items():
+        assert all(key in v for key in KEYS), k
+    assert "plan_ms_p50" in doc["strategies"]["v2x"] and "plan_ms_p99" in doc["strategies"]["v2x"]
+    assert doc["period"]["slots"] == 7 * 96 and doc["site"]["ev"]["capacity_kwh"] == 94.0
+    assert "capture_ratio" in doc
+    text = capsys.readouterr().out
+    assert "perfect_foresight" in text and "capture ratio" in text
+    assert (tmp_path / "energy-dk1-2025-monthly.png").stat().st_size > 1000
+    assert (tmp_path / "energy-dk1-2025-week.png").stat().st_size > 1000
+
+
+def test_bad_input_exit_2_naming_the_place(tmp_path, capsys):
+    out = str(tmp_path / "o.json")
+    p = str(PRICES / "dk1-2024.csv")
+    assert _run(["--prices", p, "--area", "DK9", "--json", out]) == 2
+    assert "DK9" in capsys.readouterr().err
+    broken = tmp_path / "broken.csv"
+    broken.write_text("time_utc,price_area,price_eur_mwh\n2024-01-01T00:00:00Z,DK1,1.0\n2024-01-01T00:00:00Z,DK1,x\n")
+    assert _run(["--prices", str(broken), "--area", "DK1", "--json", out]) == 2
+    assert "broken.csv" in capsys.readouterr().err
+    bad_site = tmp_path / "site.json"
+    bad_site.write_text(json.dumps({"ev": {"capacity_kwh": 94, "battery_colour": "red"}}))
+    assert _run(["--prices", p, "--area", "DK1", "--site", str(bad_site), "--json", out]) == 2
+    err = capsys.readouterr().err
+    assert "site.json" in err and "ev.battery_colour" in err
+    bad_site.write_text(json.dumps({"reserve_soc": 1.5}))
+    assert _run(["--prices", p, "--area", "DK1", "--site", str(bad_site), "--json", out]) == 2
+    assert "reserve_soc" in capsys.readouterr().err
+    assert _run(["--prices", p, "--area", "DK1", "--from", "2024-02-30", "--json", out]) == 2
+    assert "--from" in capsys.readouterr().err
+    assert not (tmp_path / "o.json").exists()
