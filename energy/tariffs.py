@@ -28,6 +28,8 @@ import math
 import os
 import time
 
+from .prices import format_utc
+
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tariffs")
 COMPONENTS = ("spot", "grid", "transmission", "system", "tax", "vat")
 
@@ -95,6 +97,9 @@ def _local_date(where, v):
             raise ValueError
     except ValueError:
         raise TariffError(where, f"not a date (YYYY-MM-DD[THH:MM:SS]): {v!r}") from None
+    if mm or ss:
+        # prices are looked up per hour (Tariff._hour), so a period must start on a whole hour
+        raise TariffError(where, f"{v!r} is not on a whole local hour")
     return calendar.timegm((y, m, d, hh, mm, ss))
 
 
@@ -179,6 +184,8 @@ class Tariff:
         self.eur_to_local = _num(f"{name}: eur_to_local", doc["eur_to_local"], 0.0001, 1e6)
         self.vat = _num(f"{name}: vat", doc["vat"], 0.0, 1.0)
         self.std_offset_h = _num(f"{name}: std_offset_h", doc.get("std_offset_h", 1), -12, 14)
+        if self.std_offset_h != int(self.std_offset_h):  # the per-hour cache needs whole-hour local time
+            raise TariffError(f"{name}: std_offset_h", "must be a whole number of hours")
         self.dst = doc.get("dst", "EU")
         if self.dst not in ("EU", "none"):
             raise TariffError(f"{name}: dst", f"must be 'EU' or 'none', found {self.dst!r}")
@@ -209,7 +216,6 @@ class Tariff:
         v = self._hour_cache.get(key)
         if v is None:
             local = key * 3600 + utc_offset_s(key * 3600, self.std_offset_h, self.dst)
-            from .prices import format_utc
             when = format_utc(key * 3600)
             hour = (local // 3600) % 24
             grid = self._find("grid", local, when)[hour]

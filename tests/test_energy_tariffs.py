@@ -162,6 +162,8 @@ def _mut(fn):
     ("no_source", _mut(lambda d: d["grid"][1].pop("source")), "t.json: grid[1].source", "source"),
     ("bad_date", _mut(lambda d: d["national"][0].update(ValidFrom="1/1/2024")), "t.json: national[0].ValidFrom",
      "not a date"),
+    ("not_whole_hour", _mut(lambda d: d["grid"][0].update(ValidTo="2024-04-01T00:30:00")),
+     "t.json: grid[0].ValidTo", "whole local hour"),
     ("to_before_from", _mut(lambda d: d["national"][0].update(ValidTo="2023-01-01")),
      "t.json: national[0].ValidTo", "not after"),
     ("overlap", _mut(lambda d: d["grid"][1].update(ValidFrom="2024-03-01")), "t.json: grid", "overlap"),
