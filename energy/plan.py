@@ -220,13 +220,14 @@ class _Model:
     c[t], d[t]  charge / discharge AC power (kW), 0 where unplugged;
     i[t], x[t]  grid import / export (kW), <= the limits (export 0 unless allowed);
     E[0..N]     battery energy (kWh), E[0] fixed, min_soc*cap <= E <= cap;
-    y[t]        1: slot t may charge, 0: may discharge (continuous in the LP, binary in the MILP);
-    s[r]        reserve shortfall of reserve row r (kWh), u[k] departure k's shortfall (kWh);
+    s[r]        reserve shortfall of reserve row r (kWh), u[k] departure k's shortfall (kWh),
+                fixed at 0 until a shortfall is allowed;
+    y[t]        with binaries=True: 1 slot t may charge, 0 it may discharge;
     with diagnose=True also hm[t] (E below min_soc), hc[t] (E above capacity), hi[t], hx[t]
     (import / export above the limit): the elastic model that names an infeasible place.
     """
 
-    def __init__(self, p, terminal_value, diagnose=False):
+    def __init__(self, p, terminal_value, binaries=False, diagnose=False):
         ev = p["ev"]
         n = len(p["home_load_kw"])
         self.n = n
@@ -250,11 +251,15 @@ class _Model:
         nr, k = len(res_t), len(deps)
         inf = math.inf
 
-        C, D, I, X, E, Y = 0, n, 2 * n, 3 * n, 4 * n, 5 * n + 1
-        S = 6 * n + 1
+        C, D, I, X, E = 0, n, 2 * n, 3 * n, 4 * n
+        S = 5 * n + 1
         U = S + nr
-        ncol = U + k
-        self.C, self.D, self.E, self.Y, self.S, self.U = C, D, E, Y, S, U
+        Y = U + k
+        both = np.flatnonzero((cmax > 0) & (dmax > 0)) if binaries else np.zeros(0, dtype=int)
+        nb = len(both)
+        ncol = Y + nb
+        self.C, self.D, self.E, self.S, self.U, self.slack_end = C, D, E, S, U, U + k
+        self.binary_cols = (Y + np.arange(nb)).astype(np.int32)
         lo = np.zeros(ncol)
         hi = np.zeros(ncol)
         hi[C:C + n] = cmax
@@ -264,8 +269,8 @@ class _Model:
         lo[E] = hi[E] = e0
         lo[E + 1:E + n + 1] = e_min
         hi[E + 1:E + n + 1] = cap
-        hi[Y:Y + n] = 1.0
-        hi[S:] = 0.0  # shortfall slacks: opened only when the targets cannot all be met
+        hi[S:Y] = 0.0  # shortfall slacks: opened only when the targets cannot all be met
+        hi[Y:] = 1.0
         cost = np.zeros(ncol)
         cost[I:I + n] = dt * pi
         cost[X:X + n] = -dt * pe
@@ -283,16 +288,6 @@ class _Model:
         # lowering both keeps them within their limits, so an optimum never needs both.
         blocks.append((load, load, np.stack([I + t, X + t, C + t, D + t], 1),
                        np.tile([1.0, -1.0, -1.0, 1.0], (n, 1))))
-        # c[t] <= cmax y[t], d[t] <= dmax (1 - y[t]): charge XOR discharge. Charging and
-        # discharging at once would burn (1/eta_d - eta_c) kWh per kWh moved: worth it to the
-        # optimiser when energy has negative value (negative prices, a full battery).
-        both = np.flatnonzero((cmax > 0) & (dmax > 0))
-        self.binary_cols = Y + both
-        nb = len(both)
-        blocks.append((np.full(nb, -inf), np.zeros(nb), np.stack([C + both, Y + both], 1),
-                       np.stack([np.ones(nb), -cmax[both]], 1)))
-        blocks.append((np.full(nb, -inf), dmax[both], np.stack([D + both, Y + both], 1),
-                       np.stack([np.ones(nb), dmax[both]], 1)))
         # E[t] + s[r] >= reserve where plugged; E[slot] + u[k] >= departure target
         blocks.append((np.full(nr, r_kwh), np.full(nr, inf), np.stack([E + res_t, S + np.arange(nr)], 1),
                        np.ones((nr, 2))))
@@ -300,6 +295,15 @@ class _Model:
         dep_kwh = np.array([d["min_soc"] * cap for d in deps], dtype=float)
         blocks.append((dep_kwh, np.full(k, inf), np.stack([E + dep_slot, U + np.arange(k)], 1).reshape(k, 2),
                        np.ones((k, 2))))
+        # c[t] <= cmax y[t], d[t] <= dmax (1 - y[t]): charge XOR discharge. Charging and
+        # discharging at once would burn (1/eta_d - eta_c) kWh per kWh moved: worth it to the
+        # optimiser when energy has negative value (negative prices, a full battery). Only in
+        # the MILP: the LP comes first and is exact when it does not do both (_Solver.run).
+        yb = Y + np.arange(nb)
+        blocks.append((np.full(nb, -inf), np.zeros(nb), np.stack([C + both, yb], 1),
+                       np.stack([np.ones(nb), -cmax[both]], 1)))
+        blocks.append((np.full(nb, -inf), dmax[both], np.stack([D + both, yb], 1),
+                       np.stack([np.ones(nb), dmax[both]], 1)))
         if diagnose:
             # elastic copies of the hard limits: E within [min, cap], import, export
             HM = ncol
@@ -312,7 +316,7 @@ class _Model:
             hi[E + 1:E + n + 1] = inf
             hi[I:I + n] = inf
             hi[X:X + n] = inf
-            hi[S:HM] = inf
+            hi[S:Y] = inf
             # below min_soc is the cheap excuse: a trip or a load the grid cannot carry ends
             # there, and naming it is what the user can act on; the capacity and the grid
             # limits are exceeded only where nothing else helps (a surplus nobody can take)
@@ -343,10 +347,9 @@ class _Model:
         self.n_slack = nr + k
         self.res_t, self.dep_slot = res_t, dep_slot
 
-    def load_into(self, h, integer=False):
+    def load_into(self, h):
         integrality = np.zeros(self.ncol, dtype=np.int32)
-        if integer:
-            integrality[self.binary_cols] = 1
+        integrality[self.binary_cols] = 1
         h.clearModel()
         # format 2: rowwise; sense 1: minimise
         h.passModel(self.ncol, self.nrow, len(self.value), 2, 1, 0.0, self.cost, self.lo, self.hi,
@@ -390,25 +393,66 @@ _OPTIONS = {"output_flag": False, "threads": 1, "presolve": "on", "mip_rel_gap":
 
 
 class _Solver:
-    """Runs one model through the stages; remembers whether the MILP was needed."""
+    """Solves one plan input through its stages, switching to the MILP only where needed;
+    the current stage (shortfall allowed or not, its bound, its objective) is state, so that
+    a switch to the MILP reloads the model and carries on where the LP stood."""
 
-    def __init__(self, model, time_limit_s, t_end):
-        self.m = model
+    def __init__(self, p, tv, time_limit_s, t_end):
+        self.p, self.tv = p, tv
         self.h = _highs()
         self.h.setOptionValue("time_limit", math.inf if time_limit_s is None else max(1e-3, t_end - time.perf_counter()))
+        self.m = _Model(p, tv)
         self.integer = False
         self.optimal = True
         self.solves = 0
-        model.load_into(self.h)
+        self.open = False  # shortfall slacks open
+        self.bound = None  # total shortfall <= bound (stage 2)
+        self.stage1 = False  # objective: total shortfall (stage 1), else cost
+        self._load()
 
-    def run(self):
-        """Solve the current objective exactly: the LP relaxation first; only if its optimum
-        charges and discharges in one slot, the MILP (an LP optimum that is feasible for the
-        MILP is the MILP's optimum, since the LP is a relaxation). Returns the column values,
-        or None when infeasible."""
+    def _load(self):
+        self.m.load_into(self.h)
+        if self.open:
+            self.set_stage(open_=True)
+        if self.stage1:
+            self.set_objective(stage1=True)
+        if self.bound is not None:
+            self.set_bound(self.bound)
+
+    def set_stage(self, open_):
+        m = self.m
+        self.open = open_
+        idx = np.arange(m.S, m.slack_end, dtype=np.int32)
+        self.h.changeColsBounds(len(idx), idx, np.zeros(len(idx)), np.full(len(idx), math.inf if open_ else 0.0))
+
+    def set_objective(self, stage1):
+        m = self.m
+        self.stage1 = stage1
+        cost = m.cost
+        if stage1:
+            cost = np.zeros(m.ncol)
+            cost[m.S:m.slack_end] = 1.0
+        self.h.changeColsCost(m.ncol, np.arange(m.ncol, dtype=np.int32), cost)
+
+    def set_bound(self, bound):
+        """Total shortfall <= bound (one extra row, replaced when set again; None: no row)."""
+        m, h = self.m, self.h
+        if h.getNumRow() > m.nrow:
+            h.deleteRows(1, np.array([m.nrow], dtype=np.int32))
+        self.bound = bound
+        if bound is not None:
+            idx = np.arange(m.S, m.slack_end, dtype=np.int32)
+            h.addRow(-math.inf, bound, len(idx), idx, np.ones(len(idx)))
+
+    def run(self, exclusive=True):
+        """Solve the current stage. exclusive: the result must charge or discharge, not both,
+        in each slot: the LP first, and only if its optimum does both in some slot, the MILP
+        (an LP optimum that is feasible for the MILP is the MILP's optimum, since the LP is a
+        relaxation). Returns the column values, or None when infeasible."""
         status = _local.status
-        h, m = self.h, self.m
+        h = self.h
         while True:
+            m = self.m
             h.run()
             self.solves += 1
             st = h.getModelStatus()
@@ -416,18 +460,93 @@ class _Solver:
                 return None
             sol = np.asarray(h.getSolution().col_value)
             if st != status.kOptimal:
-                if st == status.kTimeLimit and len(sol) == m.ncol and h.getInfo().primal_solution_status == 2:
+                if st == status.kTimeLimit and len(sol) == h.getNumCol() and h.getInfo().primal_solution_status == 2:
                     self.optimal = False
                     return sol
                 raise RuntimeError("planner: HiGHS ended with %s" % h.modelStatusToString(st))
-            if self.integer:
+            if self.integer or not exclusive:
                 return sol
             c, d = sol[m.C:m.C + m.n], sol[m.D:m.D + m.n]
-            if not np.any(np.minimum(c, d) > SIMULTANEOUS_KW) or len(m.binary_cols) == 0:
+            if not np.any(np.minimum(c, d) > SIMULTANEOUS_KW):
                 return sol
             self.integer = True
-            k = len(m.binary_cols)
-            h.changeColsIntegrality(k, m.binary_cols.astype(np.int32), np.ones(k, dtype=np.int32))
+            self.m = _Model(self.p, self.tv, binaries=True)
+            self._load()
+
+    def with_shortfall(self, least):
+        """Stage 2 with the least total shortfall known (max_energy()): the least cost with
+        the shortfall held there (a hair of tolerance, of the order of the solver's)."""
+        self.set_stage(open_=True)
+        self.set_bound(least + 1e-7 + 1e-8 * least)
+        return self.run()
+
+    def lexicographic(self):
+        """The targets cannot all be met and the least shortfall is not known in closed form:
+        stage 1 minimises the total missing kWh (an LP), stage 2 the cost with the shortfall
+        held at that minimum. Returns None when even stage 1 is infeasible."""
+        self.set_stage(open_=True)
+        sol = None
+        for attempt in range(3):
+            self.set_bound(None)
+            self.set_objective(stage1=True)
+            # stage 1 needs only the least shortfall, not a plan: the LP's optimum is the
+            # MILP's too unless energy must be burnt to stay feasible (a surplus nobody takes
+            # on a full battery); then stage 2 below is infeasible and stage 1 runs again as
+            # the MILP (self.integer is set by then)
+            sol = self.run(exclusive=False)
+            if sol is None:
+                return None
+            best = float(np.sum(sol[self.m.S:self.m.slack_end]))
+            self.set_objective(stage1=False)
+            self.set_bound(best + (1e-7 + 1e-8 * best if attempt == 0 else 1e-5 + 1e-6 * best))
+            sol2 = self.run()
+            if sol2 is not None:
+                return sol2
+        self.optimal = False  # numerically stuck: the least shortfall, its cost not minimised
+        return sol
+
+
+def max_energy(p):
+    """The most energy the battery can hold at the start of each slot, 0..N (kWh), or None
+    when some slot forces charging (a home surplus above what the grid may take), where
+    the greedy below is no upper bound of every plan.
+
+    Charging at full power (within the import limit) whenever plugged, never discharging but
+    what the import limit forces, stopping at the capacity: E_max[t+1] depends only on
+    E_max[t], monotonically, so by induction no plan holds more at any t; and since each
+    shortfall falls as E rises, this trajectory's shortfall is the least total shortfall
+    (stage 1 in closed form). It is itself a plan (one direction per slot, within every
+    limit) whenever it stays at or above min_soc."""
+    ev = p["ev"]
+    dt = p["slot_minutes"] / 60.0
+    cap = ev["capacity_kwh"]
+    eta_c, eta_d = ev["charge_efficiency"], ev["discharge_efficiency"]
+    imp_lim = p["grid_import_limit_kw"]
+    exp_lim = p["grid_export_limit_kw"] if p["allow_export"] else 0.0
+    e = [ev["soc"] * cap]
+    for t, load in enumerate(p["home_load_kw"]):
+        if -load > exp_lim:
+            return None
+        x = e[-1] - ev["drive_kwh"][t]
+        if ev["plugged"][t]:
+            if load > imp_lim:
+                x -= (load - imp_lim) / eta_d * dt
+            else:
+                x = min(cap, x + eta_c * min(ev["max_charge_kw"], imp_lim - load) * dt)
+        e.append(x)
+    return e
+
+
+def least_shortfall(p, emax):
+    """Total missing kWh of the trajectory emax (reserve where plugged, departures)."""
+    ev = p["ev"]
+    cap = ev["capacity_kwh"]
+    r = p["reserve_soc"] * cap
+    total = 0.0
+    if r > ev["min_soc"] * cap:
+        total += sum(max(0.0, r - emax[t]) for t in range(len(ev["plugged"])) if ev["plugged"][t])
+    total += sum(max(0.0, d["min_soc"] * cap - emax[d["slot"]]) for d in ev["departures"])
+    return total
 
 
 def solve(problem, *, terminal_value_dkk_per_kwh=0.0, time_limit_s=None):
@@ -454,34 +573,23 @@ def solve(problem, *, terminal_value_dkk_per_kwh=0.0, time_limit_s=None):
     p = validate(problem)
     tv = _number(terminal_value_dkk_per_kwh, "terminal_value_dkk_per_kwh")
     t_end = t0 + (time_limit_s if time_limit_s is not None else math.inf)
-    m = _Model(p, tv)
-    sv = _Solver(m, time_limit_s, t_end)
-    sol = sv.run()
-    if sol is None and m.n_slack:
-        # some target cannot be met: stage 1 minimises the total missing kWh ...
-        h = sv.h
-        idx = np.arange(m.S, m.ncol, dtype=np.int32)
-        h.changeColsBounds(len(idx), idx, np.zeros(len(idx)), np.full(len(idx), math.inf))
-        allc = np.arange(m.ncol, dtype=np.int32)
-        stage1 = np.zeros(m.ncol)
-        stage1[m.S:] = 1.0
-        h.changeColsCost(m.ncol, allc, stage1)
+    sv = _Solver(p, tv, time_limit_s, t_end)
+    emax = max_energy(p)
+    e_min = p["ev"]["min_soc"] * p["ev"]["capacity_kwh"]
+    if emax is not None and min(emax[1:]) < e_min - 1e-9:
+        sol = None  # even the fullest battery breaks min_soc somewhere: no plan
+    elif emax is not None:
+        least = least_shortfall(p, emax)
+        sol = sv.run() if least <= 1e-9 else sv.with_shortfall(least)
+        if sol is None and sv.m.n_slack:  # numerics only (the greedy plan is feasible)
+            sol = sv.lexicographic()
+    else:
         sol = sv.run()
-        if sol is not None:
-            best = float(np.sum(sol[m.S:]))
-            # ... stage 2 the cost with the shortfall held at that minimum (a hair of
-            # tolerance, of the order of the solver's feasibility tolerance; wider once if
-            # even that proves infeasible numerically)
-            h.changeColsCost(m.ncol, allc, m.cost)
-            for tol in (1e-7 + 1e-8 * best, 1e-5 + 1e-6 * best):
-                h.addRow(-math.inf, best + tol, len(idx), idx, np.ones(len(idx)))
-                sol2 = sv.run()
-                if sol2 is not None:
-                    sol = sol2
-                    break
-                h.deleteRows(1, np.array([m.nrow], dtype=np.int32))
+        if sol is None and sv.m.n_slack:
+            sol = sv.lexicographic()
     if sol is None:
         _diagnose(p, tv)
+    m = sv.m
     out = _result(p, m, sol, tv)
     out["milp"] = sv.integer
     out["solves"] = sv.solves
@@ -494,9 +602,9 @@ def _diagnose(p, tv):
     """No plan meets the hard limits: find the first slot where they break (the elastic
     model: every hard limit may be exceeded at a cost per kWh or kW) and raise
     PlanInputError naming it."""
-    m = _Model(p, tv, diagnose=True)
+    m = _Model(p, tv, binaries=True, diagnose=True)
     h = _highs()
-    m.load_into(h, integer=True)
+    m.load_into(h)
     h.run()
     sol = np.asarray(h.getSolution().col_value)
     ev = p["ev"]
