@@ -262,6 +262,15 @@ def load(path, area=None):
     return _load_csv(path, text, area)
 
 
+def write_csv(series, path):
+    """Write a PriceSeries as the project CSV (time_utc,price_area,price_eur_mwh); prices in
+    Python's shortest round-trip form, so load(write_csv(s)) gives s's values back exactly."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        f.write(",".join(CSV_HEADER) + "\n")
+        for t, p in zip(series.times_s, series.eur_mwh):
+            f.write(f"{format_utc(t)},{series.area},{p!r}\n")
+
+
 def slots(series, slot_s=900, start_s=None, end_s=None):
     """EUR/MWh per slot of slot_s seconds over [start_s, end_s) (default: the whole series).
     Each slot's price is the time-weighted mean of the intervals it overlaps, so an hourly price

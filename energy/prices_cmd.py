@@ -1,11 +1,14 @@
-"""`v2xgw energy prices --prices FILE --area DK1 [--tariff NAME|FILE] [--from DATE --to DATE]
-[--slot-minutes 15] [--csv OUT]`: what a price file holds and what it costs a household.
+"""`v2xgw energy prices (--prices FILE | --eds) --area DK1 [--tariff NAME|FILE] [--from DATE --to DATE]
+[--slot-minutes 15] [--csv OUT] [--save FILE]`: what a price file holds and what it costs a household.
 
 Prints the number of intervals, their resolution, spot min/mean/max (EUR/MWh, time-weighted
 mean) and the all-in import and export prices (DKK/kWh) under the tariff (default: the area's,
 energy/tariffs.py). DATE is a UTC date (YYYY-MM-DD, from its 00:00Z) or an ISO UTC time; --to is
-exclusive. --csv writes one row per slot with the price's parts. Exit 2 with one line
-``error: ...`` for a bad price file, tariff or range; 1 when the CSV cannot be written.
+exclusive. --csv writes one row per slot with the price's parts. --eds fetches the range from
+Energi Data Service instead of reading a file (energy/eds.py; needs --area, --from and --to);
+--save writes the prices read or fetched as a project CSV. Exit 2 with one line ``error: ...``
+for a bad price file, tariff or range; 1 when Energi Data Service fails or a file cannot be
+written.
 """
 
 import csv
@@ -46,10 +49,19 @@ def resolution_text(series):
 
 
 def load_inputs(args):
-    """(series, tariff, start_s, end_s) from --prices/--area/--tariff/--from/--to."""
+    """(series, tariff, start_s, end_s) from --prices|--eds, --area, --tariff, --from, --to."""
     from energy import prices, tariffs
 
-    series = prices.load(args.prices, area=args.area)
+    if getattr(args, "eds", False):
+        from energy import eds
+
+        for opt, v in (("--area", args.area), ("--from", args.date_from), ("--to", args.date_to)):
+            if not v:
+                raise prices.PriceError(opt, "needed with --eds")
+        series = eds.fetch(args.area, utc_arg(args.date_from, "--from"), utc_arg(args.date_to, "--to"),
+                           timeout=args.timeout)
+    else:
+        series = prices.load(args.prices, area=args.area)
     tariff = tariffs.load_tariff(args.tariff or tariffs.default_tariff(series.area))
     if tariff.area != series.area:
         raise tariffs.TariffError(f"{args.tariff}: area", f"tariff is for {tariff.area}, prices for {series.area}")
@@ -63,7 +75,7 @@ def _stats(v):
 
 
 def cmd_prices(args):
-    from energy import prices, tariffs
+    from energy import eds, prices, tariffs
 
     slot_s = args.slot_minutes * 60
     try:
@@ -72,8 +84,11 @@ def cmd_prices(args):
         imp, exp = tariffs.price_arrays(tariff, start, slot_s, spot)
     except (prices.PriceError, tariffs.TariffError) as e:
         return fail(str(e))
+    except eds.EdsError as e:
+        return fail(str(e), 1)
+    source = args.prices or series.source
     n_int = sum(1 for t in series.times_s if start <= t < end)
-    print(f"prices   {args.prices} ({series.area}), tariff {tariff.name}")
+    print(f"prices   {source} ({series.area}), tariff {tariff.name}")
     print(f"range    {prices.format_utc(start)} .. {prices.format_utc(end)}: {n_int} intervals, "
           f"{len(spot)} slots of {args.slot_minutes} min")
     print(f"resolution {resolution_text(series)}")
@@ -91,6 +106,12 @@ def cmd_prices(args):
         except OSError as e:
             return fail(f"{args.csv}: cannot write: {e.strerror or e}", 1)
         print(f"per-slot prices -> {args.csv}")
+    if args.save:
+        try:
+            prices.write_csv(series, args.save)
+        except OSError as e:
+            return fail(f"{args.save}: cannot write: {e.strerror or e}", 1)
+        print(f"{len(series)} prices -> {args.save}")
     return 0
 
 
@@ -109,15 +130,34 @@ def _write_csv(path, tariff, start, slot_s, spot, imp, exp):
                        + [f"{imp[k]:.6f}", f"{exp[k]:.6f}"])
 
 
-def add_common(p):
-    p.add_argument("--prices", required=True, metavar="FILE", help="price file (project CSV or Energi Data Service JSON)")
+def add_common(p, prices_arg=True):
+    if prices_arg:
+        p.add_argument("--prices", required=True, metavar="FILE",
+                       help="price file (project CSV or Energi Data Service JSON)")
     p.add_argument("--area", metavar="AREA", help="price area (DK1, DK2); needed if the file holds several")
     p.add_argument("--tariff", metavar="NAME|FILE", help="tariff name (energy/data/tariffs) or file; default: the area's")
 
 
+def _positive_s(text):
+    import argparse
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 < v < 3600:
+        raise argparse.ArgumentTypeError(f"must be 0 < S < 3600 seconds, not {text}")
+    return v
+
+
 def add_parser(esub):
     p = esub.add_parser("prices", help="summary and all-in import/export prices of a price file", description=__doc__)
-    add_common(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prices", metavar="FILE", help="price file (project CSV or Energi Data Service JSON)")
+    src.add_argument("--eds", action="store_true", help="fetch --from .. --to from Energi Data Service")
+    add_common(p, prices_arg=False)
+    p.add_argument("--timeout", type=_positive_s, default=30.0, metavar="S", help="with --eds: give up after S seconds")
+    p.add_argument("--save", metavar="FILE", help="write the prices as a project CSV")
     p.add_argument("--from", dest="date_from", metavar="DATE", help="first UTC date/time (default: file start)")
     p.add_argument("--to", dest="date_to", metavar="DATE", help="end UTC date/time, exclusive (default: file end)")
     p.add_argument("--slot-minutes", type=int, choices=(15, 60), default=15, help="slot length (default 15)")

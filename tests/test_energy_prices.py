@@ -223,3 +223,38 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, case, argv_extra,
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and match in err, case
+
+
+def test_write_csv_round_trips_exactly(tmp_path):
+    s = prices.load(str(DATA / "dk2-2025.csv"))
+    out = tmp_path / "copy.csv"
+    prices.write_csv(s, str(out))
+    back = prices.load(str(out))
+    assert (back.area, back.times_s, back.eur_mwh) == (s.area, s.times_s, s.eur_mwh)
+
+
+def test_cli_eds_fetch_and_save(tmp_path, capsys, monkeypatch):
+    from energy import eds
+    from test_energy_eds import Recorder
+    from tools.cli import main
+
+    monkeypatch.setattr(eds, "urllib_opener", Recorder())
+    out = tmp_path / "fetched.csv"
+    assert main(["energy", "prices", "--eds", "--area", "DK1", "--from", "2025-09-30T20:00:00Z",
+                 "--to", "2025-10-01T02:00:00Z", "--save", str(out)]) == 0
+    assert "60 min to 2025-09-30T22:00:00Z, then 15 min" in capsys.readouterr().out
+    saved = prices.load(str(out))
+    ref = prices.load(str(DATA / "dk1-2025.csv"))
+    assert prices.slots(saved, 900) == prices.slots(ref, 900, saved.start_s, saved.end_s)
+
+
+def test_cli_eds_failure_exits_1_and_missing_range_exits_2(capsys, monkeypatch):
+    from energy import eds
+    from test_energy_eds import Recorder
+    from tools.cli import main
+
+    monkeypatch.setattr(eds, "urllib_opener", Recorder({"DayAheadPrices": TimeoutError("timed out")}))
+    assert main(["energy", "prices", "--eds", "--area", "DK1", "--from", "2025-10-01", "--to", "2025-10-02"]) == 1
+    assert "no answer within 30 s" in capsys.readouterr().err
+    assert main(["energy", "prices", "--eds", "--area", "DK1", "--from", "2025-10-01"]) == 2
+    assert "--to: needed with --eds" in capsys.readouterr().err
