@@ -1,5 +1,5 @@
 """How the EV is used: when it is away, how much energy each trip takes, and when it must be
-ready to leave. Times are Danish local time (Europe/Copenhagen, DST included).
+ready to leave. Times are Danish local time (CET/CEST by the EU summer-time rule, energy.tariffs).
 
 The default pattern (docs/energy.md, "Site defaults"):
 - weekdays (Mon-Fri): away 07:30-16:30, 44 km round trip: the average Danish commute in 2019
@@ -14,10 +14,10 @@ The default pattern (docs/energy.md, "Site defaults"):
 A trip's energy is drawn evenly over the slots the car is away.
 """
 
+import calendar
 import datetime
-import zoneinfo
 
-CPH = zoneinfo.ZoneInfo("Europe/Copenhagen")
+from energy.tariffs import utc_offset_s  # Danish local time by the EU summer-time rule
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 DEFAULT_USE = {
@@ -29,6 +29,19 @@ DEFAULT_USE = {
     "consumption_kwh_per_km": 0.18,
     "departure_soc": 0.80,
 }
+
+
+def local_datetime(t_s):
+    """A datetime whose fields are the Danish local wall clock at UTC instant t_s."""
+    return datetime.datetime.fromtimestamp(t_s + utc_offset_s(int(t_s)), datetime.timezone.utc)
+
+
+def utc_of_local(day, minutes):
+    """UTC epoch s of `minutes` after local midnight on date `day` (an hour that DST skips maps
+    one hour on). The offset is read an hour before, as DST changes at 01:00 UTC, 02:00/03:00
+    local, after which the local day's offset holds."""
+    lt = calendar.timegm((day.year, day.month, day.day, 0, 0, 0)) + 60 * minutes
+    return lt - utc_offset_s(lt - 3600)
 
 
 def _minutes(hhmm):
@@ -91,17 +104,16 @@ def schedule(start_s, slot_s, n, use=DEFAULT_USE):
     drive = [0.0] * n
     kwh_km = use["consumption_kwh_per_km"]
     end_s = start_s + n * slot_s
-    day = datetime.datetime.fromtimestamp(start_s, CPH).date() - datetime.timedelta(days=1)
+    day = local_datetime(start_s).date() - datetime.timedelta(days=1)
     while True:
-        midnight = datetime.datetime(day.year, day.month, day.day, tzinfo=CPH)
-        if midnight.timestamp() >= end_s:
+        if utc_of_local(day, 0) >= end_s:
             break
         wd = DAYS[day.weekday()]
         for tr in use["trips"]:
             if wd not in tr["days"]:
                 continue
-            t_dep = (midnight + datetime.timedelta(minutes=_minutes(tr["depart"]))).timestamp()
-            t_ret = (midnight + datetime.timedelta(minutes=_minutes(tr["return"]))).timestamp()
+            t_dep = utc_of_local(day, _minutes(tr["depart"]))
+            t_ret = utc_of_local(day, _minutes(tr["return"]))
             a = round((t_dep - start_s) / slot_s)
             b = round((t_ret - start_s) / slot_s)
             if b <= a:

@@ -24,9 +24,8 @@ Figures and sources (docs/energy.md, "Site defaults"):
 import datetime
 import math
 import random
-import zoneinfo
 
-CPH = zoneinfo.ZoneInfo("Europe/Copenhagen")
+from energy.tariffs import utc_offset_s  # Danish local time by the EU summer-time rule
 
 # kW relative to the day's mean, per local hour 0..23 (each list averages 1.0)
 _WEEKDAY = [0.55, 0.48, 0.45, 0.45, 0.47, 0.62, 1.10, 1.35, 0.95, 0.70, 0.65, 0.68,
@@ -63,8 +62,12 @@ def _hdd(doy):
 _HDD_YEAR = sum(_hdd(d) for d in range(1, 366)) + 0.25 * _hdd(366)
 
 
+_UTC = datetime.timezone.utc
+
+
 def _local(t):
-    return datetime.datetime.fromtimestamp(t, CPH)
+    """Danish local wall-clock fields of UTC instant t (a datetime whose fields are local)."""
+    return datetime.datetime.fromtimestamp(t + utc_offset_s(int(t)), _UTC)
 
 
 def _day_factor(dt):
@@ -114,7 +117,8 @@ def _noise(start_s, slot_s, n, seed):
         key = dt.date()
         seq = cache.get(key)
         if seq is None:
-            day0 = datetime.datetime(dt.year, dt.month, dt.day, tzinfo=CPH).timestamp()
+            lm = datetime.datetime(dt.year, dt.month, dt.day, tzinfo=_UTC).timestamp()
+            day0 = lm - utc_offset_s(int(lm) - 3600)  # local midnight; DST changes at 02:00/03:00
             rng = random.Random(seed * 1_000_003 + dt.toordinal())
             m = slots_per_day + 8  # DST days are 23/25 h long
             x = rng.gauss(0.0, sd)

@@ -33,13 +33,13 @@ PLANNED = {"smart_charge": dict(discharge=False, export=False),
            "v2h": dict(discharge=True, export=False),
            "v2x": dict(discharge=True, export=True),
            "perfect_foresight": dict(discharge=True, export=True)}
-REPLAN_SOC = 0.02  # re-plan when the SoC is this far (fraction of capacity) from the plan's
+REPLAN_SOC = 0.01  # re-plan when the SoC is this far (fraction of capacity) from the plan's
 PUBLISH_LOCAL_H = 13  # day-ahead results for the next day, ~12:45-13:00 Danish time (Nord Pool)
 TOL_KWH = 1e-3  # rounding tolerance of the SoC checks (kWh)
-TV_DAYS = 7  # the terminal value looks at this many days of past import prices
-TV_QUANTILE = 0.25  # ... and takes this quantile (the cheap hours the EV would charge in)
+TV_DAYS = 28  # the terminal value looks at this many days of past import prices
+TV_QUANTILE = 0.2  # ... and takes this quantile (the cheap hours the EV would charge in)
 FOLLOW_LOAD = True  # V2H slots follow the actual load (see _execute)
-DEPARTURE_MARGIN = 0.025  # planners aim this much (SoC fraction) above each target: > REPLAN_SOC
+DEPARTURE_MARGIN = 0.015  # planners aim this much (SoC fraction) above each target: > REPLAN_SOC
 EXTEND_DAYS = 0  # plans look this many days past the published prices, on a spot forecast
 
 
@@ -75,18 +75,15 @@ class World:
     def _local_days(self):
         """Slot indices of each local midnight and each publication time in the period."""
         import datetime
-        cph = ev_use.CPH
-        first = datetime.datetime.fromtimestamp(self.start_s, cph).date()
+        d = ev_use.local_datetime(self.start_s).date()
         mids, pubs = [], []
-        d = first
         end = self.start_s + self.n * SLOT_S
         while True:
-            m = datetime.datetime(d.year, d.month, d.day, tzinfo=cph).timestamp()
+            m = ev_use.utc_of_local(d, 0)
             if m >= end + 86400:
                 break
-            mids.append(int((m - self.start_s) // SLOT_S))
-            pub = datetime.datetime(d.year, d.month, d.day, PUBLISH_LOCAL_H, tzinfo=cph).timestamp()
-            pubs.append(int((pub - self.start_s) // SLOT_S))
+            mids.append((m - self.start_s) // SLOT_S)
+            pubs.append((ev_use.utc_of_local(d, 60 * PUBLISH_LOCAL_H) - self.start_s) // SLOT_S)
             d += datetime.timedelta(days=1)
         self.midnights = mids  # mids[k]: start of local day k (may be < 0 for the first)
         self.publications = pubs  # pubs[k]: 13:00 of local day k

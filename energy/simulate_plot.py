@@ -17,7 +17,7 @@ def default_week(w):
     t = w.start_s
     first = None
     while t + 7 * 86400 <= w.start_s + w.n * w.slot_s:
-        d = datetime.datetime.fromtimestamp(t, ev_use.CPH)
+        d = ev_use.local_datetime(t)
         if d.weekday() == 0 and d.hour == 0 and d.minute == 0:
             if first is None:
                 first = t
@@ -63,8 +63,7 @@ def plots(w, res, runs, directory, stem, week_s=None):
     if a < 0 or b > w.n:
         raise ValueError("--week: %s .. +7 days is outside the simulated period"
                          % time.strftime("%Y-%m-%d", time.gmtime(week_s)))
-    x = [datetime.datetime.fromtimestamp(w.start_s + t * w.slot_s, ev_use.CPH).replace(tzinfo=None)
-         for t in range(a, b)]
+    x = [ev_use.local_datetime(w.start_s + t * w.slot_s).replace(tzinfo=None) for t in range(a, b)]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
     for k in kinds:
         ax1.plot(x, [100 * runs[k].soc[t] for t in range(a, b)], label=k, color=COLOURS.get(k), lw=1)
