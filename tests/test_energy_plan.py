@@ -73,7 +73,8 @@ def reference(inp):
                           for t in range(n))
         return m, slack, cost
 
-    solver = pulp.PULP_CBC_CMD(msg=False, gapRel=1e-9, gapAbs=1e-9)
+    # CBC's MIP preprocessing declared a feasible stage 2 infeasible (seed 57 below): off
+    solver = pulp.PULP_CBC_CMD(msg=False, gapRel=1e-9, gapAbs=1e-9, options=["preprocess off"])
     m, slack, cost = build()
     m.setObjective(pulp.lpSum(slack) if slack else pulp.LpAffineExpression(0))
     m.solve(solver)
@@ -82,7 +83,7 @@ def reference(inp):
     short = sum(s.value() or 0.0 for s in slack)
     m2, slack2, cost2 = build()
     if slack2:
-        m2 += pulp.lpSum(slack2) <= short + 1e-7
+        m2 += pulp.lpSum(slack2) <= short + 1e-6
     m2.setObjective(cost2)
     m2.solve(solver)
     assert pulp.LpStatus[m2.status] == "Optimal"
@@ -197,6 +198,10 @@ def random_instance(rng):
     min_soc = rng.choice([0.0, 0.05, 0.1, 0.2])
     soc = round(rng.uniform(min_soc, 1.0) if rng.random() < 0.7 else rng.choice([min_soc, 1.0]), 4)
     load = [round(rng.uniform(0.1, 3.0), 3) for _ in range(n)]
+    if rng.random() < 0.2:  # a PV surplus: the home exports unless the EV takes it
+        a = rng.randrange(n)
+        for u in range(a, min(n, a + rng.randint(1, 8))):
+            load[u] = round(rng.uniform(-4.0, -0.2), 3)
     allow = rng.random() < 0.7
     return {
         "slot_minutes": sm, "start_utc": "2025-10-01T00:00:00Z",
@@ -236,11 +241,12 @@ def test_random_instances_match_cbc(seed):
 def test_random_instances_cover_the_hard_cases():
     """The random set above reaches what it claims to: negative prices, binaries, shortfalls of
     both kinds, refusals and export off (a generator that drifted would test less)."""
-    seen = {"negative": 0, "milp": 0, "reserve": 0, "departure": 0, "refused": 0, "no_export": 0, "unplugged": 0}
+    seen = {"negative": 0, "surplus": 0, "milp": 0, "reserve": 0, "departure": 0, "refused": 0, "no_export": 0, "unplugged": 0}
     for seed in range(100):
         inp = random_instance(random.Random(1000 + seed))
         seen["negative"] += min(inp["import_price_dkk_per_kwh"]) < 0
         seen["no_export"] += not inp["allow_export"] or inp["grid_export_limit_kw"] == 0
+        seen["surplus"] += min(inp["home_load_kw"]) < 0
         seen["unplugged"] += not all(inp["ev"]["plugged"])
         try:
             res = plan.solve(inp)
@@ -378,18 +384,17 @@ def test_validate_is_idempotent_and_normalises():
     assert isinstance(v["ev"]["capacity_kwh"], float) and isinstance(v["ev"]["soc"], float)
 
 
-def test_192_slot_realistic_plan_is_feasible():
+def test_192_slot_commuter_plan_meets_every_target():
+    """Two days at 15 minutes, away 07:30-17:30 each day with a trip each way: the targets are
+    reachable, so the plan has no shortfall, and it stands every check of the spec."""
     rng = random.Random(7)
-    inp = random_instance(rng)
     n = 192
-    inp["import_price_dkk_per_kwh"] = [round(2.0 + math.sin(t / 15) + rng.uniform(0, 0.3), 4) for t in range(n)]
-    inp["export_price_dkk_per_kwh"] = [round(x - 1.2, 4) for x in inp["import_price_dkk_per_kwh"]]
-    inp["home_load_kw"] = [0.6] * n
-    inp["ev"].update(plugged=[not (30 <= t % 96 < 70) for t in range(n)],
-                     drive_kwh=[1.0 if t % 96 in (30, 69) else 0.0 for t in range(n)],
-                     departures=[{"slot": 30, "min_soc": 0.8}, {"slot": 126, "min_soc": 0.8}], soc=0.5,
-                     min_soc=0.1, max_discharge_kw=11.0)
-    inp["grid_import_limit_kw"] = 17.0
+    imp = [round(2.0 + math.sin(t / 15) + rng.uniform(0, 0.3), 4) for t in range(n)]
+    inp = base(n, import_price_dkk_per_kwh=imp, export_price_dkk_per_kwh=[round(x - 1.2, 4) for x in imp],
+               home_load_kw=[0.6] * n, plugged=[not (30 <= t % 96 < 70) for t in range(n)],
+               drive_kwh=[6.0 if t % 96 in (30, 69) else 0.0 for t in range(n)],
+               departures=[{"slot": 30, "min_soc": 0.8}, {"slot": 126, "min_soc": 0.8}], soc=0.5)
     res = plan.solve(inp)
-    check_plan(inp, res)
+    e = check_plan(inp, res)
     assert res["shortfall"] == []
+    assert e[30] >= 0.8 * 60 - 1e-5 and e[126] >= 0.8 * 60 - 1e-5
