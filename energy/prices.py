@@ -3,8 +3,9 @@
 Reads the project's CSV (`time_utc,price_area,price_eur_mwh`, energy/data/prices/SOURCES.md)
 and Energi Data Service JSON (`{"records": [...]}` of the Elspotprices dataset, hourly, fields
 HourUTC/PriceArea/SpotPriceEUR, or the DayAheadPrices dataset, 15 min since delivery day
-2025-10-01, fields TimeUTC/PriceArea/DayAheadPriceEUR; field names from the datasets' metadata,
-api.energidataservice.dk/meta/dataset/<name>).
+2025-10-01, fields TimeUTC/PriceArea/DayAheadPriceEUR). Elspotprices' fields are from its metadata
+(api.energidataservice.dk/meta/dataset/Elspotprices); DayAheadPrices' as several independent
+public clients of the API read them (its metadata page was not in the material at hand).
 
 A PriceSeries is validated on load: every interval is 15 or 60 minutes, starts on its own
 boundary, and follows the previous one without a gap, duplicate or reversal. The resolution may
