@@ -170,15 +170,17 @@ def _execute(w, r, t, e_kwh, p_plan, export_plan_kw, may_export, import_plan_kw=
     return e_after
 
 
-def _check_slot(w, r, t, e_kwh):
-    """Count a departure below its target and a plugged slot below the reserve (the latter only
-    where the EV was not charging at the most it could: an EV that arrives below the reserve and
-    charges flat out is recovering, not violating)."""
+def _check_slot(w, r, t, e_kwh, e_after):
+    """Count a departure below its target and a plugged slot that starts below the reserve
+    (the latter only where the slot neither ends at the reserve nor charges at the most it
+    could: an EV that arrives below the reserve and charges flat out is recovering, not
+    violating)."""
     cap = w.site["ev"]["capacity_kwh"]
     target = w.dep_soc.get(t)
     if target is not None and e_kwh < target * cap - TOL_KWH:
         r.departure_misses += 1
-    if w.plugged[t] and e_kwh < w.site["reserve_soc"] * cap - TOL_KWH:
+    reserve = w.site["reserve_soc"] * cap
+    if w.plugged[t] and e_kwh < reserve - TOL_KWH and e_after < reserve - TOL_KWH:
         ev = w.site["ev"]
         most = min(ev["max_charge_kw"], max(0.0, w.site["grid_import_limit_kw"] - w.load_kw[t]))
         if r.charge_kw[t] < most - 1e-6:
@@ -196,7 +198,7 @@ def run_dumb(w):
         r.soc[t] = e / cap
         need = max(0.0, target - e) / (ev["charge_efficiency"] * w.dt_h)
         e = _execute(w, r, t, e, min(need, ev["max_charge_kw"]), 0.0, False)
-        _check_slot(w, r, t, r.soc[t] * cap)
+        _check_slot(w, r, t, r.soc[t] * cap, e)
     r.soc[w.n] = e / cap
     return r
 
@@ -303,7 +305,7 @@ def run_planned(w, kind, solve, progress=None):
         p = s["p_kw"]
         g_plan = w.forecast_kw[t] + p
         e = _execute(w, r, t, e, p, max(0.0, -g_plan), may_export, max(0.0, g_plan))
-        _check_slot(w, r, t, r.soc[t] * cap)
+        _check_slot(w, r, t, r.soc[t] * cap, e)
     r.soc[w.n] = e / cap
     return r
 
@@ -320,12 +322,13 @@ def run_foresight(w, solve):
     plan = solve(pb, terminal_value_dkk_per_kwh=0.0)
     r.plan_ms.append(plan["solve_ms"])
     r.planned_cost_dkk = plan["cost_dkk"]
+    r.milp = plan.get("milp")
     for t in range(w.n):
         r.soc[t] = e / cap
         p = plan["slots"][t]["p_kw"]
         g_plan = w.load_kw[t] + p
         e = _execute(w, r, t, e, p, max(0.0, -g_plan), True, max(0.0, g_plan))
-        _check_slot(w, r, t, r.soc[t] * cap)
+        _check_slot(w, r, t, r.soc[t] * cap, e)
     r.soc[w.n] = e / cap
     return r
 
@@ -381,6 +384,8 @@ def summary(w, r, kind):
         out["plan_ms_p99"] = round(_pct(r.plan_ms, 99), 2)
     if kind == "perfect_foresight":
         out["plan_ms"] = round(r.plan_ms[0], 1)
+        out["planned_cost_dkk"] = round(r.planned_cost_dkk, 2)
+        out["milp"] = r.milp  # whether the year's plan needed binaries (an LP suffices without negative import prices)
     out["monthly_cost_dkk"] = monthly(w, r.cost_dkk)
     return out
 
