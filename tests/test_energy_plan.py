@@ -8,13 +8,18 @@ every returned plan is checked slot by slot against the spec's rules, recomputed
 """
 
 import copy
+import json
 import math
+import os
 import random
+import sys
 
 import pulp
 import pytest
 
 from energy import plan
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_energy_plan, beside this file
 
 # the CBC binary PuLP ships: the check the planner's costs were verified against (docs/planner.md)
 pytestmark = pytest.mark.filterwarnings("ignore:PULP_CBC_CMD is deprecated:DeprecationWarning")
@@ -398,3 +403,29 @@ def test_192_slot_commuter_plan_meets_every_target():
     e = check_plan(inp, res)
     assert res["shortfall"] == []
     assert e[30] >= 0.8 * 60 - 1e-5 and e[126] >= 0.8 * 60 - 1e-5
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "plans")
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".json")))
+def test_shipped_examples_match_cbc(name):
+    with open(os.path.join(EXAMPLES, name)) as f:
+        _against_reference(json.load(f))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_realistic_48h_plans_match_cbc(seed):
+    """The benchmark's instances (tests/bench_energy_plan.py: DK1 15-minute prices, a
+    commuter, 192 slots) are the ones the solve times are quoted for: they must be right too."""
+    from bench_energy_plan import instance
+
+    _against_reference(instance(random.Random(seed), _series()))
+
+
+def _series(cache=[]):
+    if not cache:
+        from bench_energy_plan import quarter_hour_prices
+
+        cache.append(quarter_hour_prices())
+    return cache[0]
