@@ -222,7 +222,7 @@ class _Model:
     E[0..N]     battery energy (kWh), E[0] fixed, min_soc*cap <= E <= cap;
     s[r]        reserve shortfall of reserve row r (kWh), u[k] departure k's shortfall (kWh),
                 fixed at 0 until a shortfall is allowed;
-    y[t]        with binaries=True: 1 slot t may charge, 0 it may discharge;
+    y[t]        for the slots in `binaries` (True: all): 1 slot t may charge, 0 it may discharge;
     with diagnose=True also hm[t] (E below min_soc), hc[t] (E above capacity), hi[t], hx[t]
     (import / export above the limit): the elastic model that names an infeasible place.
     """
@@ -255,7 +255,9 @@ class _Model:
         S = 5 * n + 1
         U = S + nr
         Y = U + k
-        both = np.flatnonzero((cmax > 0) & (dmax > 0)) if binaries else np.zeros(0, dtype=int)
+        both = np.flatnonzero((cmax > 0) & (dmax > 0))
+        if binaries is not True:
+            both = np.intersect1d(both, np.fromiter(binaries or (), dtype=int)).astype(int)
         nb = len(both)
         ncol = Y + nb
         self.C, self.D, self.E, self.S, self.U, self.slack_end = C, D, E, S, U, U + k
@@ -464,11 +466,14 @@ class _Solver:
                     self.optimal = False
                     return sol
                 raise RuntimeError("planner: HiGHS ended with %s" % h.modelStatusToString(st))
-            if self.integer or not exclusive:
+            if not exclusive:
                 return sol
             c, d = sol[m.C:m.C + m.n], sol[m.D:m.D + m.n]
-            if not np.any(np.minimum(c, d) > SIMULTANEOUS_KW):
+            if self.integer or not np.any(np.minimum(c, d) > SIMULTANEOUS_KW):
                 return sol
+            # binaries in every slot at once: adding them lazily, only where the relaxation
+            # did both, was slower (measured: each round's MILP has a weaker relaxation and
+            # the simultaneous slots move, 2-11 rounds; docs/planner.md)
             self.integer = True
             self.m = _Model(self.p, self.tv, binaries=True)
             self._load()

@@ -25,7 +25,9 @@ Measures (times in microseconds; n, p50, p99, p99.9, max for each; docs/benchmar
 - ``exi_*`` / ``secc_*``: EXI encode/decode of the ISO 15118-20 test vectors (CPython and
   MicroPython) and the SECC's DC_ChargeLoopReq answer (CPython, in process), by
   measure_exi / measure_secc; "skipped" in the JSON (with the reason) while
-  controller.iso15118, its vectors or hil.evcc are missing or fail.
+  controller.iso15118, its vectors or hil.evcc are missing or fail;
+- ``plan_192``: the energy planner (energy/plan.py) on 48-hour plans at 15-minute slots, by
+  measure_plan (tests/bench_energy_plan.py).
 
 Conditions: as is, with background CAN traffic at 50 % and 80 % of a 500 kbit/s bus
 (suffix ``_load50`` / ``_load80``) and with the other core(s) busy (``_cpu_busy``).
@@ -805,6 +807,28 @@ def measure_secc(n, mp):
         "note": "DC_ChargeLoopReq framed EXI in -> framed EXI response out, in process (no TCP); budget 250 ms"}}
 
 
+# ---------------------------------------------------------------- the planner
+PLAN_BENCH = ROOT / "tests" / "bench_energy_plan.py"
+
+
+def measure_plan(n, mp):
+    """energy/plan.py on realistic 48-hour plans at 15-minute slots (192 slots, DK1 prices;
+    tests/bench_energy_plan.py), at most 500 plans: each sample is the plan's own solve_ms
+    (validation + model + HiGHS + output). Budget: 50 ms p99 (issue 11)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.spec_from_file_location("bench_energy_plan", PLAN_BENCH)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        res, ms = mod.measure(min(n, 500))
+    except (ImportError, OSError) as e:
+        raise Skip("planner not measurable (%s)" % e)
+    return {"plan_192": [x * 1000.0 for x in ms]}, {"plan_192": {
+        "note": "least-cost plan, 192 x 15-min slots, HiGHS (highspy); %d of %d needed the MILP, %d had a "
+                "shortfall; budget 50 ms p99" % (res["milp"], res["n"], res["with_shortfall"])}}
+
+
 # ---------------------------------------------------------------- the run
 def entry(values):
     s = bu.summary(values)
@@ -864,7 +888,7 @@ def run_bench(quick=False, n=None, log=print):
             finally:
                 if busy is not None:
                     busy.stop()
-        for name, fn in (("exi", measure_exi), ("secc", measure_secc)):
+        for name, fn in (("exi", measure_exi), ("secc", measure_secc), ("plan", measure_plan)):
             log("bench: %-10s ..." % name)
             try:
                 s, e = fn(counts["latency"], mp)
