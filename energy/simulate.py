@@ -2,7 +2,7 @@
 
 Every strategy meets the same actual world (prices, the household's noisy load, the trips) at
 15-min slots (hourly prices cover their four quarters). A strategy decides the EV's AC power
-per slot; `execute` turns that into actual flows within the limits and accounts the cost with
+per slot; `_execute` turns that into actual flows within the limits and accounts the cost with
 the planner's formula (../shared/energy/README.md): Δt·(import price·import − export
 price·export) + wear·Δt·discharge/η_d.
 
@@ -10,19 +10,19 @@ Strategies (docs/energy.md):
 - dumb: charge at full power from arrival until the departure SoC; never discharge.
 - smart_charge, v2h, v2x: the planner (energy.plan.solve) re-run every day when the day-ahead
   prices are published (13:00 Danish time) over the prices known then (to the end of the next
-  local day), with the load forecast (the household's expected shape, no noise) and the planned
-  trips; re-run when the SoC departs from the plan by more than REPLAN_SOC; energy left at the
-  horizon's end is worth `terminal_value` (the planner cannot see the prices after it).
+  local day) and EXTEND_DAYS more on a spot forecast (`forecast_prices`), with the load forecast
+  (the household's expected shape, no noise) and the planned trips; re-run when the SoC departs
+  from the plan by more than REPLAN_SOC; energy left at the horizon's end is worth
+  `terminal_value`.
   smart_charge may not discharge; v2h may not export; v2x may do both.
 - perfect_foresight: the same problem over the whole period with the actual load: a lower bound
   of every strategy that meets the same constraints over the same data.
 
-All strategies must end the period with at least END_SOC (the lower of the initial and the
-departure SoC) when the EV is home, so none earns by emptying the battery at the end.
+All strategies must end the period with at least World.end_soc (the lower of the initial and
+the departure SoC) when the EV is home, so none earns by emptying the battery at the end.
 """
 
 import math
-import statistics
 import time
 
 from energy import ev_use, household
@@ -40,7 +40,8 @@ TV_DAYS = 28  # the terminal value looks at this many days of past import prices
 TV_QUANTILE = 0.2  # ... and takes this quantile (the cheap hours the EV would charge in)
 FOLLOW_LOAD = True  # V2H slots follow the actual load (see _execute)
 DEPARTURE_MARGIN = 0.015  # planners aim this much (SoC fraction) above each target: > REPLAN_SOC
-EXTEND_DAYS = 0  # plans look this many days past the published prices, on a spot forecast
+EXTEND_DAYS = 1  # plans look this many days past the published prices, on a spot forecast:
+FC_DAYS = 14  # the mean daily profile of the last FC_DAYS days of published spot prices
 
 
 class World:
@@ -261,14 +262,20 @@ def terminal_value(w, t, kind):
 
 def forecast_prices(w, t0, known, t1):
     """(import, export) DKK/kWh for slots [t0, t1): the actual prices up to `known` (published),
-    after it the tariff applied to a persistence forecast of the spot price (the last published
-    day repeated), which is all a planner can know then."""
+    after it the tariff applied to a forecast of the spot price, the mean daily profile of the
+    last FC_DAYS published days, which is all a planner can know then. (Repeating only the last
+    day did worse than no extension at all; the 14-day mean took the capture ratio from ~93 % to
+    ~94-95 %, docs/energy.md.)"""
     imp, exp = w.import_dkk[t0:known], w.export_dkk[t0:known]
     if t1 <= known:
         return imp, exp
     from energy import tariffs
     spd = 86400 // SLOT_S
-    last = w.spot[max(0, known - spd):known]
+    if FC_DAYS <= 1:
+        last = w.spot[max(0, known - spd):known]
+    else:
+        k = max(1, min(FC_DAYS, known // spd))
+        last = [sum(w.spot[known - j * spd + i] for j in range(1, k + 1)) / k for i in range(spd)]
     spot_fc = [last[(i % len(last))] for i in range(t1 - known)]
     fi, fe = tariffs.price_arrays(w.tariff, w.start_s + known * SLOT_S, SLOT_S, spot_fc)
     return imp + fi, exp + fe
@@ -413,7 +420,7 @@ def method():
     return {"slot_minutes": SLOT_S // 60, "publish_local_hour": PUBLISH_LOCAL_H, "replan_soc": REPLAN_SOC,
             "terminal_value": "%g-quantile of the last %d days' import prices / charge_efficiency"
                               % (TV_QUANTILE, TV_DAYS),
-            "extend_days_on_spot_forecast": EXTEND_DAYS, "departure_margin_soc": DEPARTURE_MARGIN, "v2h_follows_actual_load": FOLLOW_LOAD,
+            "extend_days_on_spot_forecast": EXTEND_DAYS, "spot_forecast": "mean daily profile of the last %d days" % FC_DAYS, "departure_margin_soc": DEPARTURE_MARGIN, "v2h_follows_actual_load": FOLLOW_LOAD,
             "load_forecast": "household expected shape (no noise)",
             "end_soc": "min(ev.initial_soc, use.departure_soc) at the period's end"}
 

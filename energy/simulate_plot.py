@@ -1,7 +1,6 @@
 """Plots of a year simulation: monthly cost per strategy, and SoC and price over one week."""
 
 import calendar
-import datetime
 import os
 import time
 
