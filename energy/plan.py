@@ -103,7 +103,7 @@ def validate(obj):
 
     Beyond the spec's text: every key is required (the spec names no defaults); a departure's
     slot is an integer in 0..N (N: the end of the horizon); slot_minutes divides a day;
-    start_utc is ISO 8601 in UTC (``Z``, ``+00:00`` or no offset); the start SoC must be at
+    start_utc is an ISO 8601 date and time (no offset: UTC); the start SoC must be at
     least min_soc; a slot whose home load the grid limits cannot carry whatever the EV does
     (unplugged, or beyond its power) is refused here, naming the slot."""
     _object(obj, "", TOP_KEYS)
@@ -205,11 +205,11 @@ def _utc(v):
     if not isinstance(v, str):
         raise PlanInputError("start_utc", "must be an ISO 8601 time string, not %s" % _kind(v))
     try:
-        t = datetime.datetime.fromisoformat(v)
+        datetime.datetime.fromisoformat(v)
     except ValueError:
         raise PlanInputError("start_utc", "%r is not an ISO 8601 date and time" % v) from None
-    if t.utcoffset() not in (None, datetime.timedelta(0)):
-        raise PlanInputError("start_utc", "%r is not in UTC (use Z or +00:00)" % v)
+    # any offset names one instant (Z, +00:00 or another); no offset is read as UTC. The
+    # planner does not use the time: slots are counted from it.
     return v
 
 
@@ -407,25 +407,26 @@ class _Solver:
         self.integer = False
         self.optimal = True
         self.solves = 0
-        self.open = False  # shortfall slacks open
+        self.slack_ub = None  # upper bounds of the shortfall slacks (None: all 0, targets hard)
         self.bound = None  # total shortfall <= bound (stage 2)
         self.stage1 = False  # objective: total shortfall (stage 1), else cost
         self._load()
 
     def _load(self):
         self.m.load_into(self.h)
-        if self.open:
-            self.set_stage(open_=True)
+        if self.slack_ub is not None:
+            self.set_slack_ub(self.slack_ub)
         if self.stage1:
             self.set_objective(stage1=True)
         if self.bound is not None:
             self.set_bound(self.bound)
 
-    def set_stage(self, open_):
+    def set_slack_ub(self, ub):
+        """Upper bounds of the shortfall slacks (reserve rows, then departures); None: 0."""
         m = self.m
-        self.open = open_
+        self.slack_ub = ub
         idx = np.arange(m.S, m.slack_end, dtype=np.int32)
-        self.h.changeColsBounds(len(idx), idx, np.zeros(len(idx)), np.full(len(idx), math.inf if open_ else 0.0))
+        self.h.changeColsBounds(len(idx), idx, np.zeros(len(idx)), np.zeros(len(idx)) if ub is None else ub)
 
     def set_objective(self, stage1):
         m = self.m
@@ -479,17 +480,19 @@ class _Solver:
             self._load()
 
     def with_shortfall(self, least):
-        """Stage 2 with the least total shortfall known (max_energy()): the least cost with
-        the shortfall held there (a hair of tolerance, of the order of the solver's)."""
-        self.set_stage(open_=True)
-        self.set_bound(least + 1e-7 + 1e-8 * least)
+        """Stage 2 with each target's least shortfall known (least_shortfalls()): the least
+        cost with every shortfall held at its least (plus a hair, of the order of the solver's
+        tolerance). Holding each is the same as holding their sum: no plan misses a target
+        by less than the fullest battery does, so a plan at the least sum is at the least of
+        each."""
+        self.set_slack_ub(np.where(least > 1e-9, least + 1e-9 * (1.0 + least), 0.0))
         return self.run()
 
     def lexicographic(self):
         """The targets cannot all be met and the least shortfall is not known in closed form:
         stage 1 minimises the total missing kWh (an LP), stage 2 the cost with the shortfall
         held at that minimum. Returns None when even stage 1 is infeasible."""
-        self.set_stage(open_=True)
+        self.set_slack_ub(np.full(self.m.n_slack, math.inf))
         sol = None
         for attempt in range(3):
             self.set_bound(None)
@@ -542,16 +545,15 @@ def max_energy(p):
     return e
 
 
-def least_shortfall(p, emax):
-    """Total missing kWh of the trajectory emax (reserve where plugged, departures)."""
+def least_shortfalls(p, m, emax):
+    """What the trajectory emax misses of each target, in the order of the model's slack
+    columns: the reserve rows (m.res_t), then the departures (kWh, >= 0)."""
     ev = p["ev"]
     cap = ev["capacity_kwh"]
-    r = p["reserve_soc"] * cap
-    total = 0.0
-    if r > ev["min_soc"] * cap:
-        total += sum(max(0.0, r - emax[t]) for t in range(len(ev["plugged"])) if ev["plugged"][t])
-    total += sum(max(0.0, d["min_soc"] * cap - emax[d["slot"]]) for d in ev["departures"])
-    return total
+    e = np.asarray(emax)
+    res = p["reserve_soc"] * cap - e[m.res_t]
+    dep = np.array([d["min_soc"] * cap for d in ev["departures"]]) - e[m.dep_slot] if len(m.dep_slot) else np.zeros(0)
+    return np.maximum(np.concatenate([res, dep]), 0.0)
 
 
 def solve(problem, *, terminal_value_dkk_per_kwh=0.0, time_limit_s=None):
@@ -584,8 +586,8 @@ def solve(problem, *, terminal_value_dkk_per_kwh=0.0, time_limit_s=None):
     if emax is not None and min(emax[1:]) < e_min - 1e-9:
         sol = None  # even the fullest battery breaks min_soc somewhere: no plan
     elif emax is not None:
-        least = least_shortfall(p, emax)
-        sol = sv.run() if least <= 1e-9 else sv.with_shortfall(least)
+        least = least_shortfalls(p, sv.m, emax)
+        sol = sv.with_shortfall(least) if np.any(least > 1e-9) else sv.run()
         if sol is None and sv.m.n_slack:  # numerics only (the greedy plan is feasible)
             sol = sv.lexicographic()
     else:

@@ -375,6 +375,24 @@ def test_terminal_value_keeps_energy_and_stays_out_of_the_cost():
     assert kept["terminal_value_dkk"] == pytest.approx(2.0 * kept["energy_kwh"][-1])
 
 
+@pytest.mark.parametrize("seed", [s for s in range(100) if s % 4 == 0])
+def test_closed_form_stage_1_agrees_with_the_lp_stage_1(seed, monkeypatch):
+    """The least shortfall comes from the fullest-battery trajectory (plan.max_energy); the
+    general path (stage 1 as an LP, used where a surplus forces charging) must give the same
+    plan cost and shortfall on the random instances."""
+    inp = random_instance(random.Random(1000 + seed))
+    try:
+        fast = plan.solve(inp)
+    except plan.PlanInputError:
+        return
+    monkeypatch.setattr(plan, "max_energy", lambda p: None)
+    slow = plan.solve(inp)
+    assert slow["solves"] >= fast["solves"]
+    assert slow["cost_dkk"] == pytest.approx(fast["cost_dkk"], abs=1e-5)
+    assert sum(s["kwh"] for s in slow["shortfall"]) == pytest.approx(sum(s["kwh"] for s in fast["shortfall"]),
+                                                                     abs=1e-5)
+
+
 def test_solve_does_not_change_its_input():
     inp = base(5)
     before = copy.deepcopy(inp)

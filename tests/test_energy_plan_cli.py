@@ -135,7 +135,7 @@ BAD = {
     "slot_minutes_zero": (_set("slot_minutes", 0), "slot_minutes: must be > 0"),
     "slot_minutes_odd": (_set("slot_minutes", 7), "slot_minutes: must divide a day"),
     "start_not_iso": (_set("start_utc", "yesterday"), "start_utc: 'yesterday' is not an ISO 8601"),
-    "start_not_utc": (_set("start_utc", "2024-03-01T00:00:00+02:00"), "start_utc:"),
+    "start_not_a_string": (_set("start_utc", 1709251200), "start_utc: must be an ISO 8601 time string"),
     "capacity_zero": (_set("ev.capacity_kwh", 0), "ev.capacity_kwh: must be > 0"),
     "soc_above_one": (_set("ev.soc", 1.2), "ev.soc: must be <= 1"),
     "min_soc_negative": (_set("ev.min_soc", -0.1), "ev.min_soc: must be >= 0"),
