@@ -138,3 +138,57 @@ def test_bad_input_exit_2_naming_the_place(tmp_path, capsys):
     assert _run(["--prices", p, "--area", "DK1", "--from", "2024-02-30", "--json", out]) == 2
     assert "--from" in capsys.readouterr().err
     assert not (tmp_path / "o.json").exists()
+
+
+def test_long_trip_arrives_below_reserve_and_recovers_without_violation(tmp_path):
+    site = tmp_path / "long.json"
+    site.write_text(json.dumps({"use": {"trips": [{"days": ["saturday"], "depart": "08:00", "return": "20:00",
+                                                   "km": 400}]}}))
+    ser = prices.load(str(PRICES / "dk2-2024.csv"), "DK2")
+    w = simulate.build_world(ser, site_mod.load_site(str(site)), tariffs.load_tariff("dk2-radius"),
+                             ser.start_s, ser.start_s + 14 * 86400)
+    res, runs = simulate.simulate(w, strategies=("dumb", "v2x"))
+    below = [t for t in range(w.n) if w.plugged[t] and runs["v2x"].soc[t] < w.site["reserve_soc"] - 1e-3]
+    assert below, "the 400 km trip must bring the EV home below the reserve for this test to mean anything"
+    assert res["v2x"]["reserve_violation_slots"] == 0 and res["dumb"]["reserve_violation_slots"] == 0
+    assert res["v2x"]["departure_misses"] == 0
+
+
+def test_violation_counter_counts_a_slot_left_below_the_reserve(weeks):
+    w, res, runs = weeks
+    r = simulate.Run(w.n)
+    cap = w.site["ev"]["capacity_kwh"]
+    t = next(t for t in range(w.n) if w.plugged[t] and t not in w.dep_soc)
+    low = (w.site["reserve_soc"] - 0.05) * cap
+    simulate._check_slot(w, r, t, low, low)  # idle below the reserve while home
+    assert r.reserve_violation_slots == 1
+    r.charge_kw[t] = w.site["ev"]["max_charge_kw"]
+    simulate._check_slot(w, r, t, low, low + 2.0)  # charging flat out: recovering
+    assert r.reserve_violation_slots == 1
+    d = w.departures[0][0]
+    simulate._check_slot(w, r, d, 0.5 * cap, 0.5 * cap)
+    assert r.departure_misses == 1
+
+
+def test_publication_and_horizon_follow_danish_time():
+    # 2024-03-31 is the spring DST change: 13:00 local is 12:00Z before it and 11:00Z from it
+    w = _world("dk1-2024.csv", "DK1", days=4, start_day=88)  # 2024-03-29 .. 04-02 UTC
+    pub_utc = [time_of(w, p) for p in w.publications if 0 <= p < w.n]
+    assert pub_utc[0].endswith("12:00") and pub_utc[-1].endswith("11:00")
+    p = w.publications[1]
+    # before 13:00 the prices end with the local day, after it with the next local day
+    assert w.known_until(p - 1) == w.midnights[2] and w.known_until(p) == w.midnights[3]
+
+
+def time_of(w, slot):
+    import time
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(w.start_s + slot * w.slot_s))
+
+
+def test_default_site_is_the_documented_one():
+    s = site_mod.load_site(None)
+    doc = (ROOT / "docs" / "energy.md").read_text()
+    assert s["ev"]["capacity_kwh"] == 94.0 and s["grid_import_limit_kw"] == 17.25
+    for key in ("household.annual_kwh", "ev.capacity_kwh", "use.trips", "reserve_soc", "wear_cost_dkk_per_kwh",
+                "grid_import_limit_kw", "grid_export_limit_kw"):
+        assert "`%s`" % key in doc, key
