@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 
+import highspy
 import numpy as np
 
 TOP_KEYS = ("slot_minutes", "start_utc", "import_price_dkk_per_kwh", "export_price_dkk_per_kwh", "home_load_kw",
@@ -222,7 +223,7 @@ class _Model:
     E[0..N]     battery energy (kWh), E[0] fixed, min_soc*cap <= E <= cap;
     s[r]        reserve shortfall of reserve row r (kWh), u[k] departure k's shortfall (kWh),
                 fixed at 0 until a shortfall is allowed;
-    y[t]        for the slots in `binaries` (True: all): 1 slot t may charge, 0 it may discharge;
+    y[t]        with binaries=True, where a slot can do both: 1 it may charge, 0 it may discharge;
     with diagnose=True also hm[t] (E below min_soc), hc[t] (E above capacity), hi[t], hx[t]
     (import / export above the limit): the elastic model that names an infeasible place.
     """
@@ -255,9 +256,7 @@ class _Model:
         S = 5 * n + 1
         U = S + nr
         Y = U + k
-        both = np.flatnonzero((cmax > 0) & (dmax > 0))
-        if binaries is not True:
-            both = np.intersect1d(both, np.fromiter(binaries or (), dtype=int)).astype(int)
+        both = np.flatnonzero((cmax > 0) & (dmax > 0)) if binaries else np.zeros(0, dtype=int)
         nb = len(both)
         ncol = Y + nb
         self.C, self.D, self.E, self.S, self.U, self.slack_end = C, D, E, S, U, U + k
@@ -366,8 +365,6 @@ def _highs():
     """A HiGHS instance per thread, made once (its options set once; clearModel() between plans)."""
     h = getattr(_local, "h", None)
     if h is None:
-        import highspy
-
         # the first Highs() of a process prints a banner on C-level stdout: keep it off our
         # output (`--json -` writes the plan there)
         sys.stdout.flush()
