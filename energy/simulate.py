@@ -271,10 +271,10 @@ def forecast_prices(w, t0, known, t1):
         return imp, exp
     from energy import tariffs
     spd = 86400 // SLOT_S
-    if FC_DAYS <= 1:
-        last = w.spot[max(0, known - spd):known]
+    k = min(FC_DAYS, known // spd)
+    if k < 1:  # less than a day published (the period's first hours): its prices, earliest repeated
+        last = [w.spot[max(0, known - spd + i)] for i in range(spd)]
     else:
-        k = max(1, min(FC_DAYS, known // spd))
         last = [sum(w.spot[known - j * spd + i] for j in range(1, k + 1)) / k for i in range(spd)]
     spot_fc = [last[(i % len(last))] for i in range(t1 - known)]
     fi, fe = tariffs.price_arrays(w.tariff, w.start_s + known * SLOT_S, SLOT_S, spot_fc)
