@@ -37,6 +37,10 @@ ROUND_KW = 6  # decimals of p_kw (1 mW: the recomputed cost then matches the opt
 ROUND_SOC = 6
 
 
+class PlanTimeout(RuntimeError):
+    """solve()'s time_limit_s ran out before HiGHS had any plan."""
+
+
 class PlanInputError(ValueError):
     """A plan input the planner refuses; str() is ``"key: problem"``, key a path such as
     ``ev.departures[1].slot`` or ``home_load_kw[7]``."""
@@ -399,7 +403,8 @@ class _Solver:
     def __init__(self, p, tv, time_limit_s, t_end):
         self.p, self.tv = p, tv
         self.h = _highs()
-        self.h.setOptionValue("time_limit", math.inf if time_limit_s is None else max(1e-3, t_end - time.perf_counter()))
+        self.t_end = t_end
+        self.h.setOptionValue("time_limit", math.inf)
         self.m = _Model(p, tv)
         self.integer = False
         self.optimal = True
@@ -453,6 +458,11 @@ class _Solver:
         h = self.h
         while True:
             m = self.m
+            if self.t_end != math.inf:
+                left = self.t_end - time.perf_counter()
+                if left <= 0:
+                    raise PlanTimeout("planner: time limit reached before a plan was found")
+                h.setOptionValue("time_limit", left)
             h.run()
             self.solves += 1
             st = h.getModelStatus()
@@ -463,6 +473,8 @@ class _Solver:
                 if st == status.kTimeLimit and len(sol) == h.getNumCol() and h.getInfo().primal_solution_status == 2:
                     self.optimal = False
                     return sol
+                if st == status.kTimeLimit:
+                    raise PlanTimeout("planner: time limit reached before a plan was found")
                 raise RuntimeError("planner: HiGHS ended with %s" % h.modelStatusToString(st))
             if not exclusive:
                 return sol
@@ -567,15 +579,18 @@ def solve(problem, *, terminal_value_dkk_per_kwh=0.0, time_limit_s=None):
     and, for Python callers, ``p_kw`` (list), ``soc`` (N+1 values, soc[N] at the end),
     ``soc_end``, ``energy_kwh`` (N+1, battery side), ``grid_kw`` (import > 0), ``terminal_value_dkk``
     (terminal value x E_N, not in cost_dkk), ``milp`` (whether binaries were needed), ``solves``,
-    ``optimal`` (False only when time_limit_s cut a MILP short).
+    ``optimal`` (False only when time_limit_s cut a MILP short: the best plan found).
 
     terminal_value_dkk_per_kwh (not in the JSON spec) credits each kWh left in the battery at
     the end (objective - value * E_N), for rolling horizons; cost_dkk excludes it.
     Raises PlanInputError for inputs that break a rule or whose hard limits (min_soc with the
-    driving, grid limits) no plan can meet, naming the place."""
+    driving, grid limits) no plan can meet, naming the place; PlanTimeout when time_limit_s
+    runs out before any plan is found."""
     t0 = time.perf_counter()
     p = validate(problem)
     tv = _number(terminal_value_dkk_per_kwh, "terminal_value_dkk_per_kwh")
+    if time_limit_s is not None:
+        _number(time_limit_s, "time_limit_s", lo=0, lo_open=True)
     t_end = t0 + (time_limit_s if time_limit_s is not None else math.inf)
     sv = _Solver(p, tv, time_limit_s, t_end)
     emax = max_energy(p)

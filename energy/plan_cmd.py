@@ -4,7 +4,8 @@
 ``-`` reads the input from stdin / writes the plan to stdout. The output file holds exactly the
 spec's keys (cost_dkk, slots, shortfall, solve_ms). Exit 0 with the plan; exit 2 with one line
 ``error: FILE: KEY: problem`` on stderr for unreadable or invalid JSON, a broken input or hard
-limits no plan can meet; exit 1 when the output cannot be written.
+limits no plan can meet; exit 1 when the output cannot be written or --time-limit runs out
+before any plan is found.
 """
 
 import json
@@ -50,6 +51,9 @@ def cmd_plan(args):
         res = plan.solve(obj, time_limit_s=args.time_limit)
     except plan.PlanInputError as e:
         return _refuse(name, str(e))
+    except plan.PlanTimeout as e:
+        print("error: %s: %s (--time-limit %g s)" % (name, e, args.time_limit), file=sys.stderr)
+        return 1
     out = {k: res[k] for k in SPEC_KEYS}
     text = json.dumps(out, indent=1 if args.json != "-" else None) + "\n"
     if args.json == "-":
@@ -67,7 +71,8 @@ def cmd_plan(args):
         n, res["cost_dkk"],
         "no shortfall" if not short else "shortfall %.3f kWh in %d place(s) (first: slot %d, %s)" % (
             sum(s["kwh"] for s in short), len(short), short[0]["slot"], short[0]["kind"]),
-        res["solve_ms"], " (MILP)" if res["milp"] else "", args.json))
+        res["solve_ms"], (" (MILP%s)" % ("" if res["optimal"] else ", cut short by --time-limit: the best plan found, "
+                                           "not proven least-cost")) if res["milp"] else "", args.json))
     return 0
 
 

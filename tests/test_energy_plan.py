@@ -447,3 +447,28 @@ def _series(cache=[]):
 
         cache.append(quarter_hour_prices())
     return cache[0]
+
+
+def test_time_limit_returns_a_valid_plan_or_says_it_has_none():
+    """A MILP cut short by time_limit_s: either the best plan found (optimal False), which
+    must still be a plan of the spec, or PlanTimeout; never a broken plan. The instance: a
+    benchmark day with import prices 2.2 DKK/kWh lower (half the horizon negative) and a
+    nearly full battery, a MILP that took HiGHS 2.8 s to prove on the 2-core machine."""
+    from bench_energy_plan import instance
+
+    inp = instance(random.Random(1), _series())
+    inp["import_price_dkk_per_kwh"] = [round(x - 2.2, 5) for x in inp["import_price_dkk_per_kwh"]]
+    inp["export_price_dkk_per_kwh"] = [round(min(x - 0.5, y), 5) for x, y in
+                                       zip(inp["export_price_dkk_per_kwh"], inp["import_price_dkk_per_kwh"])]
+    inp["ev"]["soc"] = 0.9
+    try:
+        cut = plan.solve(inp, time_limit_s=0.05)
+    except plan.PlanTimeout:
+        return
+    check_plan(inp, cut)
+    assert cut["milp"] or cut["optimal"]
+
+
+def test_time_limit_must_be_positive():
+    with pytest.raises(plan.PlanInputError, match="time_limit_s"):
+        plan.solve(base(2), time_limit_s=0)
