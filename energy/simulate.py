@@ -22,6 +22,7 @@ All strategies must end the period with at least World.end_soc (the lower of the
 the departure SoC) when the EV is home, so none earns by emptying the battery at the end.
 """
 
+import datetime
 import math
 import time
 
@@ -37,7 +38,7 @@ REPLAN_SOC = 0.01  # re-plan when the SoC is this far (fraction of capacity) fro
 PUBLISH_LOCAL_H = 13  # day-ahead results for the next day, ~12:45-13:00 Danish time (Nord Pool)
 TOL_KWH = 1e-3  # rounding tolerance of the SoC checks (kWh)
 TV_DAYS = 28  # the terminal value looks at this many days of past import prices
-TV_QUANTILE = 0.2  # ... and takes this quantile (the cheap hours the EV would charge in)
+TV_QUANTILE = 0.15  # ... and takes this quantile (the cheap hours the EV would charge in)
 FOLLOW_LOAD = True  # V2H slots follow the actual load (see _execute)
 DEPARTURE_MARGIN = 0.015  # planners aim this much (SoC fraction) above each target: > REPLAN_SOC
 EXTEND_DAYS = 1  # plans look this many days past the published prices, on a spot forecast:
@@ -48,9 +49,10 @@ class World:
     """The actual data of a simulation period: n slots of SLOT_S seconds from start_s.
 
     import_dkk/export_dkk: all-in prices per slot; load_kw: actual home load; forecast_kw: the
-    planners' load forecast; plugged/drive_kwh/departures: the EV's use; site: the site dict."""
+    planners' load forecast; plugged/drive_kwh/departures: the EV's use; site: the site dict;
+    tariff: the energy.tariffs.Tariff the prices came from."""
 
-    def __init__(self, start_s, n, spot_eur_mwh, import_dkk, export_dkk, site):
+    def __init__(self, start_s, n, spot_eur_mwh, import_dkk, export_dkk, site, tariff):
         self.start_s = start_s
         self.n = n
         self.slot_s = SLOT_S
@@ -59,6 +61,7 @@ class World:
         self.import_dkk = import_dkk
         self.export_dkk = export_dkk
         self.site = site
+        self.tariff = tariff  # for the planners' price forecast past the published prices
         hh = site["household"]
         self.forecast_kw = household.expected_load_kw(start_s, SLOT_S, n, hh["annual_kwh"], hh["heat_pump"],
                                                       hh["heat_pump_kwh"])
@@ -75,7 +78,6 @@ class World:
 
     def _local_days(self):
         """Slot indices of each local midnight and each publication time in the period."""
-        import datetime
         d = ev_use.local_datetime(self.start_s).date()
         mids, pubs = [], []
         end = self.start_s + self.n * SLOT_S
@@ -107,9 +109,7 @@ def build_world(series, site, tariff, start_s=None, end_s=None):
     t1 = series.end_s if end_s is None else end_s
     spot = prices.slots(series, SLOT_S, t0, t1)
     imp, exp = tariffs.price_arrays(tariff, t0, SLOT_S, spot)
-    w = World(t0, len(spot), spot, imp, exp, site)
-    w.tariff = tariff
-    return w
+    return World(t0, len(spot), spot, imp, exp, site, tariff)
 
 
 class Run:
@@ -127,7 +127,6 @@ class Run:
         self.replans = 0
         self.departure_misses = 0
         self.reserve_violation_slots = 0
-        self.end_shortfall_kwh = 0.0
         self.run_s = 0.0
 
 
@@ -214,7 +213,7 @@ def _problem(w, t0, t1, e_kwh, kind, loads, end_target, prices=None):
     # a real planner keeps a margin over the targets for what its forecast misses (the drift
     # below REPLAN_SOC); perfect foresight needs none
     m = 0.0 if kind == "perfect_foresight" else DEPARTURE_MARGIN
-    deps = [{"slot": s - t0, "min_soc": min(1.0, soc + m)} for s, soc in w.departures if t0 < s < t1]
+    deps = [{"slot": s - t0, "min_soc": min(1.0, soc + m)} for s, soc in w.departures if t0 < s <= t1]
     if end_target is not None and t1 == w.n and w.plugged[w.n - 1]:
         # the period's end as a departure at slot N (the spec allows 0..N)
         deps.append({"slot": t1 - t0, "min_soc": min(1.0, end_target + m)})
@@ -248,7 +247,7 @@ def _iso(t_s):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_s))
 
 
-def terminal_value(w, t, kind):
+def terminal_value(w, t):
     """DKK per kWh of battery energy left at a plan's horizon end, from what is known at slot t:
     the TV_QUANTILE of the last TV_DAYS days' import prices over the charge efficiency, the cost
     of putting that kWh back in the cheap hours (it would otherwise be charged then for the next
@@ -302,7 +301,7 @@ def run_planned(w, kind, solve, progress=None):
         if stale:
             p0, known = t, w.known_until(t)
             p1 = min(w.n, known + EXTEND_DAYS * spd)
-            tv = terminal_value(w, t, kind) if p1 < w.n else 0.0
+            tv = terminal_value(w, t) if p1 < w.n else 0.0
             pb = _problem(w, p0, p1, e, kind, w.forecast_kw, w.end_soc, forecast_prices(w, p0, known, p1))
             plan = solve(pb, terminal_value_dkk_per_kwh=tv)
             r.plan_ms.append(plan["solve_ms"])
