@@ -621,16 +621,24 @@ def _diagnose(p, tv):
     """No plan meets the hard limits: find the first slot where they break (the elastic
     model: every hard limit may be exceeded at a cost per kWh or kW) and raise
     PlanInputError naming it."""
-    m = _Model(p, tv, binaries=True, diagnose=True)
     h = _highs()
-    m.load_into(h)
-    h.run()
-    sol = np.asarray(h.getSolution().col_value)
+    h.setOptionValue("time_limit", math.inf)  # an error path: it ends with a message, whatever it takes
     ev = p["ev"]
-    n = m.n
-    if len(sol) == m.ncol:
-        viol = [(t, kind) for t in range(n) for kind, base in (("min", m.HM), ("cap", m.HC), ("imp", m.HI),
-                                                                ("exp", m.HX)) if sol[base + t] > 1e-6]
+    viol = []
+    # the elastic LP first; it finds no excess only where burning energy (both directions in
+    # one slot) hides it, a surplus on a full battery: then the elastic MILP
+    for binaries in (False, True):
+        m = _Model(p, tv, binaries=binaries, diagnose=True)
+        n = m.n
+        m.load_into(h)
+        h.run()
+        sol = np.asarray(h.getSolution().col_value)
+        if len(sol) == m.ncol:
+            viol = [(t, kind) for t in range(n) for kind, base in (("min", m.HM), ("cap", m.HC), ("imp", m.HI),
+                                                                    ("exp", m.HX)) if sol[base + t] > 1e-6]
+        if viol:
+            break
+    if viol:
         viol.sort(key=lambda v: v[0] + (1 if v[1] in ("min", "cap") else 0))
         for t, kind in viol:
             amount = sol[{"min": m.HM, "cap": m.HC, "imp": m.HI, "exp": m.HX}[kind] + t]
@@ -650,7 +658,7 @@ def _diagnose(p, tv):
                                      "capacity by the end of slot %d to keep the export within the limits" % (amount, t))
             if kind == "imp":
                 raise PlanInputError("home_load_kw[%d]" % t, "import above grid_import_limit_kw by %.4g kW: the EV "
-                                     "cannot discharge enough in slot %d (min_soc, reserve of energy)" % (amount, t))
+                                     "cannot discharge enough in slot %d without falling below ev.min_soc" % (amount, t))
             raise PlanInputError("home_load_kw[%d]" % t, "export above the grid's limit by %.4g kW in slot %d: "
                                  "the EV cannot take the surplus" % (amount, t))
     raise PlanInputError("ev", "no plan meets the hard limits (min_soc, driving, grid limits)")
