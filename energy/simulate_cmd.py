@@ -89,7 +89,12 @@ def cmd_simulate(args):
         if tname is None:
             return _refuse("%s: no default tariff for area %s (set \"tariff\" in the site file)"
                            % (args.site or "site", args.area))
-        tariff = tariffs.load_tariff(tname)
+        try:
+            tariff = tariffs.load_tariff(tname)
+        except tariffs.TariffError as e:
+            if not site["tariff"]:
+                raise
+            return _refuse("%s: tariff: %s" % (os.path.basename(args.site), e))
         t0 = series.start_s if start_s is None else start_s
         t1 = series.end_s if end_s is None else end_s
         w = simulate.build_world(series, site, tariff, t0, t1)

@@ -135,6 +135,10 @@ def test_bad_input_exit_2_naming_the_place(tmp_path, capsys):
     bad_site.write_text(json.dumps({"reserve_soc": 1.5}))
     assert _run(["--prices", p, "--area", "DK1", "--site", str(bad_site), "--json", out]) == 2
     assert "reserve_soc" in capsys.readouterr().err
+    bad_site.write_text(json.dumps({"tariff": "no-such-grid-company"}))
+    assert _run(["--prices", p, "--area", "DK1", "--site", str(bad_site), "--json", out]) == 2
+    err = capsys.readouterr().err
+    assert "site.json: tariff" in err and "no-such-grid-company" in err
     assert _run(["--prices", p, "--area", "DK1", "--from", "2024-02-30", "--json", out]) == 2
     assert "--from" in capsys.readouterr().err
     assert not (tmp_path / "o.json").exists()
