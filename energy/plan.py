@@ -227,12 +227,10 @@ class _Model:
     E[0..N]     battery energy (kWh), E[0] fixed, min_soc*cap <= E <= cap;
     s[r]        reserve shortfall of reserve row r (kWh), u[k] departure k's shortfall (kWh),
                 fixed at 0 until a shortfall is allowed;
-    y[t]        with binaries=True, where a slot can do both: 1 it may charge, 0 it may discharge;
-    with diagnose=True also hm[t] (E below min_soc), hc[t] (E above capacity), hi[t], hx[t]
-    (import / export above the limit): the elastic model that names an infeasible place.
+    y[t]        with binaries=True, where a slot can do both: 1 it may charge, 0 it may discharge.
     """
 
-    def __init__(self, p, terminal_value, binaries=False, diagnose=False):
+    def __init__(self, p, terminal_value, binaries=False):
         ev = p["ev"]
         n = len(p["home_load_kw"])
         self.n = n
@@ -309,34 +307,6 @@ class _Model:
                        np.stack([np.ones(nb), -cmax[both]], 1)))
         blocks.append((np.full(nb, -inf), dmax[both], np.stack([D + both, yb], 1),
                        np.stack([np.ones(nb), dmax[both]], 1)))
-        if diagnose:
-            # elastic copies of the hard limits: E within [min, cap], import, export
-            HM = ncol
-            HC, HI, HX = HM + n, HM + 2 * n, HM + 3 * n
-            ncol = HM + 4 * n
-            lo = np.concatenate([lo, np.zeros(4 * n)])
-            hi = np.concatenate([hi, np.full(4 * n, inf)])
-            cost = np.zeros(ncol)
-            lo[E + 1:E + n + 1] = -inf
-            hi[E + 1:E + n + 1] = inf
-            hi[I:I + n] = inf
-            hi[X:X + n] = inf
-            hi[S:Y] = inf
-            # below min_soc is the cheap excuse: a trip or a load the grid cannot carry ends
-            # there, and naming it is what the user can act on; the capacity and the grid
-            # limits are exceeded only where nothing else helps (a surplus nobody can take)
-            cost[HM:HM + n] = 1.0
-            cost[HC:] = 10.0
-            one = np.ones((n, 2))
-            blocks.append((np.full(n, e_min), np.full(n, inf), np.stack([E + t + 1, HM + t], 1), one))
-            blocks.append((np.full(n, -inf), np.full(n, cap), np.stack([E + t + 1, HC + t], 1),
-                           np.stack([np.ones(n), -np.ones(n)], 1)))
-            blocks.append((np.full(n, -inf), np.full(n, imp_lim), np.stack([I + t, HI + t], 1),
-                           np.stack([np.ones(n), -np.ones(n)], 1)))
-            blocks.append((np.full(n, -inf), np.full(n, exp_lim), np.stack([X + t, HX + t], 1),
-                           np.stack([np.ones(n), -np.ones(n)], 1)))
-            self.HM, self.HC, self.HI, self.HX = HM, HC, HI, HX
-
         row_lo = np.concatenate([b[0] for b in blocks])
         row_hi = np.concatenate([b[1] for b in blocks])
         widths = np.concatenate([np.full(len(b[0]), b[2].shape[1] if len(b[0]) else 0, dtype=np.int32)
@@ -617,51 +587,62 @@ def solve(problem, *, terminal_value_dkk_per_kwh=0.0, time_limit_s=None):
     return out
 
 
+def _prefix(p, k):
+    """The plan input cut to its first k slots (departures after slot k dropped)."""
+    q = dict(p)
+    for key in ("import_price_dkk_per_kwh", "export_price_dkk_per_kwh", "home_load_kw"):
+        q[key] = p[key][:k]
+    ev = dict(p["ev"])
+    ev["plugged"], ev["drive_kwh"] = ev["plugged"][:k], ev["drive_kwh"][:k]
+    ev["departures"] = [d for d in ev["departures"] if d["slot"] <= k]
+    q["ev"] = ev
+    return q
+
+
+def _feasible(q):
+    """Whether some plan meets the hard limits of q (targets may be missed), exactly (the
+    MILP where the LP burns energy)."""
+    sv = _Solver(q, 0.0, None, math.inf)
+    sv.set_slack_ub(np.full(sv.m.n_slack, math.inf))
+    return sv.run() is not None
+
+
 def _diagnose(p, tv):
-    """No plan meets the hard limits: find the first slot where they break (the elastic
-    model: every hard limit may be exceeded at a cost per kWh or kW) and raise
-    PlanInputError naming it."""
-    h = _highs()
-    h.setOptionValue("time_limit", math.inf)  # an error path: it ends with a message, whatever it takes
+    """No plan meets the hard limits: raise PlanInputError naming the first slot by which
+    none can. The horizon's prefixes are feasible up to some length k and infeasible from
+    k + 1 on (a longer prefix only adds limits), so a bisection finds the slot j = k whose
+    addition breaks them; only a trip, a load above the import limit (forced discharge) or
+    a surplus beyond the export limit (forced charge) in slot j can do that."""
+    n = len(p["home_load_kw"])
+    lo, hi = 0, n  # the prefix of length lo is feasible, of length hi is not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _feasible(_prefix(p, mid)):
+            lo = mid
+        else:
+            hi = mid
+    j = hi - 1
     ev = p["ev"]
-    viol = []
-    # the elastic LP first; it finds no excess only where burning energy (both directions in
-    # one slot) hides it, a surplus on a full battery: then the elastic MILP
-    for binaries in (False, True):
-        m = _Model(p, tv, binaries=binaries, diagnose=True)
-        n = m.n
-        m.load_into(h)
-        h.run()
-        sol = np.asarray(h.getSolution().col_value)
-        if len(sol) == m.ncol:
-            viol = [(t, kind) for t in range(n) for kind, base in (("min", m.HM), ("cap", m.HC), ("imp", m.HI),
-                                                                    ("exp", m.HX)) if sol[base + t] > 1e-6]
-        if viol:
-            break
-    if viol:
-        viol.sort(key=lambda v: v[0] + (1 if v[1] in ("min", "cap") else 0))
-        for t, kind in viol:
-            amount = sol[{"min": m.HM, "cap": m.HC, "imp": m.HI, "exp": m.HX}[kind] + t]
-            if kind == "min":
-                trips = [j for j in range(t + 1) if ev["drive_kwh"][j] > 0]
-                forced = [j for j in range(t + 1) if p["home_load_kw"][j] > p["grid_import_limit_kw"]]
-                if trips and (not forced or trips[-1] >= forced[-1]):
-                    raise PlanInputError("ev.drive_kwh[%d]" % trips[-1], "the driving takes the EV below ev.min_soc "
-                                         "by %.4g kWh at the end of slot %d, however much it charges before (power, "
-                                         "grid limit and time allow no more)" % (amount, t))
-                j = forced[-1] if forced else t
-                raise PlanInputError("home_load_kw[%d]" % j, "above grid_import_limit_kw %g: the EV must carry the "
-                                     "rest and falls below ev.min_soc by %.4g kWh at the end of slot %d"
-                                     % (p["grid_import_limit_kw"], amount, t))
-            if kind == "cap":
-                raise PlanInputError("home_load_kw[%d]" % t, "the EV would have to take %.4g kWh more than its "
-                                     "capacity by the end of slot %d to keep the export within the limits" % (amount, t))
-            if kind == "imp":
-                raise PlanInputError("home_load_kw[%d]" % t, "import above grid_import_limit_kw by %.4g kW: the EV "
-                                     "cannot discharge enough in slot %d without falling below ev.min_soc" % (amount, t))
-            raise PlanInputError("home_load_kw[%d]" % t, "export above the grid's limit by %.4g kW in slot %d: "
-                                 "the EV cannot take the surplus" % (amount, t))
-    raise PlanInputError("ev", "no plan meets the hard limits (min_soc, driving, grid limits)")
+    load = p["home_load_kw"][j]
+    imp_lim = p["grid_import_limit_kw"]
+    exp_lim = p["grid_export_limit_kw"] if p["allow_export"] else 0.0
+    emax = max_energy(_prefix(p, hi))
+    short = ""
+    if emax is not None and emax[-1] < ev["min_soc"] * ev["capacity_kwh"]:
+        short = " by %.4g kWh" % (ev["min_soc"] * ev["capacity_kwh"] - emax[-1])
+    if ev["drive_kwh"][j] > 0:
+        raise PlanInputError("ev.drive_kwh[%d]" % j, "the driving takes the EV below ev.min_soc%s at the end of "
+                             "slot %d, however much it charges before (power, grid limit and time allow no more)"
+                             % (short, j))
+    if load > imp_lim:
+        raise PlanInputError("home_load_kw[%d]" % j, "above grid_import_limit_kw %g: the EV must carry the rest "
+                             "and falls below ev.min_soc%s at the end of slot %d" % (imp_lim, short, j))
+    if -load > exp_lim:
+        raise PlanInputError("home_load_kw[%d]" % j, "a surplus of %g kW above what the grid may take (%g kW%s): "
+                             "the EV must store it and is full by the end of slot %d"
+                             % (-load, exp_lim, "" if p["allow_export"] else ", allow_export is false", j))
+    raise PlanInputError("home_load_kw[%d]" % j, "no plan meets the hard limits (min_soc, capacity, grid limits) "
+                         "by the end of slot %d" % j)
 
 
 def _result(p, m, sol, tv):

@@ -165,6 +165,10 @@ BAD = {
     "surplus_with_export_off_unplugged": (
         lambda d: _set("allow_export", False)(_set("ev.plugged[0]", False)(_set("home_load_kw[0]", -2.0)(d))),
         "home_load_kw[0]: -2 kW (a surplus) exceeds what the grid may take"),
+    "surplus_on_a_full_battery": (
+        lambda d: _set("ev.soc", 0.995)(_set("allow_export", False)(_set("home_load_kw", [0.45, -3.0, -3.0, -3.0])(d))),
+        "home_load_kw[1]: a surplus of 3 kW above what the grid may take (0 kW, allow_export is false): the EV "
+        "must store it and is full by the end of slot 1"),
     "trip_beyond_the_battery": (
         lambda d: _set("ev.drive_kwh[2]", 90.0)(_set("ev.plugged[2]", False)(d)),
         "ev.drive_kwh[2]: the driving takes the EV below ev.min_soc"),
