@@ -196,13 +196,14 @@ def validate(obj):
     for t in range(n):
         dmax = e["max_discharge_kw"] if plugged[t] else 0.0
         cmax = e["max_charge_kw"] if plugged[t] else 0.0
+        ev_part = " and the EV is not plugged in"
         if load[t] - dmax > imp_lim + 1e-9:
             raise PlanInputError("home_load_kw[%d]" % t, "%g kW exceeds grid_import_limit_kw %g%s" % (
-                load[t], imp_lim, " plus the EV's %g kW discharge" % dmax if plugged[t] else " and the EV is not plugged in"))
+                load[t], imp_lim, " plus the EV's %g kW discharge" % dmax if plugged[t] else ev_part))
         if -load[t] - cmax > exp_lim + 1e-9:
-            raise PlanInputError("home_load_kw[%d]" % t, "%g kW (a surplus) exceeds what the grid may take (%g kW%s)%s" % (
-                load[t], exp_lim, "" if out["allow_export"] else ", allow_export is false",
-                " plus the EV's %g kW charge" % cmax if plugged[t] else " and the EV is not plugged in"))
+            raise PlanInputError("home_load_kw[%d]" % t, "%g kW (a surplus) exceeds what the grid may take (%g kW%s)%s"
+                                 % (load[t], exp_lim, "" if out["allow_export"] else ", allow_export is false",
+                                    " plus the EV's %g kW charge" % cmax if plugged[t] else ev_part))
     return out
 
 

@@ -60,7 +60,7 @@ def instance(rng, series):
         plugged.append(not away)
         leaving = away and (i == 0 or plugged[i - 1])
         coming = (not away) and i > 0 and not plugged[i - 1]
-        drive.append(round(trip / 2, 3) if leaving or (coming and False) else 0.0)
+        drive.append(round(trip / 2, 3) if leaving else 0.0)  # the way out, on the first slot away
         if leaving:
             deps.append({"slot": i, "min_soc": 0.8})
         if coming:  # the way home, booked on the last slot away

@@ -246,7 +246,8 @@ def test_random_instances_match_cbc(seed):
 def test_random_instances_cover_the_hard_cases():
     """The random set above reaches what it claims to: negative prices, binaries, shortfalls of
     both kinds, refusals and export off (a generator that drifted would test less)."""
-    seen = {"negative": 0, "surplus": 0, "milp": 0, "reserve": 0, "departure": 0, "refused": 0, "no_export": 0, "unplugged": 0}
+    seen = {"negative": 0, "surplus": 0, "milp": 0, "reserve": 0, "departure": 0, "refused": 0, "no_export": 0,
+            "unplugged": 0}
     for seed in range(100):
         inp = random_instance(random.Random(1000 + seed))
         seen["negative"] += min(inp["import_price_dkk_per_kwh"]) < 0
