@@ -32,9 +32,12 @@ SLOT_ARRAYS = ("import_price_dkk_per_kwh", "export_price_dkk_per_kwh", "home_loa
 
 SIMULTANEOUS_KW = 1e-6  # charge and discharge both above this in one slot: the LP burnt energy, solve the MILP
 SHORTFALL_KWH = 1e-6  # missing energy reported from this size up
-SNAP_KW = 2e-6  # solver noise around 0 and the power limits
-ROUND_KW = 6  # decimals of p_kw (1 mW: the recomputed cost then matches the optimum to ~1e-6 DKK)
-ROUND_SOC = 6
+SNAP_KW = 1e-7  # solver noise (its feasibility tolerance) around 0 and the power limits
+# decimals of the output: fine enough that a checker recomputing energies from p_kw alone
+# finds every limit met to ~1e-8 kWh over a long horizon; cost to 1e-6 DKK
+ROUND_KW = 9
+ROUND_SOC = 9
+ROUND_KWH = 9
 
 
 class PlanTimeout(RuntimeError):
@@ -678,11 +681,11 @@ def _result(p, m, sol, tv):
     r_kwh = p["reserve_soc"] * cap
     for t in range(n):
         if ev["plugged"][t] and r_kwh - e[t] > SHORTFALL_KWH:
-            short.append({"slot": t, "kind": "reserve", "kwh": round(r_kwh - e[t], 6)})
+            short.append({"slot": t, "kind": "reserve", "kwh": round(r_kwh - e[t], ROUND_KWH)})
     for dep in ev["departures"]:
         miss = dep["min_soc"] * cap - e[dep["slot"]]
         if miss > SHORTFALL_KWH:
-            short.append({"slot": dep["slot"], "kind": "departure", "kwh": round(miss, 6)})
+            short.append({"slot": dep["slot"], "kind": "departure", "kwh": round(miss, ROUND_KWH)})
     short.sort(key=lambda s: (s["slot"], s["kind"] != "reserve"))
     return {"cost_dkk": round(cost, 6), "slots": [{"p_kw": pk[t], "soc": soc[t]} for t in range(n)],
             "shortfall": short, "p_kw": pk, "soc": soc, "soc_end": soc[-1], "energy_kwh": e,

@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_energy_p
 # the CBC binary PuLP ships: the check the planner's costs were verified against (docs/planner.md)
 pytestmark = pytest.mark.filterwarnings("ignore:PULP_CBC_CMD is deprecated:DeprecationWarning")
 
-TOL_KWH = 1e-5
-TOL_KW = 1e-5
+TOL_KWH = 1e-6
+TOL_KW = 1e-6
 
 
 # ---------------------------------------------------------------- the reference (PuLP + CBC)
