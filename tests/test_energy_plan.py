@@ -243,6 +243,32 @@ def test_random_instances_match_cbc(seed):
     _against_reference(random_instance(rng))
 
 
+def negative_price_instance(seed):
+    """A random instance with every price 1.5 DKK/kWh lower and the EV at least 80 % full:
+    where the LP burns energy and the binaries are needed."""
+    inp = random_instance(random.Random(9000 + seed))
+    inp["import_price_dkk_per_kwh"] = [round(x - 1.5, 4) for x in inp["import_price_dkk_per_kwh"]]
+    inp["export_price_dkk_per_kwh"] = [round(x - 1.5, 4) for x in inp["export_price_dkk_per_kwh"]]
+    inp["ev"]["soc"] = max(inp["ev"]["soc"], 0.8)
+    return inp
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_negative_price_instances_match_cbc(seed):
+    _against_reference(negative_price_instance(seed))
+
+
+def test_negative_price_instances_need_the_milp():
+    """The set above exercises what it is for: several plans needed the binaries."""
+    milp = 0
+    for seed in range(60):
+        try:
+            milp += plan.solve(negative_price_instance(seed))["milp"]
+        except plan.PlanInputError:
+            pass
+    assert milp >= 5, milp
+
+
 def test_random_instances_cover_the_hard_cases():
     """The random set above reaches what it claims to: negative prices, binaries, shortfalls of
     both kinds, refusals and export off (a generator that drifted would test less)."""
