@@ -555,14 +555,16 @@ def solve(problem, *, terminal_value_dkk_per_kwh=0.0, time_limit_s=None):
     (terminal value x E_N, not in cost_dkk), ``milp`` (whether binaries were needed), ``solves``,
     ``optimal`` (False only when time_limit_s cut a MILP short: the best plan found).
 
-    terminal_value_dkk_per_kwh (not in the JSON spec) credits each kWh left in the battery at
-    the end (objective - value * E_N), for rolling horizons; cost_dkk excludes it.
+    terminal_value_dkk_per_kwh (not in the JSON spec, >= 0) credits each kWh left in the
+    battery at the end (objective - value * E_N), for rolling horizons; cost_dkk excludes it.
     Raises PlanInputError for inputs that break a rule or whose hard limits (min_soc with the
     driving, grid limits) no plan can meet, naming the place; PlanTimeout when time_limit_s
     runs out before any plan is found."""
     t0 = time.perf_counter()
     p = validate(problem)
-    tv = _number(terminal_value_dkk_per_kwh, "terminal_value_dkk_per_kwh")
+    # >= 0: energy can always stay in the battery for free, so none is worth less than
+    # nothing (a negative value would also make the LP burn energy and force the MILP)
+    tv = _number(terminal_value_dkk_per_kwh, "terminal_value_dkk_per_kwh", lo=0)
     if time_limit_s is not None:
         _number(time_limit_s, "time_limit_s", lo=0, lo_open=True)
     t_end = t0 + (time_limit_s if time_limit_s is not None else math.inf)

@@ -496,6 +496,11 @@ def test_time_limit_returns_a_valid_plan_or_says_it_has_none():
     assert cut["milp"] or cut["optimal"]
 
 
+def test_terminal_value_must_not_be_negative():
+    with pytest.raises(plan.PlanInputError, match="terminal_value_dkk_per_kwh: must be >= 0"):
+        plan.solve(base(2), terminal_value_dkk_per_kwh=-0.5)
+
+
 def test_time_limit_must_be_positive():
     with pytest.raises(plan.PlanInputError, match="time_limit_s"):
         plan.solve(base(2), time_limit_s=0)
