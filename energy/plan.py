@@ -345,16 +345,22 @@ def _highs():
     if h is None:
         # the first Highs() of a process prints a banner on C-level stdout: keep it off our
         # output (`--json -` writes the plan there)
-        sys.stdout.flush()
-        saved = os.dup(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
         try:
-            os.dup2(devnull, 1)
+            sys.stdout.flush()
+            saved = os.dup(1)
+        except (OSError, ValueError):  # no stdout to protect (closed)
+            saved = None
+        if saved is None:
             h = highspy.Highs()
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-            os.close(devnull)
+        else:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 1)
+                h = highspy.Highs()
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+                os.close(devnull)
         for k, v in _OPTIONS.items():
             h.setOptionValue(k, v)
         _local.h = h
