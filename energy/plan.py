@@ -347,8 +347,11 @@ def _highs():
         # output (`--json -` writes the plan there)
         try:
             sys.stdout.flush()
+        except (OSError, ValueError, AttributeError):  # closed or replaced: nothing buffered to order
+            pass
+        try:
             saved = os.dup(1)
-        except (OSError, ValueError):  # no stdout to protect (closed)
+        except OSError:  # no fd 1: nothing to protect
             saved = None
         if saved is None:
             h = highspy.Highs()
