@@ -453,7 +453,9 @@ class _Solver:
                 return None
             sol = np.asarray(h.getSolution().col_value)
             if st != status.kOptimal:
-                if st == status.kTimeLimit and len(sol) == h.getNumCol() and h.getInfo().primal_solution_status == 2:
+                # a MILP's incumbent is a plan (one direction per slot); an LP cut short is not
+                if (st == status.kTimeLimit and self.integer and len(sol) == h.getNumCol()
+                        and h.getInfo().primal_solution_status == 2):
                     self.optimal = False
                     return sol
                 if st == status.kTimeLimit:
