@@ -121,13 +121,7 @@ class Arbiter:
         lo = -int(ev_discharge_w) if ev_discharge_w > 0 else 0
         lo_by = EV_DISCHARGE
         if reserve_pct is not None:
-            if reserve_pct != self._reserve:  # a float made only when the reserve changes
-                self._reserve = reserve_pct
-                self._release = reserve_pct + RESERVE_HYST_PCT
-            if soc <= reserve_pct:
-                self.reserve_hold = True
-            elif soc >= self._release:
-                self.reserve_hold = False
+            self.hold_reserve(soc, reserve_pct)
         if soc <= min_soc and lo < 0:
             lo = 0
             lo_by = MIN_SOC
@@ -191,6 +185,18 @@ class Arbiter:
         self.lo_w = lo
         self.hi_by = hi_by
         self.lo_by = lo_by
+
+    def hold_reserve(self, soc, reserve_pct):
+        """The reserve's hysteresis at this SoC (%): True (held) once soc <= reserve_pct, False
+        again from reserve_pct + RESERVE_HYST_PCT; `reserve_hold` keeps it."""
+        if reserve_pct != self._reserve:  # a float made only when the reserve changes
+            self._reserve = reserve_pct
+            self._release = reserve_pct + RESERVE_HYST_PCT
+        if soc <= reserve_pct:
+            self.reserve_hold = True
+        elif soc >= self._release:
+            self.reserve_hold = False
+        return self.reserve_hold
 
     def limit(self, p_w):
         """p_w clamped into the bounds; `by` names the limit that bound it (NONE if none)."""

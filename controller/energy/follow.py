@@ -85,6 +85,7 @@ class PlanFollower:
             self.reserve_pct = r
             gw.reserve_pct = r
             gw.gs.reserve_soc_pct = r  # the frequency service keeps the same reserve
+            gw.arbiter.hold_reserve(gw._soc_pct, r)  # the fallback below sees the new reserve now
         op = gw.op
         if op.requested:
             return
