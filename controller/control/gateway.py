@@ -148,8 +148,8 @@ class Gateway:
                 (self.ems, 0, self._on_mode_request),
                 (gs.hdr_in, 0, self._on_service_header),
                 (gs.pt_in, 0, self._on_service_point),
-                (self.plan_hdr, 0, self._on_plan_header),
-                (self.plan_slot, 0, self._on_plan_slot)):
+                (self.plan_hdr, 0, self._on_plan),
+                (self.plan_slot, 0, self._on_plan)):
             self.rx[inp.msg.frame_id] = (inp, grp, handler)
         self.sup = supervision.Supervision(
             ((events.IN_METER, (self.mtr_grid, self.mtr_power)),
@@ -342,18 +342,13 @@ class Gateway:
         if self.gs.fsa.on_point(v["CurveId"], v["Index"], v["Frequency"], v["DeltaPower"], now):
             self.refuse(events.R_RANGE, self.gs.pt_in.msg.frame_id)
 
-    def _planner(self):
+    def _on_plan(self, now):
+        """A plan frame (EMS_PlanHdr or EMS_PlanSlot); the plan's code loads with the first."""
         if self.plan is None:
             from controller.energy.follow import PlanFollower
 
             self.plan = PlanFollower(self)
-        return self.plan
-
-    def _on_plan_header(self, now):
-        self._planner().on_header(now)
-
-    def _on_plan_slot(self, now):
-        self._planner().on_slot(now)
+        self.plan.on_frame(now)
 
     # ------------------------------------------------------- separation and backup
     def _separate(self, reason, now):

@@ -46,6 +46,16 @@ class PlanFollower:
         self._slot_id = gw.plan_slot.msg.frame_id
 
     # ------------------------------------------------------------ frames
+    def on_frame(self, now):
+        """The plan frame just accepted (its input's `new` flag tells which)."""
+        gw = self.gw
+        if gw.plan_hdr.new:
+            gw.plan_hdr.new = False
+            self.on_header(now)
+        if gw.plan_slot.new:
+            gw.plan_slot.new = False
+            self.on_slot(now)
+
     def on_header(self, now):
         v = self.gw.plan_hdr.values
         s = self.sched
