@@ -254,6 +254,9 @@ def test_plan_reserve_holds_the_ev_at_the_plans_reserve():
     m = report["metrics"]
     assert m["trip_count"] == 0 and m["invariant_violations"] == 0
     assert m["reserve_violation_s"] == 0.0
+    # held at the reserve as the controller sees it (EVCC_Status.Soc in 0.1 % steps) through the plan;
+    # the fallback V2H goes on below 40 % after it (the configured 20 % again)
+    assert all(0.3995 <= s[7] <= 0.4006 for s in rec.samples if 40.0 <= s[0] <= 122.0)
     assert 39.9 <= m["min_soc_grid_connected_pct"] < 40.0
     assert m["plan_tracking_error_kw"] == pytest.approx(5.0, abs=0.05)  # what the plan did not get
     held = [e for e in _kinds(report, "limit_change") if e["by"] == "reserve"]
