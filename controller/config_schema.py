@@ -60,6 +60,10 @@ SCHEMA = {
     "anti_islanding": {
         "active_method": ("str", "sfs", ("off", "sfs"), None),
     },
+    # the energy manager's plan (controller/energy/follow.py, docs/plan-execution.md)
+    "plan": {
+        "fallback": ("str", "v2h", ("v2h", "idle", "mode"), None),
+    },
     "mode": {
         "kind": ("str", "idle", MODES, None),
         "setpoint_kw": ("num", 0.0, -1000.0, 1000.0),

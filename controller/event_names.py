@@ -7,10 +7,11 @@ names are the report's event kinds (docs/scenarios.md); the numeric codes are th
 VAL_ table of GW_Event.EventCode in dbc/gateway.dbc.
 """
 
+from controller.energy import schedule as plan
 from controller.events import (
     B_EV_LIMIT, B_UNAVAILABLE, BACKUP_END, BACKUP_OVERLOAD, COMMAND_CLAMPED, FRAME_REFUSED, GRID_FOLLOWING,
     GRID_FORMING, GRID_SUPPORT, GS_FREQ_SERVICE, GS_P_OF_F, GS_VOLT_WATT, IMPLAUSIBLE, IN_EMS, IN_EV, IN_INVERTER, IN_METER, IN_PLAUSIBILITY, IN_RELAY, INPUT_RESTORED,
-    INPUT_TIMEOUT, ISLAND_DETECTED, LIMIT_CHANGE, MODE_CHANGE, R_COUNTER, R_CRC, R_LENGTH, R_RANGE, R_UNKNOWN_ID,
+    INPUT_TIMEOUT, ISLAND_DETECTED, LIMIT_CHANGE, MODE_CHANGE, PLAN_ACCEPTED, PLAN_ENDED, R_COUNTER, R_CRC, R_LENGTH, R_RANGE, R_UNKNOWN_ID,
     RELAY_CLOSE, RELAY_FAULT, RELAY_OPEN, RELAY_OPEN_COMMAND, RESYNC_START, SAFE_STATE, SAFE_STATE_CLEARED,
     T_AC_LOSS, T_FREQ_DRIFT, T_INV_AC_GRID, T_INV_CMD_TIMEOUT, T_INV_DC, T_INV_E2E, T_INV_FAULT_STATE,
     T_INV_NOT_FOLLOWING, T_INV_OVERCURRENT, T_INV_OVERTEMP, T_INV_UNCOMMANDED, TRIP,
@@ -38,9 +39,17 @@ KIND = {
     IMPLAUSIBLE: "implausible",
     COMMAND_CLAMPED: "command_clamped",
     GRID_SUPPORT: "grid_support",
+    PLAN_ACCEPTED: "plan_accepted",
+    PLAN_ENDED: "plan_ended",
 }
 
 GRID_SUPPORT_NAMES = {GS_P_OF_F: "p_of_f", GS_VOLT_WATT: "volt_watt", GS_FREQ_SERVICE: "freq_service"}
+
+# why a plan ended (EventDetail of PLAN_ENDED: controller.energy.schedule.END_*), and why a
+# set was refused (its EventValue with "refused": schedule.R_*)
+PLAN_END_NAMES = {plan.END_EXPIRED: "expired", plan.END_CANCELLED: "cancelled", plan.END_REFUSED: "refused"}
+PLAN_REFUSE_NAMES = {plan.R_INCOMPLETE: "incomplete", plan.R_INDEX: "index", plan.R_DUPLICATE: "duplicate",
+                     plan.R_ELAPSED: "slot0_elapsed", plan.R_SLOT_LENGTH: "slot_length"}
 
 BACKUP_END_NAMES = {B_UNAVAILABLE: "ev_unavailable", B_EV_LIMIT: "ev_limit_or_min_soc"}
 
@@ -68,7 +77,7 @@ TRIP_NAMES = {
 
 # What binds the power command (EventDetail of LIMIT_CHANGE; GW_Status.LimitingFactor)
 LIMIT_NAMES = ("none", "ev_charge", "ev_discharge", "inverter_rating", "export_limit", "main_fuse", "min_soc",
-               "ramp", "input_timeout", "enter_service", "mode_direction", "grid_support")
+               "ramp", "input_timeout", "enter_service", "mode_direction", "grid_support", "reserve")
 
 
 def trip_name(code):
@@ -110,4 +119,13 @@ def describe(code, detail, value):
     elif code == GRID_SUPPORT:
         d["function"] = GRID_SUPPORT_NAMES.get(detail, detail)
         d["active"] = bool(value)
+    elif code == PLAN_ACCEPTED:
+        d["plan_id"] = detail
+        d["slots"] = value
+    elif code == PLAN_ENDED:
+        d["reason"] = PLAN_END_NAMES.get(detail, detail)
+        if detail == plan.END_REFUSED:
+            d["refused"] = PLAN_REFUSE_NAMES.get(value, value)
+        else:
+            d["plan_id"] = value
     return d

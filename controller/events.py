@@ -28,6 +28,8 @@ RELAY_FAULT = 18
 IMPLAUSIBLE = 19
 COMMAND_CLAMPED = 20
 GRID_SUPPORT = 21  # a grid-support function starts (value 1) or ends (0) acting; detail GS_*
+PLAN_ACCEPTED = 22  # an operating plan taken: detail plan id, value its slots (controller/energy/follow.py)
+PLAN_ENDED = 23  # detail controller.energy.schedule.END_*: expired, cancelled, or a new set refused
 
 # Why backup ended or could not start (EventDetail of BACKUP_END)
 B_UNAVAILABLE, B_EV_LIMIT = 1, 2

@@ -40,7 +40,12 @@ ends). The zero band is where dP(f) == 0. Then
   is in force, battery convention: negative = the site delivered energy to the grid
   beyond its baseline (up-regulation), positive = it absorbed more (down-regulation).
   None when the scenario has no service.
+
+Operating plans and the backup reserve (plan_tracking_error_kw, min_soc_grid_connected_pct,
+reserve_violation_s): hil/plan_metrics.py.
 """
+
+from hil.plan_metrics import PlanMetrics
 
 V_INTERRUPTION_PU = 0.7     # home bus below this counts as interrupted (README)
 V_DEAD_LINE_PU = 0.5        # utility side above this with the breaker open: dead line energized (README)
@@ -53,6 +58,7 @@ RESULT_KEYS = (
     "reconnect_frequency_error_hz", "reconnect_voltage_error_pu", "ev_soc_end",
     "energy_to_home_kwh", "energy_to_grid_kwh", "energy_from_grid_kwh",
     "service_activation_s", "service_energy_kwh",
+    "plan_tracking_error_kw", "min_soc_grid_connected_pct", "reserve_violation_s",
 )
 ACTIVATION_FRACTION = 0.9  # service_activation_s: the share of the requested change delivered
 
@@ -101,6 +107,7 @@ class Metrics:
         "_soc", "_bms_s",
         # frequency-response services
         "_fs_spans", "_fs_i", "_fs_out", "_fs_t_out", "_fs_armed", "_fs_done", "_fs_activation", "_fs_e_j",
+        "plan",  # operating plans and the backup reserve (hil/plan_metrics.py)
         # site invariants (hil/invariants.py): the per-step pre-checks; inert without an oracle
         "inv", "i_tol", "dir_lo", "dir_hi", "dead_max_s", "_dead_from", "_dead_to", "_prev_breaker",
     )
@@ -136,6 +143,7 @@ class Metrics:
         self._fs_done = False  # the first departure has been judged
         self._fs_activation = None
         self._fs_e_j = 0.0
+        self.plan = PlanMetrics(scenario)
         self.inv = None
         self.i_tol = self.dir_hi = self.dead_max_s = float("inf")
         self.dir_lo = -self.dir_hi
@@ -238,6 +246,7 @@ class Metrics:
             self._bms_s += dt
         if self._fs_spans:
             self._service(t, t_start, dt, tr)
+        self.plan.update(t, dt, tr)
         self._soc = tr.soc
 
         # reconnection onto the grid after an outage
@@ -320,5 +329,6 @@ class Metrics:
             "ev_bms_backstop_ms": _sig(self._bms_s * 1000.0),
             "service_activation_s": _sig(self._fs_activation),
             "service_energy_kwh": _sig(self._fs_e_j / 3.6e6) if self._fs_spans else None,
+            **{k: _sig(v) for k, v in self.plan.result().items()},
             **({"invariant_violations": self.inv.total} if self.inv is not None else {}),
         }

@@ -203,6 +203,9 @@ class SiteNodes:
         self.fs_until_us = 0
         self.fs_next_us = float("inf")
         self.fs_sets_sent = 0
+        from hil.ems_plan import PlanSender  # operating plans (scenario event plan)
+
+        self.ems_plan = PlanSender(tx("EMS_PlanHdr", 0), tx("EMS_PlanSlot", 0))
         self.tx = {"meter": self.tx_meter, "inverter": self.tx_inverter, "relay": [self.tx_relay],
                    "ev": [self.tx_ev_limits, self.tx_ev_status], "ems": [self.tx_ems]}
         self._all_tx = [t for group in self.tx.values() for t in group]
@@ -248,7 +251,12 @@ class SiteNodes:
             self.corrupt_until[ev["node"]] = now_us + int(ev["duration_s"] * 1e6)
         elif k == "mode":
             self.mode = ev["mode"]
+            self.ems_plan.active = False  # live requests again, above any plan
             self.tx_ems.next_us = now_us  # sent at once on a change
+            if now_us < self.next_due_us:
+                self.next_due_us = now_us
+        elif k == "plan":
+            self.ems_plan.event(ev, now_us)
             if now_us < self.next_due_us:
                 self.next_due_us = now_us
         elif k == "freq_service":
@@ -406,7 +414,7 @@ class SiteNodes:
         tx = self.tx_ems
         if now_us >= tx.next_us:
             tx.next_us = now_us + tx.period_us
-            if now_us >= self.silent_until["ems"]:
+            if now_us >= self.silent_until["ems"] and not self.ems_plan.active:
                 mode = self.mode
                 v = tx.sig
                 v["ModeReq"] = ("idle", "charge", "v2h", "v2g").index(mode["kind"])
@@ -415,6 +423,8 @@ class SiteNodes:
                 self._send(tx, v, now_us, now_us < self.corrupt_until["ems"])
         if now_us >= self.fs_next_us:
             self._send_freq_service(now_us)
+        if now_us >= self.ems_plan.next_us:
+            self.ems_plan.send(self, now_us)
         due = self.tx_ems.next_us if self.tx_ems.next_us < self.fs_next_us else self.fs_next_us
         for tx in self._all_tx:
             if tx.next_us < due:

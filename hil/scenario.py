@@ -51,10 +51,15 @@ EVENT_FIELDS = {
     "can_corrupt": {"node": True, "duration_s": True},
     "freq_service": {"service": True, "points": False, "baseline_kw": False, "valid_s": False},
     "grid_profile": {"quantity": True, "points": True},
+    "plan": {"slots": True, "slot_s": False, "slot0_elapsed_s": False, "reserve_pct": False, "corrupt_slots": False},
 }
 # freq_service "service" -> the kind of EMS_FreqServiceHdr (controller/grid_support/freq_service.py)
 FREQ_SERVICES = {"cancel": 0, "fcr_n": 1, "fcr_d_up": 2, "fcr_d_down": 3, "ffr": 4, "custom": 5}
 FREQ_SERVICE_MAX_POINTS = 8
+# plan: EMS_PlanHdr / EMS_PlanSlot (dbc/gateway.dbc); modes coded as EMS_ModeRequest.ModeReq
+PLAN_MODES = ("idle", "charge", "v2h", "v2g")
+PLAN_MAX_SLOTS = 48
+PLAN_SLOT_S = (10, 3600)
 GRID_IMPEDANCE_MAX_OHM = 10.0
 GRID_PROFILE_MAX_POINTS = 1000
 # grid_profile quantity -> (the event it becomes, value range, its unit)
@@ -180,6 +185,37 @@ def _freq_service(path, ev, out):
     return out
 
 
+def _plan(path, ev, out):
+    """A plan event: slots [{"mode", "kw"}] (none: cancel), slot_s, slot0_elapsed_s, reserve_pct,
+    corrupt_slots (fault injection: those slots' frames are sent refusable)."""
+    slots = ev["slots"]
+    if not isinstance(slots, list) or len(slots) > PLAN_MAX_SLOTS:
+        raise ScenarioError(path + ".slots", "must be a list of at most %d slots" % PLAN_MAX_SLOTS)
+    out["slots"] = []
+    for j, s in enumerate(slots):
+        p = f"{path}.slots[{j}]"
+        _obj(p, s, ("mode", "kw"))
+        if s.get("mode") not in PLAN_MODES:
+            raise ScenarioError(p + ".mode", "must be one of %s, not %r" % (", ".join(PLAN_MODES), s.get("mode")))
+        kw = _num(p + ".kw", s.get("kw", 0.0), _SETPOINT_LO / 1000.0, _SETPOINT_HI / 1000.0)
+        out["slots"].append({"mode": s["mode"], "kw": kw})
+    if slots:
+        if "slot_s" not in ev:
+            raise ScenarioError(path + ".slot_s", "missing")
+        out["slot_s"] = _num(path + ".slot_s", ev["slot_s"], *PLAN_SLOT_S, integer=True)
+        out["slot0_elapsed_s"] = _num(path + ".slot0_elapsed_s", ev.get("slot0_elapsed_s", 0), 0,
+                                      out["slot_s"] - 1, integer=True)
+    elif "slot_s" in ev or "slot0_elapsed_s" in ev:
+        raise ScenarioError(path + (".slot_s" if "slot_s" in ev else ".slot0_elapsed_s"), "not with a cancel (no slots)")
+    out["reserve_pct"] = _num(path + ".reserve_pct", ev.get("reserve_pct", 0), 0, 100, integer=True)
+    bad = ev.get("corrupt_slots", [])
+    if not isinstance(bad, list):
+        raise ScenarioError(path + ".corrupt_slots", "must be a list of slot indices")
+    for j, i in enumerate(bad):
+        _num(f"{path}.corrupt_slots[{j}]", i, 0, len(slots) - 1, integer=True)
+    out["corrupt_slots"] = [int(i) for i in bad]
+
+
 def _grid_profile(path, ev, t0, duration):
     """The grid_frequency / grid_voltage events a profile stands for: the quantity steps to
     the first point's value at t_s + its dt_s, then runs linearly from point to point
@@ -292,6 +328,8 @@ def _event(path, ev, duration):
         out["mode"] = _mode(path + ".mode", m)
     elif kind == "freq_service":
         _freq_service(path, ev, out)
+    elif kind == "plan":
+        _plan(path, ev, out)
     elif kind == "grid_profile":
         return _grid_profile(path, ev, out["t_s"], duration)
     elif kind in ("can_silence", "can_corrupt"):

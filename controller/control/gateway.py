@@ -2,7 +2,8 @@
 
 Data flows one way per period (tick), one step a method:
   1. inputs      receive-timeout supervision per device (control/supervision.py), and
-                 the energy manager's request validity (control/operating_mode.py)
+                 the energy manager's request validity (control/operating_mode.py), then its
+                 plan's slot or fallback where no request is in force (energy/follow.py)
   1b. plausible  meter and inverter agree on the bus they share
   2. inverter    its reported mode, state and fault flags against the command
                  (control/inverter_monitor.py)
@@ -102,7 +103,7 @@ class Gateway:
                                         enabled=cfg["anti_islanding"]["active_method"] == "sfs")
         immunity = grid_codes.value(prof["rocof_ride_through"]["hz_s"]) or 2.0
         self.drift = FrequencyDrift(self.f_nom, 2.0 * immunity)
-        self.gs.reserve_soc_pct = cfg["backup"]["reserve_soc_pct"]
+        self.reserve_pct = self.gs.reserve_soc_pct = cfg["backup"]["reserve_soc_pct"]  # a plan may raise it
         self.overload = ConditionalDelay(OVERLOAD_CONFIRM_US)
         self.inv_mon = inverter_monitor.InverterMonitor()
         self.gfm_refused = 0  # grid-forming commands held back because the relay reported closed
@@ -130,6 +131,9 @@ class Gateway:
         gs = self.gs
         gs.hdr_in = Input(M["EMS_FreqServiceHdr"], 0)
         gs.pt_in = Input(M["EMS_FreqServicePoint"], 0)
+        self.plan = None  # the energy manager's plan (controller/energy/follow.py), made by its first frame
+        self.plan_hdr = Input(M["EMS_PlanHdr"], 0)
+        self.plan_slot = Input(M["EMS_PlanSlot"], 0)
         # frame id -> (input, supervision group (0: event-driven, not supervised), handler)
         self.rx = {}
         for inp, grp, handler in (
@@ -143,7 +147,9 @@ class Gateway:
                 (self.inv_loss, 0, self._on_ac_loss),
                 (self.ems, 0, self._on_mode_request),
                 (gs.hdr_in, 0, self._on_service_header),
-                (gs.pt_in, 0, self._on_service_point)):
+                (gs.pt_in, 0, self._on_service_point),
+                (self.plan_hdr, 0, self._on_plan),
+                (self.plan_slot, 0, self._on_plan)):
             self.rx[inp.msg.frame_id] = (inp, grp, handler)
         self.sup = supervision.Supervision(
             ((events.IN_METER, (self.mtr_grid, self.mtr_power)),
@@ -336,6 +342,14 @@ class Gateway:
         if self.gs.fsa.on_point(v["CurveId"], v["Index"], v["Frequency"], v["DeltaPower"], now):
             self.refuse(events.R_RANGE, self.gs.pt_in.msg.frame_id)
 
+    def _on_plan(self, now):
+        """A plan frame (EMS_PlanHdr or EMS_PlanSlot); the plan's code loads with the first."""
+        if self.plan is None:
+            from controller.energy.follow import PlanFollower
+
+            self.plan = PlanFollower(self)
+        self.plan.on_frame(now)
+
     # ------------------------------------------------------- separation and backup
     def _separate(self, reason, now):
         """Loss of mains or protection trip while connected: island detected, relay opens, backup follows."""
@@ -395,6 +409,8 @@ class Gateway:
         self._restart_on_silence()
         if self.op.expire(now):
             self._event(events.INPUT_TIMEOUT, events.IN_EMS, 0)  # the configured mode again
+        if self.plan is not None:
+            self.plan.tick(now)  # the plan's slot, or its fallback, where no request is in force
         if self.sup.plausibility(ok and self._implausible(), now):
             ok = False
         if not self.sup.timed_out[events.IN_INVERTER]:
@@ -690,7 +706,8 @@ class Gateway:
         self.arbiter.update(self.inputs_ok and ev.get("SessionActive", 0) == 1,
                             ev.get("MaxChargePower", 0), ev.get("MaxDischargePower", 0),
                             self._soc_pct, self._min_soc_pct, self.mtr_grid.values.get("GridVoltage", 0.0),
-                            self._load_w(), self.q_cmd, self.out_cap)
+                            self._load_w(), self.q_cmd, self.out_cap,
+                            self.reserve_pct if self.backup.state == BK_GRID else None)
 
     def _send_cmd(self):
         mode = self.inv_mode

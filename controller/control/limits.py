@@ -15,6 +15,10 @@ Limits in force:
 - export limit: power exported at the point of connection <= export_limit_kw.
 - enter service: while the unit enters service, its AC output (discharging) stays under
   the cap of the enter-service ramp (controller.protection.interface_protection.EnterService).
+- backup reserve: while grid-connected (the caller passes reserve_pct, None in backup
+  operation, which is what the reserve is kept for), no discharge once the SoC has come
+  down to the reserve, until it is RESERVE_HYST_PCT above it again (docs/plan-execution.md).
+  Whatever asks for the discharge (the mode, a request, a plan, grid support) meets it here.
 - input supervision: without fresh inputs both bounds are 0.
 """
 
@@ -27,6 +31,8 @@ NONE, EV_CHARGE, EV_DISCHARGE, INV_RATING, EXPORT, FUSE, MIN_SOC, RAMP, INPUT_TI
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 MODE_DIRECTION = 10  # the mode forbids the setpoint's sign (charge < 0, v2g > 0): target 0
 GRID_SUPPORT = 11  # a grid-support function (P(f), volt-watt, a frequency service) sets the power
+RESERVE = 12  # grid-connected at or below the backup reserve: no discharge
+RESERVE_HYST_PCT = 1  # discharge again only from reserve + 1 % SoC: no chatter on the SoC signal's 0.1 % steps
 
 
 def ac_to_batt(p_ac, eff):
@@ -59,7 +65,8 @@ class Arbiter:
     """
 
     __slots__ = ("rating_va", "eff", "v_nom", "fuse_a", "phases", "export_w", "hi_w", "lo_w", "hi_by", "lo_by",
-                 "by", "_eff_dn", "_eff_up", "_v_nom_up", "_fuse_ma", "_s", "_q", "_p_ac_max")
+                 "by", "_eff_dn", "_eff_up", "_v_nom_up", "_fuse_ma", "_s", "_q", "_p_ac_max", "reserve_hold",
+                 "_reserve", "_release")
 
     def __init__(self, cfg):
         self.rating_va = int(cfg["inverter"]["rating_kva"] * 1000.0)
@@ -85,6 +92,9 @@ class Arbiter:
         self._s = -1  # the last (S_max, |Q|) and the P_max it gives: the square root is cached
         self._q = -1
         self._p_ac_max = 0
+        self.reserve_hold = False  # discharge held at the reserve (hysteresis state)
+        self._reserve = None  # the reserve the release threshold below was computed for
+        self._release = 0.0
 
     def _charge(self, p_ac):
         """Battery power for AC power p_ac >= 0 into the battery, rounded down."""
@@ -99,8 +109,9 @@ class Arbiter:
         return self._charge(p_ac) if p_ac > 0 else self._discharge(-p_ac)
 
     def update(self, inputs_ok, ev_charge_w, ev_discharge_w, soc, min_soc, v_meas, p_load_w, q_var=0,
-               output_cap_w=None):
-        """Recompute the bounds from the limits in force now (output_cap_w: AC output cap or None)."""
+               output_cap_w=None, reserve_pct=None):
+        """Recompute the bounds from the limits in force now (output_cap_w: AC output cap or
+        None; reserve_pct: the backup reserve in % SoC while grid-connected, or None)."""
         if not inputs_ok:
             self.hi_w = self.lo_w = 0
             self.hi_by = self.lo_by = INPUT_TIMEOUT
@@ -109,9 +120,14 @@ class Arbiter:
         hi_by = EV_CHARGE
         lo = -int(ev_discharge_w) if ev_discharge_w > 0 else 0
         lo_by = EV_DISCHARGE
+        if reserve_pct is not None:
+            self.hold_reserve(soc, reserve_pct)
         if soc <= min_soc and lo < 0:
             lo = 0
             lo_by = MIN_SOC
+        elif self.reserve_hold and reserve_pct is not None and lo < 0:
+            lo = 0
+            lo_by = RESERVE
         # inverter rated current, kept in a sag: S_max scales with min(1, V/Vn) (V rounded
         # down, Vn up); the reactive power in force takes its share of S_max (|Q| rounded up)
         v = int(v_meas) if v_meas > 0 else 0
@@ -169,6 +185,18 @@ class Arbiter:
         self.lo_w = lo
         self.hi_by = hi_by
         self.lo_by = lo_by
+
+    def hold_reserve(self, soc, reserve_pct):
+        """The reserve's hysteresis at this SoC (%): True (held) once soc <= reserve_pct, False
+        again from reserve_pct + RESERVE_HYST_PCT; `reserve_hold` keeps it."""
+        if reserve_pct != self._reserve:  # a float made only when the reserve changes
+            self._reserve = reserve_pct
+            self._release = reserve_pct + RESERVE_HYST_PCT
+        if soc <= reserve_pct:
+            self.reserve_hold = True
+        elif soc >= self._release:
+            self.reserve_hold = False
+        return self.reserve_hold
 
     def limit(self, p_w):
         """p_w clamped into the bounds; `by` names the limit that bound it (NONE if none)."""

@@ -13,6 +13,8 @@ The target is battery-side power (positive = charging the EV) before ramp and li
   that V2H never exports; a first-order controller on each new meter sample, in AC
   power, converted to battery power through the inverter efficiency;
 - idle: zero.
+A plan's slot (controller/energy/follow.py) sets mode and setpoint when no request is
+in force; its V2H slot may cap the discharge (v2h_cap_w).
 Guarantees: target() never has the sign its mode forbids (v2h and idle never charge,
 charge never discharges), and a request never outlives its validity (Elapsed: right
 for any duration); the limit arbitration (controller/control/limits.py) bounds the
@@ -28,7 +30,7 @@ MODE_NAMES = ("idle", "charge", "v2h", "v2g")
 class OperatingMode:
     __slots__ = ("mode", "setpoint_w", "local_mode", "local_setpoint_w", "bias_w", "gain", "eff", "v2h_ac",
                  "requested", "expired", "_valid", "_valid_s", "_valid_us", "_default_s", "_default_us",
-                 "direction_limited", "_eff_up")
+                 "direction_limited", "_eff_up", "v2h_cap_w")
 
     def __init__(self, cfg, request_timeout_ms):
         """request_timeout_ms: how long a request with ValidFor 0 holds."""
@@ -51,6 +53,7 @@ class OperatingMode:
         self._valid_s = self._default_s
         self._valid_us = self._default_us
         self.direction_limited = False
+        self.v2h_cap_w = 0  # V2H discharge cap (battery W, magnitude; 0: none): a plan's V2H slot
 
     def request(self, mode, setpoint_w, valid_for_s, now):
         """A mode request from the energy manager (EMS_ModeRequest); unknown modes are
@@ -59,6 +62,7 @@ class OperatingMode:
             return False
         self.mode = mode
         self.setpoint_w = setpoint_w
+        self.v2h_cap_w = 0
         self.requested = True
         self._valid.restart(now)
         if valid_for_s > 0:
@@ -80,6 +84,7 @@ class OperatingMode:
             return False
         self.requested = False
         self.expired = True
+        self.v2h_cap_w = 0
         self.mode = self.local_mode
         self.setpoint_w = self.local_setpoint_w
         return True
@@ -103,6 +108,8 @@ class OperatingMode:
                     want = 0
                 self.v2h_ac += self.gain * (want - self.v2h_ac) // 1000
             a = self.v2h_ac  # AC power (<= 0): the battery gives a / eff
-            return -(-a * 1000 // self._eff_up) if a < 0 else 0
+            p = -(-a * 1000 // self._eff_up) if a < 0 else 0
+            c = self.v2h_cap_w
+            return -c if c and p < -c else p
         self.v2h_ac = 0
         return 0

@@ -10,8 +10,9 @@ def test_every_event_code_has_a_kind():
              events.RELAY_OPEN_COMMAND, events.RELAY_OPEN, events.GRID_FORMING, events.RESYNC_START,
              events.RELAY_CLOSE, events.GRID_FOLLOWING, events.SAFE_STATE, events.SAFE_STATE_CLEARED,
              events.FRAME_REFUSED, events.LIMIT_CHANGE, events.BACKUP_OVERLOAD, events.BACKUP_END,
-             events.RELAY_FAULT, events.IMPLAUSIBLE, events.COMMAND_CLAMPED, events.GRID_SUPPORT]
-    assert sorted(codes) == list(range(1, 22))
+             events.RELAY_FAULT, events.IMPLAUSIBLE, events.COMMAND_CLAMPED, events.GRID_SUPPORT,
+             events.PLAN_ACCEPTED, events.PLAN_ENDED]
+    assert sorted(codes) == list(range(1, 24))
     assert sorted(event_names.KIND) == sorted(codes)
     assert len(set(event_names.KIND.values())) == len(codes)
 
@@ -25,6 +26,8 @@ def test_names_follow_the_codes():
     assert event_names.LIMIT_NAMES[limits.NONE] == "none"
     assert event_names.LIMIT_NAMES[limits.MODE_DIRECTION] == "mode_direction"
     assert event_names.LIMIT_NAMES[limits.GRID_SUPPORT] == "grid_support"
+    assert event_names.LIMIT_NAMES[limits.RESERVE] == "reserve"
+    assert len(event_names.LIMIT_NAMES) == limits.RESERVE + 1
     assert event_names.MODE_NAMES[events.FREQ_SERVICE] == "freq_service"
     d = event_names.describe(events.GRID_SUPPORT, events.GS_P_OF_F, 1)
     assert d == {"kind": "grid_support", "function": "p_of_f", "active": True}

@@ -105,3 +105,22 @@ def test_randomized_never_above_any_limit():
         if p != 0.0:
             assert grid <= 3 * v * 25.0 + 1e-6 or p < 0
             assert grid >= -5000.0 - 1e-6 or p > 0
+
+
+def test_reserve_blocks_discharge_with_hysteresis_while_grid_connected():
+    a = _arb()
+    a.update(True, 11000, 11000, 30.0, 10.0, 230.0, 0, reserve_pct=30.0)
+    assert a.clamp(-5000) == (0, limits.RESERVE) and a.reserve_hold
+    assert a.clamp(4000) == (4000, limits.NONE)  # charging is never held
+    a.update(True, 11000, 11000, 30.9, 10.0, 230.0, 0, reserve_pct=30.0)
+    assert a.clamp(-5000) == (0, limits.RESERVE)  # within the hysteresis
+    a.update(True, 11000, 11000, 31.0, 10.0, 230.0, 0, reserve_pct=30.0)
+    assert a.clamp(-5000) == (-5000, limits.NONE) and not a.reserve_hold
+    a.update(True, 11000, 11000, 30.5, 10.0, 230.0, 0, reserve_pct=30.0)
+    assert a.clamp(-5000) == (-5000, limits.NONE)  # coming down: held only at the reserve
+    # backup operation (reserve None): the reserve is what the island runs on
+    a.update(True, 11000, 11000, 25.0, 10.0, 230.0, 0, reserve_pct=None)
+    assert a.clamp(-5000) == (-5000, limits.NONE)
+    # the EV's own minimum is named first where both bind
+    a.update(True, 11000, 11000, 9.0, 10.0, 230.0, 0, reserve_pct=30.0)
+    assert a.clamp(-5000) == (0, limits.MIN_SOC)
