@@ -19,9 +19,11 @@ Registers (Wh, store.NAMES), their sources (docs/metering.md, "Registers"):
   meter's export) is V2G, the rest served the home (V2H).
 
 Guarantees:
-- integration in integers: W x ms summed per register with the remainder below one Wh
-  kept, so the registers equal the exact integral of the sampled (held) powers to
-  within one Wh, however long the run; no allocation on the path of a poll (small ints);
+- integration in integers: each held power times the time to the next poll, summed per
+  register as whole W x ms plus W x us below them, the remainder below one Wh kept: a
+  register is the exact integral of the sampled (held) powers rounded down to the Wh,
+  however long the run; no allocation on the path of a poll (small ints on a 32-bit
+  board while polls come less than 5 s apart at 200 kW: the products stay below 2**30);
 - every Wh counted lands in exactly one interval record: the records of a run sum to the
   change of the registers (what a power cut loses is lost from both);
 - the block is stored on every interval close and whenever a register gained
@@ -40,13 +42,14 @@ WH = 3600000  # W x ms in one Wh
 MAX_GRID_W = 200000  # MTR_Power.ActivePower's range: a counter delta beyond it over its span is no energy
 TIME_TOLERANCE_S = 2  # EMS_Time is whole seconds: steps within it are not corrections
 GRID_IMPORT, GRID_EXPORT, EV_CHARGED, EV_DISCHARGED, V2H, V2G, BACKUP = 0, 1, 2, 3, 4, 5, 6
+PINT_I, PINT_E = 7, 8  # accumulators of the grid's power integral while the counters arrive
 
 
 class Metering:
     __slots__ = ("gw", "store", "interval_s", "persist_wh", "eff_pm", "energy_in", "time_in",
-                 "tot", "base", "saved", "rem", "pint_i", "pint_e", "ctr_live", "ctr_i", "ctr_e", "ctr_at",
+                 "tot", "base", "saved", "rem", "sub", "ctr_live", "ctr_i", "ctr_e", "ctr_at",
                  "origin", "secs", "sub_us", "start", "end_rel", "covered", "flags", "synced", "pending",
-                 "_t", "_us", "_pg", "_pb", "_island", "_due",
+                 "_t", "_pg", "_pb", "_island", "_due",
                  "refused", "save_errors", "counter_resets", "records", "stores", "time_steps")
 
     def __init__(self, gw, cfg, store=None, now=0):
@@ -61,8 +64,10 @@ class Metering:
         self.tot = [0] * st.N
         self.base = [0] * st.N  # the registers when the open interval opened
         self.saved = [0] * st.N  # the registers in the last store
-        self.rem = [0] * st.N  # W x ms below one Wh, per register
-        self.pint_i = self.pint_e = 0  # grid W x ms since the last counter frame (while they arrive)
+        # W x ms below one Wh per register, then the grid's power integral since the last
+        # counter frame (PINT_I/PINT_E, while counters arrive); W x us below one W x ms
+        self.rem = [0] * (st.N + 2)
+        self.sub = [0] * (st.N + 2)
         self.ctr_live = False
         self.ctr_i = self.ctr_e = 0
         self.ctr_at = now
@@ -71,7 +76,6 @@ class Metering:
         self.refused = None  # why the stored state was not read (then nothing is stored)
         self.save_errors = self.counter_resets = self.records = self.stores = self.time_steps = 0
         self._t = now
-        self._us = 0
         self._pg = self._pb = None
         self._island = False
         self._due = False
@@ -145,9 +149,6 @@ class Metering:
             self.save()
 
     def _advance(self, dt):
-        us = self._us + dt
-        ms = us // 1000
-        self._us = us - ms * 1000
         s = self.sub_us + dt
         if s >= 1000000:
             k = s // 1000000
@@ -155,33 +156,34 @@ class Metering:
             self.covered += k
             s -= k * 1000000
         self.sub_us = s
-        if not ms:
-            return
-        rem = self.rem
+        # p x dt in two small ints (a 32-bit board's small int ends at 2**30): whole ms and
+        # the microseconds beyond them, each summed exactly per register
+        ms = dt // 1000
+        us = dt - ms * 1000
         pg = self._pg
         if pg is not None:
             if pg > 0:
-                self.pint_i += pg * ms
-            else:
-                self.pint_e -= pg * ms
+                self._add(PINT_I, pg, ms, us)
+            elif pg < 0:
+                self._add(PINT_E, -pg, ms, us)
+        rem = self.rem
         if not self.ctr_live:
-            rem[GRID_IMPORT] += self.pint_i
-            rem[GRID_EXPORT] += self.pint_e
-            self.pint_i = self.pint_e = 0
+            self._move(PINT_I, GRID_IMPORT)
+            self._move(PINT_E, GRID_EXPORT)
         pb = self._pb
         if pb is not None:
             if pb > 0:
-                rem[EV_CHARGED] += pb * ms
+                self._add(EV_CHARGED, pb, ms, us)
             elif pb < 0:
-                rem[EV_DISCHARGED] -= pb * ms
+                self._add(EV_DISCHARGED, -pb, ms, us)
                 ac = -pb * self.eff_pm // 1000
                 if self._island:
-                    rem[BACKUP] += ac * ms
+                    self._add(BACKUP, ac, ms, us)
                 else:
                     x = -pg if pg is not None and pg < 0 else 0
                     g = ac if ac < x else x
-                    rem[V2G] += g * ms
-                    rem[V2H] += (ac - g) * ms
+                    self._add(V2G, g, ms, us)
+                    self._add(V2H, ac - g, ms, us)
         tot = self.tot
         for i in range(st.N):
             r = rem[i]
@@ -191,6 +193,28 @@ class Metering:
                 tot[i] += q
                 if tot[i] - self.saved[i] >= self.persist_wh:
                     self._due = True
+
+    def _add(self, i, w, ms, us):
+        """w watts for ms milliseconds plus us microseconds on accumulator i."""
+        x = self.sub[i] + w * us
+        if x >= 1000:
+            q = x // 1000
+            x -= q * 1000
+            self.rem[i] += q
+        self.sub[i] = x
+        self.rem[i] += w * ms
+
+    def _move(self, src, dst):
+        """Accumulator src onto dst (the grid integral onto the grid registers)."""
+        rem = self.rem
+        sub = self.sub
+        x = sub[dst] + sub[src]
+        if x >= 1000:
+            x -= 1000
+            rem[dst] += 1
+        sub[dst] = x
+        rem[dst] += rem[src]
+        rem[src] = sub[src] = 0
 
     def _on_counters(self, now):
         v = self.energy_in.values
@@ -206,9 +230,11 @@ class Metering:
             else:  # a reset or another meter: this span from the power integral
                 self.counter_resets += 1
                 self.flags |= st.NO_COUNTERS
-                self._carry(GRID_IMPORT, self.pint_i)
-                self._carry(GRID_EXPORT, self.pint_e)
-            self.pint_i = self.pint_e = 0
+                self._move(PINT_I, GRID_IMPORT)
+                self._move(PINT_E, GRID_EXPORT)
+                self._carry(GRID_IMPORT)
+                self._carry(GRID_EXPORT)
+            self.rem[PINT_I] = self.rem[PINT_E] = self.sub[PINT_I] = self.sub[PINT_E] = 0
             for i in (GRID_IMPORT, GRID_EXPORT):
                 if self.tot[i] - self.saved[i] >= self.persist_wh:
                     self._due = True
@@ -219,8 +245,8 @@ class Metering:
         self.ctr_at = now
         self.ctr_live = True
 
-    def _carry(self, i, wms):
-        r = self.rem[i] + wms
+    def _carry(self, i):
+        r = self.rem[i]
         q = r // WH
         self.rem[i] = r - q * WH
         self.tot[i] += q
