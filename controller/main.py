@@ -104,6 +104,30 @@ def stored_config(cfg, opts):
     return cfg, (store, overrides)
 
 
+METER_FILE = "meter.bin"
+
+
+def attach_metering(gw, cfg, opts, now):
+    """The energy meter (controller/metering/, docs/metering.md) on --data/meter.bin, or None
+    when metering.enabled is off. Imported only here: a unit that does not meter keeps
+    it out of RAM. A register block this firmware cannot read is reported and left
+    untouched (the meter then counts in RAM only)."""
+    m = cfg["metering"]
+    if not m["enabled"]:
+        return None
+    from controller.metering.meter import Metering
+    from controller.metering.store import MeterStore, medium_size
+    from controller.storage import FileMedium
+    from controller.update.launch import data_dir
+
+    size = medium_size(m["interval_s"], m["history_days"])
+    meter = Metering(gw, cfg, MeterStore(FileMedium(data_dir(opts["data"]) + METER_FILE, size)), now)
+    if meter.refused:
+        print("warning: metering: stored registers not read (%s); counting in RAM only" % meter.refused,
+              file=sys.stderr)
+    return meter
+
+
 def attach_diagnostics(gw, opts, now, reset=None, booted=None, updater=None, stored=(None, None)):
     """UDS over ISO-TP with the fault memory, boot record, update slots and the configuration
     written over UDS in files under --data. `booted` is the boot selector's decision for
@@ -187,12 +211,21 @@ def main(argv, booted=None):
     clock = RealClock()
     reset = []
     diag = None
+    try:
+        meter = attach_metering(gw, cfg, opts, clock.ticks_us())
+    except (OSError, ValueError) as e:
+        print("error: --data: metering:", e, file=sys.stderr)
+        return 2
     if opts["secret"]:
         try:
             diag = attach_diagnostics(gw, opts, clock.ticks_us(), reset.append, booted, updater, stored)
         except (OSError, ValueError) as e:
             print("error: diagnostics:", e, file=sys.stderr)
             return 2
+        if meter is not None:
+            from controller.metering.diag import attach_uds
+
+            attach_uds(meter, diag.uds)
         from controller.update.image import KEY_LABEL
 
         if KEY_LABEL == "development":
@@ -242,6 +275,8 @@ def main(argv, booted=None):
           % (stats.ticks, stats.late_max, stats.overruns, gw.refused_total, port.rx_filtered, hk.line()))
     if diag is not None:
         diag.flush()  # a fault-memory save still under way lands before the restart
+    if meter is not None:
+        meter.flush()  # the registers as they are now: a planned stop loses no energy
     was_lost = lost()  # before close(): a closed socketcand port reads as lost too
     port.close()
     if was_lost:
