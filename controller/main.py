@@ -104,30 +104,6 @@ def stored_config(cfg, opts):
     return cfg, (store, overrides)
 
 
-METER_FILE = "meter.bin"
-
-
-def attach_metering(gw, cfg, opts, now):
-    """The energy meter (controller/metering/, docs/metering.md) on --data/meter.bin, or None
-    when metering.enabled is off. Imported only here: a unit that does not meter keeps
-    it out of RAM. A register block this firmware cannot read is reported and left
-    untouched (the meter then counts in RAM only)."""
-    m = cfg["metering"]
-    if not m["enabled"]:
-        return None
-    from controller.metering.meter import Metering
-    from controller.metering.store import MeterStore, medium_size
-    from controller.storage import FileMedium
-    from controller.update.launch import data_dir
-
-    size = medium_size(m["interval_s"], m["history_days"])
-    meter = Metering(gw, cfg, MeterStore(FileMedium(data_dir(opts["data"]) + METER_FILE, size)), now)
-    if meter.refused:
-        print("warning: metering: stored registers not read (%s); counting in RAM only" % meter.refused,
-              file=sys.stderr)
-    return meter
-
-
 def attach_diagnostics(gw, opts, now, reset=None, booted=None, updater=None, stored=(None, None)):
     """UDS over ISO-TP with the fault memory, boot record, update slots and the configuration
     written over UDS in files under --data. `booted` is the boot selector's decision for
@@ -211,30 +187,18 @@ def main(argv, booted=None):
     clock = RealClock()
     reset = []
     diag = None
-    try:
-        meter = attach_metering(gw, cfg, opts, clock.ticks_us())
-    except (OSError, ValueError) as e:
-        print("error: --data: metering:", e, file=sys.stderr)
-        return 2
     if opts["secret"]:
         try:
             diag = attach_diagnostics(gw, opts, clock.ticks_us(), reset.append, booted, updater, stored)
         except (OSError, ValueError) as e:
             print("error: diagnostics:", e, file=sys.stderr)
             return 2
-        if meter is not None:
-            from controller.metering.diag import attach_uds
-
-            attach_uds(meter, diag.uds)
         from controller.update.image import KEY_LABEL
 
         if KEY_LABEL == "development":
             print("warning: update images are checked against the DEVELOPMENT key (public: anyone can sign "
                   "for it); deploy a release build", file=sys.stderr)
     selftest = launch.start_selftest(updater, gw, booted, clock.ticks_us(), trial_s)
-    # receive only the frames the controller reads: on a busy bus the others would cost
-    # a parse each (a board's CAN controller drops them in hardware where it can)
-    gw.apply_acceptance_filter()
     # a lost socketcand connection ends the run (exit 1) instead of spinning on a dead
     # socket: the supervisor restarts the controller, which reconnects
     lost = lambda: getattr(port, "connected", True) is False  # noqa: E731
@@ -252,9 +216,30 @@ def main(argv, booted=None):
     # machinery and, on a unit that runs no update, the boot selection
     _forget("controller.config")
     _forget("controller.protection.grid_codes")
+    # the meter after that: its modules and its ring's table then take the room the
+    # start-up left, not more than the start-up's peak (a board's heap)
+    meter = None
+    if cfg["metering"]["enabled"]:  # the energy meter (controller/metering/boot.py)
+        had = "controller.storage" in sys.modules
+        try:
+            from controller.metering.boot import attach
+
+            meter = attach(gw, cfg, opts["data"], clock.ticks_us(), diag)
+        except (OSError, ValueError) as e:
+            print("error: --data: metering:", e, file=sys.stderr)
+            return 2
+        except MemoryError:  # the control loop first: a heap without room for it runs without
+            for name in ("controller.metering.boot", "controller.metering.diag", "controller.metering.meter",
+                         "controller.metering.store", "controller.metering") + (() if had else ("controller.storage",)):
+                _forget(name)
+            print("warning: metering: not enough RAM on this heap (docs/metering.md); running without it",
+                  file=sys.stderr)
     if selftest is None and diag is None:
         launch = None  # noqa: F841 (this frame's reference, or the module would stay)
         _forget("controller.update.launch")
+    # receive only the frames the controller reads (the meter's too): on a busy bus the
+    # others would cost a parse each (a board's CAN controller drops them in hardware where it can)
+    gw.apply_acceptance_filter()
     hk = Housekeeping(cfg["control"]["watchdog_ms"], cfg["control"]["gc_every_bytes"], clock.ticks_us, heap_import)
 
     def stop():  # after every control period
