@@ -28,6 +28,7 @@ from controller.bus.candb import (  # noqa: E402
     ID_EMS_ModeRequest,
     ID_EMS_FreqServiceHdr,
     ID_EMS_FreqServicePoint,
+    ID_EMS_Time,
     ID_MTR_Energy,
 )
 
@@ -123,6 +124,11 @@ VECTORS = [
     (ID_EMS_FreqServicePoint, {'CurveId': 10, 'Index': 0, 'Frequency': 72.874, 'DeltaPower': -27967, 'AliveCounter': 0, 'Crc': 128}, '0ae26cc192000080'),
     (ID_EMS_FreqServicePoint, {'CurveId': 6, 'Index': 5, 'Frequency': 94.047, 'DeltaPower': 18497, 'AliveCounter': 11, 'Crc': 26}, '5697bf4148000b1a'),
     (ID_EMS_FreqServicePoint, {'CurveId': 15, 'Index': 7, 'Frequency': 70.0, 'DeltaPower': 32000, 'AliveCounter': 15, 'Crc': 255}, '7fa861007d000fff'),
+    (ID_EMS_Time, {'UnixTime': 0, 'AliveCounter': 0, 'Crc': 0}, '0000000000000000'),
+    (ID_EMS_Time, {'UnixTime': 4294967295, 'AliveCounter': 15, 'Crc': 255}, 'ffffffff00000fff'),
+    (ID_EMS_Time, {'UnixTime': 1791030094, 'AliveCounter': 10, 'Crc': 80}, '4ef3c06a00000a50'),
+    (ID_EMS_Time, {'UnixTime': 2892625893, 'AliveCounter': 4, 'Crc': 223}, 'e5f769ac000004df'),
+    (ID_EMS_Time, {'UnixTime': 4294967295, 'AliveCounter': 15, 'Crc': 255}, 'ffffffff00000fff'),
     (ID_MTR_Energy, {'EnergyImport': 0, 'EnergyExport': 0}, '0000000000000000'),
     (ID_MTR_Energy, {'EnergyImport': 4294967295, 'EnergyExport': 4294967295}, 'ffffffffffffffff'),
     (ID_MTR_Energy, {'EnergyImport': 1791030094, 'EnergyExport': 1347071425}, '4ef3c06ac1ad4a50'),
@@ -149,6 +155,7 @@ ROUNDING = [
     (ID_EMS_ModeRequest, {'ModeReq': 2.0, 'SetpointPower': 0.5, 'ValidFor': 32768.0, 'AliveCounter': 8.0, 'Crc': 128.0}, '0200000080000880'),
     (ID_EMS_FreqServiceHdr, {'Kind': 3.0, 'CurveId': 8.0, 'NumPoints': 4.5, 'BaselinePower': 0.5, 'ValidFor': 32768.5, 'AliveCounter': 8.0, 'Crc': 128.0}, '4304000000800880'),
     (ID_EMS_FreqServicePoint, {'CurveId': 8.0, 'Index': 4.0, 'Frequency': 57.5005, 'DeltaPower': 0.5, 'AliveCounter': 8.0, 'Crc': 128.0}, '48d5300000000880'),
+    (ID_EMS_Time, {'UnixTime': 2147483648.0, 'AliveCounter': 8.0, 'Crc': 128.0}, '0000008000000880'),
     (ID_MTR_Energy, {'EnergyImport': 2147483648.0, 'EnergyExport': 2147483648.0}, '0000008000000080'),
 ]
 
