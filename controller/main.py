@@ -224,7 +224,7 @@ def main(argv, booted=None):
         try:
             from controller.metering.boot import attach
 
-            meter = attach(gw, cfg, opts["data"], clock.ticks_us(), diag)
+            meter = attach(gw, cfg, opts["data"], clock.ticks_us(), diag, create=bool(opts["secret"]))
         except (OSError, ValueError) as e:
             print("error: --data: metering:", e, file=sys.stderr)
             return 2
