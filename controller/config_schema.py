@@ -220,12 +220,14 @@ def _check_grid_support(cfg):
 def _check_metering(cfg):
     i = cfg["metering"]["interval_s"]
     if 86400 % i:
-        raise ConfigError("metering.interval_s", "must divide a day (86400 s) so that intervals align to UTC, not %d" % i)
+        raise ConfigError("metering.interval_s",
+                          "must divide a day (86400 s) so that intervals align to UTC, not %d" % i)
     return cfg
 
 
 def validate(override=None, base=None):
     """A complete, checked configuration from `override` on top of `base` (or defaults)."""
-    return _check_metering(_check_grid_support(_check_bus(_merge("", SCHEMA, base, override if override is not None else {}))))
+    merged = _merge("", SCHEMA, base, override if override is not None else {})
+    return _check_metering(_check_grid_support(_check_bus(merged)))
 
 

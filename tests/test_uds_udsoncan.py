@@ -530,7 +530,6 @@ def test_meter_records_routine_pages_through_the_ring(client):
     assert [r[0] for r in recs] == [1735689600 + 900 * k for k in range(150)]
     assert recs[149][3] == tuple(149 + i for i in range(7)) and recs[5][2] == 5
     # the routine wants the extended session and a 5-byte option record
-    RC = services.RoutineControl
     c.change_session(services.DiagnosticSessionControl.Session.defaultSession)
     with pytest.raises(NegativeResponseException) as e:
         c.start_routine(uds.RID_METER_RECORDS, b"\x00\x00\x00\x00\x01")
@@ -539,4 +538,3 @@ def test_meter_records_routine_pages_through_the_ring(client):
     with pytest.raises(NegativeResponseException) as e:
         c.start_routine(uds.RID_METER_RECORDS, b"\x00\x00")
     assert e.value.response.code == ResponseCode.IncorrectMessageLengthOrInvalidFormat
-    assert RC is not None
