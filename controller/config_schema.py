@@ -64,6 +64,13 @@ SCHEMA = {
     "plan": {
         "fallback": ("str", "v2h", ("v2h", "idle", "mode"), None),
     },
+    # energy metering (controller/metering/, docs/metering.md)
+    "metering": {
+        "enabled": ("bool", True, None, None),
+        "interval_s": ("int", 900, 60, 3600),
+        "persist_wh": ("int", 100, 1, 100000),
+        "history_days": ("int", 35, 1, 400),
+    },
     "mode": {
         "kind": ("str", "idle", MODES, None),
         "setpoint_kw": ("num", 0.0, -1000.0, 1000.0),
@@ -214,8 +221,17 @@ def _check_grid_support(cfg):
     return cfg
 
 
+def _check_metering(cfg):
+    i = cfg["metering"]["interval_s"]
+    if 86400 % i:
+        raise ConfigError("metering.interval_s",
+                          "must divide a day (86400 s) so that intervals align to UTC, not %d" % i)
+    return cfg
+
+
 def validate(override=None, base=None):
     """A complete, checked configuration from `override` on top of `base` (or defaults)."""
-    return _check_grid_support(_check_bus(_merge("", SCHEMA, base, override if override is not None else {})))
+    merged = _merge("", SCHEMA, base, override if override is not None else {})
+    return _check_metering(_check_grid_support(_check_bus(merged)))
 
 

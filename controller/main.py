@@ -199,9 +199,6 @@ def main(argv, booted=None):
             print("warning: update images are checked against the DEVELOPMENT key (public: anyone can sign "
                   "for it); deploy a release build", file=sys.stderr)
     selftest = launch.start_selftest(updater, gw, booted, clock.ticks_us(), trial_s)
-    # receive only the frames the controller reads: on a busy bus the others would cost
-    # a parse each (a board's CAN controller drops them in hardware where it can)
-    gw.apply_acceptance_filter()
     # a lost socketcand connection ends the run (exit 1) instead of spinning on a dead
     # socket: the supervisor restarts the controller, which reconnects
     lost = lambda: getattr(port, "connected", True) is False  # noqa: E731
@@ -219,9 +216,30 @@ def main(argv, booted=None):
     # machinery and, on a unit that runs no update, the boot selection
     _forget("controller.config")
     _forget("controller.protection.grid_codes")
+    # the meter after that: its modules and its ring's table then take the room the
+    # start-up left, not more than the start-up's peak (a board's heap)
+    meter = None
+    if cfg["metering"]["enabled"]:  # the energy meter (controller/metering/boot.py)
+        had = "controller.storage" in sys.modules
+        try:
+            from controller.metering.boot import attach
+
+            meter = attach(gw, cfg, opts["data"], clock.ticks_us(), diag, create=bool(opts["secret"]))
+        except (OSError, ValueError) as e:
+            print("error: --data: metering:", e, file=sys.stderr)
+            return 2
+        except MemoryError:  # the control loop first: a heap without room for it runs without
+            for name in ("controller.metering.boot", "controller.metering.diag", "controller.metering.meter",
+                         "controller.metering.store", "controller.metering") + (() if had else ("controller.storage",)):
+                _forget(name)
+            print("warning: metering: not enough RAM on this heap (docs/metering.md); running without it",
+                  file=sys.stderr)
     if selftest is None and diag is None:
         launch = None  # noqa: F841 (this frame's reference, or the module would stay)
         _forget("controller.update.launch")
+    # receive only the frames the controller reads (the meter's too): on a busy bus the
+    # others would cost a parse each (a board's CAN controller drops them in hardware where it can)
+    gw.apply_acceptance_filter()
     hk = Housekeeping(cfg["control"]["watchdog_ms"], cfg["control"]["gc_every_bytes"], clock.ticks_us, heap_import)
 
     def stop():  # after every control period
@@ -242,6 +260,8 @@ def main(argv, booted=None):
           % (stats.ticks, stats.late_max, stats.overruns, gw.refused_total, port.rx_filtered, hk.line()))
     if diag is not None:
         diag.flush()  # a fault-memory save still under way lands before the restart
+    if meter is not None:
+        meter.flush()  # the registers as they are now: a planned stop loses no energy
     was_lost = lost()  # before close(): a closed socketcand port reads as lost too
     port.close()
     if was_lost:

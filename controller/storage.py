@@ -427,6 +427,24 @@ class RecordLog:
                 seq = struct.unpack("<I", self.medium.read(off + 4, 4))[0]
                 yield seq, self.medium.read(off + REC_HDR, ln)
 
+    def records_from(self, seq, limit):
+        """Up to `limit` (seq, payload) whose sequence number is `seq` or newer, oldest
+        first; segments wholly older than `seq` are skipped without reading a record."""
+        out = []
+        for e in self._segs:
+            if not e[3] or _newer(seq, (e[2] + e[3] - 1) & 0xFFFFFFFF):
+                continue
+            k = 0
+            for off, ln in self._offsets(e):
+                r = (e[2] + k) & 0xFFFFFFFF
+                k += 1
+                if _newer(seq, r):
+                    continue
+                out.append((r, self.medium.read(off + REC_HDR, ln)))
+                if len(out) >= limit:
+                    return out
+        return out
+
     def __iter__(self):
         return self.records()
 

@@ -48,6 +48,13 @@ class SimulatedEcu:
         _, overrides = self.config_store.apply(gw.cfg)
         self.diag = Diagnostics(gw, self._identity(), secret, now, updater=self.updater, dtc_store=self.dtc_store,
                                 reset=self._reset, config_store=self.config_store, config_overrides=overrides)
+        self.meter = None  # the energy meter on its own RAM medium, read over UDS (docs/metering.md)
+        if gw.cfg["metering"]["enabled"]:
+            from controller.metering.diag import attach_uds
+            from hil.metering import HilMeter
+
+            self.meter = HilMeter(gw.cfg, gw, now)
+            attach_uds(self.meter.meter, self.diag.uds)
         gw.taps.append(self)
 
     def _boot(self, now):

@@ -103,6 +103,7 @@ class Metrics:
         "control_period_s", "f_n", "ok_v_lo", "ok_v_hi", "ok_df",
         "_t_last", "_t_disconnect", "_detect_times", "trip_count", "events",
         "_interrupt_s", "_dead_s", "_max_over", "_e_home_j", "_e_to_grid_j", "_e_from_grid_j",
+        "_e_island_j", "_e_ev_in_j", "_e_ev_out_j",  # for the metering reconciliation (metering_kwh)
         "_ok_since", "_outage_seen", "_prev_relay_closed", "_reconnect", "reconnects",
         "_soc", "_bms_s",
         # frequency-response services
@@ -128,6 +129,7 @@ class Metrics:
         self._e_home_j = 0.0
         self._e_to_grid_j = 0.0
         self._e_from_grid_j = 0.0
+        self._e_island_j = self._e_ev_in_j = self._e_ev_out_j = 0.0
         self._ok_since = None
         self._outage_seen = False
         self._prev_relay_closed = None
@@ -236,7 +238,14 @@ class Metrics:
         pac = tr.p_ac_w
         if pac < 0.0:
             pl = tr.p_load_w
-            self._e_home_j += (pl if pl < -pac else -pac) * dt if pl > 0.0 else 0.0
+            e = (pl if pl < -pac else -pac) * dt if pl > 0.0 else 0.0
+            self._e_home_j += e
+            if not rc:
+                self._e_island_j += e
+        if pb > 0.0:
+            self._e_ev_in_j += pb * dt
+        else:
+            self._e_ev_out_j -= pb * dt
         pg = tr.p_grid_w
         if pg > 0.0:
             self._e_from_grid_j += pg * dt
@@ -304,6 +313,14 @@ class Metrics:
             self._fs_done = True
 
     # ---------------------------------------------------------------- result
+    def metering_kwh(self):
+        """The plant's side of the metering reconciliation (docs/metering.md), kWh: grid import
+        and export, the EV battery's energy in and out, the EV's energy to the home (all of
+        it, and while islanded)."""
+        return {"grid_import": self._e_from_grid_j / 3.6e6, "grid_export": self._e_to_grid_j / 3.6e6,
+                "ev_charged": self._e_ev_in_j / 3.6e6, "ev_discharged": self._e_ev_out_j / 3.6e6,
+                "to_home": self._e_home_j / 3.6e6, "to_home_islanded": self._e_island_j / 3.6e6}
+
     def result(self):
         """The report's metrics object (README definitions, 6 significant digits)."""
         detect = None

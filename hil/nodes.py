@@ -34,7 +34,7 @@ import can
 from hil.dbcdb import database
 from hil.e2e_ref import _TABLE as _CRC_TABLE
 from hil.e2e_ref import data_id
-from hil.scenario import FREQ_SERVICES
+from hil.scenario import FREQ_SERVICES, utc_seconds
 
 CODECS = ("candb", "cantools")
 NODES = ("meter", "inverter", "relay", "ev", "ems")  # the scenario's can_silence / can_corrupt nodes
@@ -192,6 +192,9 @@ class SiteNodes:
         self.tx_ev_limits = tx("EVCC_Limits", 100)
         self.tx_ev_status = tx("EVCC_Status", 100)
         self.tx_ems = tx("EMS_ModeRequest", 1000)
+        # the energy manager's wall time: plant time on the scenario's start_utc (metering)
+        self.tx_time = tx("EMS_Time", 10000)
+        self.utc0 = utc_seconds(s.get("start_utc", "2025-01-01T00:00:00Z"))
         # a frequency-response service (scenario event freq_service): its curve as a header and
         # its points, sent when the event fires and again every second with the validity that
         # remains, so that a set lost to a fault is repaired within a second while the service
@@ -207,7 +210,7 @@ class SiteNodes:
 
         self.ems_plan = PlanSender(tx("EMS_PlanHdr", 0), tx("EMS_PlanSlot", 0))
         self.tx = {"meter": self.tx_meter, "inverter": self.tx_inverter, "relay": [self.tx_relay],
-                   "ev": [self.tx_ev_limits, self.tx_ev_status], "ems": [self.tx_ems]}
+                   "ev": [self.tx_ev_limits, self.tx_ev_status], "ems": [self.tx_ems, self.tx_time]}
         self._all_tx = [t for group in self.tx.values() for t in group]
         # the cyclic messages each supervised input of the controller needs (docs/protection.md)
         self.supervised = {"meter": self.tx_meter[:2], "inverter": self.tx_inverter[:2], "relay": [self.tx_relay],
@@ -421,6 +424,12 @@ class SiteNodes:
                 v["SetpointPower"] = int(mode.get("setpoint_kw", 0.0) * 1000.0)
                 v["ValidFor"] = 0  # holds until three cycle times pass without a repetition
                 self._send(tx, v, now_us, now_us < self.corrupt_until["ems"])
+        tx = self.tx_time
+        if now_us >= tx.next_us:
+            tx.next_us += tx.period_us
+            if now_us >= self.silent_until["ems"]:
+                tx.sig["UnixTime"] = self.utc0 + now_us // 1000000
+                self._send(tx, tx.sig, now_us, now_us < self.corrupt_until["ems"])
         if now_us >= self.fs_next_us:
             self._send_freq_service(now_us)
         if now_us >= self.ems_plan.next_us:

@@ -32,6 +32,7 @@ from controller.bus.ports.memory import MemoryBus
 from controller.bus.ports.pythoncan import PythonCanPort
 from hil.dbcdb import database
 from hil.invariants import Invariants
+from hil.metering import HilMeter
 from hil.metrics import Metrics
 from hil.nodes import CODECS, SiteNodes
 from hil.plant import Site
@@ -166,7 +167,7 @@ def _supervision_due(nodes):
 
 
 def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="memory", codec="candb",
-                 clock_start_us=0, errors="raise", trace_path=None):
+                 clock_start_us=0, errors="raise", trace_path=None, restart_at_s=()):
     """Run a validated scenario in virtual time; returns (report, recorder).
 
     bus: "memory" (controller.bus.ports.memory.MemoryBus) or "virtual" (python-can); codec of the
@@ -177,6 +178,9 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
     added as a note ("raise"), or ends the run with the report so far and `run.error`
     (t_s, type, message, where: the innermost frames) ("report", for the soak).
     trace_path: write the run's time series there (CSV, one row per meter period: hil/trace.py).
+    restart_at_s: plant times at which the controller loses power and starts again: a new
+    Gateway, and its meter from what the meter's medium holds (hil/metering.py).
+    With metering on (the default), the report has "metering" and the recorder `meter`.
     """
     if bus not in BUSES:
         raise ValueError("bus must be one of %s" % (BUSES,))
@@ -197,9 +201,13 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
     site = _site(sc, cfg)
     nodes = SiteNodes(site, dev_link, sc, seed=sc["seed"], codec=codec)
     gw = Gateway(cfg, port)
+    hm = HilMeter(cfg, gw, int(clock_start_us) & 0x3FFFFFFF) if cfg["metering"]["enabled"] else None
     gw.apply_acceptance_filter()  # as controller.main does
+    restarts = sorted(int(x * 1e6) for x in restart_at_s) if hm is not None else []
+    next_restart = restarts.pop(0) if restarts else _INF
     metrics = Metrics(sc, period_us / 1e6)
     rec = Recorder(sc, metrics, sample_us, writer, codec=codec)
+    rec.meter = hm
     trace = rec.trace = _trace(sc, trace_path)
     nodes.on_frame = rec.on_frame
     if writer is not None:
@@ -245,6 +253,12 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
                 if k:
                     site_step(step_s)
             now = (t_us + clock0) & 0x3FFFFFFF
+            if t_us >= next_restart:  # a power cut of the controller: RAM lost, the meter's medium kept
+                gw = Gateway(cfg, port)
+                hm.restart(gw, now)
+                gw.apply_acceptance_filter()
+                poll, tick = gw.poll, gw.tick
+                next_restart = restarts.pop(0) if restarts else _INF
             gw_sent = gw.sent
             if t_us >= nodes.next_due_us or site.notify:
                 sent = nodes.frames_sent
@@ -264,7 +278,7 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
             if t_us >= next_sample:
                 rec.sample(t_us, site)
                 next_sample = rec.next_sample if trace is None else min(rec.next_sample, trace.next_us)
-            horizon = min(nodes.next_due_us, next_tick, next_ev, next_sample, supervise_at + 1e-3)
+            horizon = min(nodes.next_due_us, next_tick, next_ev, next_sample, supervise_at + 1e-3, next_restart)
     except Exception as exc:
         if errors != "report":
             exc.add_note("hil.runner: at plant time %.6f s" % (t_us / 1e6))
@@ -287,6 +301,8 @@ def run_lockstep(sc, log_path=None, step_us=PLANT_STEP_US, sample_us=2000, bus="
                      "frames_refused_by_controller": gw.refused_total, "lost_controller_events": rec.lost_events}}
     if error is not None:
         extra["run"]["error"] = error
+    if hm is not None:
+        extra["metering"] = hm.report(metrics)
     return _report(sc, metrics, rec, extra), rec
 
 

@@ -30,6 +30,7 @@ SITE_DEFAULTS = {
     "relay_open_ms": 8,
     "relay_close_ms": 12,
     "grid_impedance": None,  # the source's series impedance {"r_ohm", "x_ohm"}; None: a stiff grid
+    "start_utc": "2025-01-01T00:00:00Z",  # the wall time at plant time 0 (EMS_Time; docs/metering.md)
 }
 EV_DEFAULTS = {"soc": 0.8, "capacity_kwh": 94.0, "max_charge_kw": 11.0, "max_discharge_kw": 11.0, "min_soc": 0.2}
 INVERTER_DEFAULTS = {"rating_kva": 11.0}
@@ -114,6 +115,9 @@ def _section(sc, name, defaults):
             out[k] = _num(path, v, lo, hi, integer)
         elif path == "site.grid_impedance":
             out[k] = _grid_impedance(path, v)
+        elif path == "site.start_utc":
+            utc_seconds(v, path)
+            out[k] = v
         elif k == "grid_code":
             if v not in ctl_config.GRID_CODES:
                 raise ScenarioError(path, "unknown grid code %r; known: %s" % (v, ", ".join(ctl_config.GRID_CODES)))
@@ -121,6 +125,20 @@ def _section(sc, name, defaults):
         else:
             out[k] = v
     return out
+
+
+def utc_seconds(text, path="site.start_utc"):
+    """Seconds since 1970 of an ISO 8601 UTC time 'YYYY-MM-DDTHH:MM:SSZ'; ScenarioError naming
+    `path` otherwise."""
+    import calendar
+    import time
+
+    try:
+        if not isinstance(text, str) or not text.endswith("Z"):
+            raise ValueError
+        return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        raise ScenarioError(path, "must be a UTC time like 2025-01-01T00:00:00Z, not %r" % (text,)) from None
 
 
 def _grid_impedance(path, v):

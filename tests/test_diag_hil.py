@@ -71,6 +71,27 @@ def test_diag_reads_identifiers_live_values_and_fault_memory(served):
     assert d["dtcs"] == []
 
 
+def test_diag_reads_the_meter_over_isotp(served, tmp_path):
+    # the registers over ISO-TP (DID 0xD200): the EV's discharge in V2H shows within seconds
+    from controller.metering.store import NAMES
+
+    end = time.monotonic() + 15.0
+    while True:
+        r = _cli("diag", "meter", "--json", "--port", str(served))
+        assert r.returncode == 0, r.stderr + _serve_log()
+        d = json.loads(r.stdout)
+        if d["ev_discharged_wh"] > 0 or time.monotonic() > end:
+            break
+        time.sleep(1.0)
+    assert all(isinstance(d[n], int) for n in NAMES)
+    assert d["ev_discharged_wh"] > 0 and d["ev_charged_wh"] == 0 and d["backup_wh"] == 0, d
+    # the interval records: none closed within the first 15 minutes, so the CSV is the header
+    out = tmp_path / "intervals.csv"
+    r = _cli("diag", "intervals", "--csv", str(out), "--port", str(served))
+    assert r.returncode == 0, r.stderr + _serve_log()
+    assert out.read_text().splitlines()[0].startswith("interval_start_utc,grid_import_wh,")
+
+
 def test_programming_refused_without_security_access(served):
     bus = open_bus(interface="socketcand", host="127.0.0.1", port=served, channel="vcan0")
     addr = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=0x7E0, rxid=0x7E8)

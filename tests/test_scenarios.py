@@ -216,6 +216,7 @@ def test_unseen_scenarios_hold_every_limit(sc):
 BAD = [
     ({"name": "x", "duration_s": 1, "sitee": {}}, "sitee"),
     ({"name": "x", "duration_s": 1, "site": {"grid_code": "MARS"}}, "site.grid_code"),
+    ({"name": "x", "duration_s": 1, "site": {"start_utc": "2025-01-01 00:00"}}, "site.start_utc"),
     ({"name": "x", "duration_s": 1, "events": [{"t_s": 0.5, "kind": "grid_voltage"}]}, "events[0].pu"),
     ({"name": "x", "duration_s": 1, "events": [{"t_s": 2.0, "kind": "grid_disconnect"}]}, "events[0].t_s"),
     ({"name": "x", "duration_s": 1, "events": [{"t_s": 0.1, "kind": "meteor"}]}, "events[0].kind"),

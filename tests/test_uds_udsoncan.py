@@ -470,3 +470,71 @@ def test_client_flashes_signed_image_through_updater():
     slot = u.select_boot()
     assert slot == u.status()["pending"] != 0xFF
     assert u.manifest(slot)["software_version"] == "9.9.9"
+
+
+# ---------------------------------------------------------------- metering (docs/metering.md)
+def _metered_server(records=150, **kw):
+    """A UDS server with a meter attached (controller/metering/diag.py): registers set,
+    `records` interval records in its ring."""
+    import sys
+
+    sys.path.insert(0, "tests/firmware")
+    from test_metering import FakeGw
+
+    from controller.metering import store as mst
+    from controller.metering.diag import attach_uds
+    from controller.metering.meter import Metering
+    from controller.storage import MemoryMedium
+
+    me = Metering(FakeGw(), config.defaults(), mst.MeterStore(MemoryMedium(mst.medium_size(900, 3))), 0)
+    for k in range(records):
+        me.store.append(mst.pack_record(1735689600 + 900 * k, 900, k & 63, [k + i for i in range(mst.N)]))
+    me.tot[:] = me.base[:] = [10 ** 10 + i for i in range(mst.N)]
+    srv = _server(**kw)
+    attach_uds(me, srv)
+    return srv, me
+
+
+def test_meter_dids_parsed_by_udsoncan():
+    import struct
+
+    from controller.metering.diag import DID_OPEN, DID_REGISTERS, DID_STATUS
+
+    srv, me = _metered_server()
+    RD = services.ReadDataByIdentifier
+    dids = {DID_REGISTERS: ">7Q", DID_REGISTERS + 1: ">Q", DID_REGISTERS + 7: ">Q", DID_STATUS: ">IIIHBIIHBH",
+            DID_OPEN: ">7I"}
+    rsp = _ask(srv, RD.make_request(list(dids), dids))
+    v = RD.interpret_response(rsp, list(dids), dids, tolerate_zero_padding=False).service_data.values
+    assert v[DID_REGISTERS] == tuple(10 ** 10 + i for i in range(7))
+    assert v[DID_REGISTERS + 1] == (10 ** 10,) and v[DID_REGISTERS + 7] == (10 ** 10 + 6,)
+    n, oldest, newest, interval, state = v[DID_STATUS][:5]
+    assert (n, newest - oldest + 1, interval) == (150, 150, 900)
+    assert state & 8 == 0 and state & 1 == 0  # storage on, wall time not synchronised
+    assert v[DID_OPEN] == (0,) * 7
+    # DIDs 0xD208/0xD20F are no meter DIDs: refused when asked alone
+    rsp = _ask(srv, RD.make_request([0xD208], {0xD208: ">Q"}))
+    assert rsp.code == ResponseCode.RequestOutOfRange
+    assert struct.calcsize(dids[DID_STATUS]) == 28
+
+
+def test_meter_records_routine_pages_through_the_ring(client):
+    from tools import meter_export
+
+    c, srv = client
+    _srv, me = _metered_server()
+    srv.dids.update(_srv.dids)
+    srv.routines.update(_srv.routines)
+    recs = meter_export.records_over_uds(c, page=64)  # three pages: 64, 64, 22
+    assert len(recs) == 150
+    assert [r[0] for r in recs] == [1735689600 + 900 * k for k in range(150)]
+    assert recs[149][3] == tuple(149 + i for i in range(7)) and recs[5][2] == 5
+    # the routine wants the extended session and a 5-byte option record
+    c.change_session(services.DiagnosticSessionControl.Session.defaultSession)
+    with pytest.raises(NegativeResponseException) as e:
+        c.start_routine(uds.RID_METER_RECORDS, b"\x00\x00\x00\x00\x01")
+    assert e.value.response.code == ResponseCode.ServiceNotSupportedInActiveSession
+    c.change_session(services.DiagnosticSessionControl.Session.extendedDiagnosticSession)
+    with pytest.raises(NegativeResponseException) as e:
+        c.start_routine(uds.RID_METER_RECORDS, b"\x00\x00")
+    assert e.value.response.code == ResponseCode.IncorrectMessageLengthOrInvalidFormat

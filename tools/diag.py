@@ -106,6 +106,10 @@ def cmd_diag(args):
     from controller.diag import dtc
     from controller.diag import uds
 
+    if args.what == "intervals":
+        from tools.meter_export import cmd_intervals
+
+        return cmd_intervals(args, _connect)
     c = _connect(args)
     if c is None:
         return 1
@@ -125,6 +129,13 @@ def cmd_diag(args):
                 r = client.get_dtc_by_status_mask(0xFF)
                 out["dtcs"] = [{"dtc": dtc.text(d.id), "code": f"0x{d.id:06X}", "status": f"0x{d.status.get_byte_as_int():02X}"}
                                for d in r.service_data.dtcs]
+            if args.what == "meter":
+                from controller.metering.diag import DID_REGISTERS
+                from controller.metering.store import NAMES
+
+                raw = client.send_request(udsoncan.Request(udsoncan.services.ReadDataByIdentifier,
+                                                           data=struct.pack(">H", DID_REGISTERS))).get_payload()
+                out.update(zip(NAMES, struct.unpack(">7Q", raw[3:59])))
             if args.what == "clear":
                 client.change_session(udsoncan.services.DiagnosticSessionControl.Session.extendedDiagnosticSession)
                 client.clear_dtc(0xFFFFFF)
@@ -299,9 +310,13 @@ def cmd_deploy(args):
 
 
 def add_parsers(sub):
-    d = sub.add_parser("diag", help="read identifiers, live values and fault memory over UDS (udsoncan over can-isotp)")
-    d.add_argument("what", nargs="?", default="all", choices=("all", "info", "dtc", "clear"))
+    d = sub.add_parser("diag", help="read identifiers, live values, fault memory and metering over UDS (udsoncan "
+                                    "over can-isotp)")
+    d.add_argument("what", nargs="?", default="all", choices=("all", "info", "dtc", "clear", "meter", "intervals"))
     d.add_argument("--json", action="store_true")
+    d.add_argument("--csv", metavar="OUT", help="intervals: write the CSV there (default: stdout)")
+    d.add_argument("--log", metavar="FILE", help="intervals: read a meter storage image (meter.bin) instead of a "
+                                                 "live controller")
     add_bus_args(d)
     d.set_defaults(func=cmd_diag)
     f = sub.add_parser("flash", help="program a signed image over UDS (session, security, erase, download, check, reset)")

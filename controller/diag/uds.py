@@ -33,7 +33,9 @@ Hooks (duck-typed; any of them may raise UdsError(nrc) to answer with that NRC):
 - routines: {rid: object with start(option_bytes) / stop(..) / results(..) -> bytes or None};
 - reset(kind): 0x01 hard, 0x03 soft; called from poll() RESET_DELAY_US after the response;
 - allow(action) -> bool: "program", "reset", "write", "clear_dtc"; False gives 0x22;
-- rng(n) -> n random bytes (default os.urandom).
+- rng(n) -> n random bytes (default os.urandom);
+- dids: {did: callable() -> bytes}, filled after construction by units with data of their
+  own (controller/metering/diag.py).
 docs/uds.md is the reference for the person at the workbench.
 """
 
@@ -92,6 +94,7 @@ MAX_RESPONSE = 4095  # ISO-TP (classic CAN) maximum message length
 RID_ERASE_MEMORY = 0xFF00
 RID_CHECK_PROGRAMMING_DEPENDENCIES = 0xFF01
 RID_SELF_TEST = 0x0200
+RID_METER_RECORDS = 0x0210  # read metering interval records (controller/metering/diag.py)
 
 PENDING = object()  # returned by a step(now) function while its work goes on
 
@@ -396,6 +399,7 @@ ROUTINES = {
     RID_ERASE_MEMORY: (_PRG, LEVEL_PROGRAMMING),
     RID_CHECK_PROGRAMMING_DEPENDENCIES: (_PRG, LEVEL_PROGRAMMING),
     RID_SELF_TEST: (_EXT | _PRG, 0),
+    RID_METER_RECORDS: (_EXT, 0),
 }
 _ROUTINE_METHODS = ("start", "stop", "results")
 
@@ -416,7 +420,7 @@ class _Download:
 
 class UdsServer:
     __slots__ = ("identity", "secret", "live", "config", "dtcs", "update", "routines", "reset", "allow", "rng",
-                 "max_response", "session", "level", "attempts", "_seed", "_seed_level", "_delay_until",
+                 "max_response", "dids", "session", "level", "attempts", "_seed", "_seed_level", "_delay_until",
                  "_s3_start", "_dl", "_ran", "_busy", "_busy_at", "_reset", "requests", "faults")
 
     def __init__(self, identity, secret, now=0, live=None, config=None, dtcs=None, update=None, routines=None,
@@ -448,6 +452,7 @@ class UdsServer:
                 raise ValueError("rng: this port has no os.urandom, pass a random source")
         self.rng = rng
         self.max_response = max_response
+        self.dids = {}  # {did: callable() -> bytes}: read-only identifiers of attached units (metering)
         self.session = DEFAULT
         self.level = 0  # unlocked security level, 0 = locked
         self.attempts = 0
@@ -676,6 +681,9 @@ class UdsServer:
             return _dtc.pack_scaled(spec[1], spec[2], value)
         if did in CONFIG_DIDS and self.config is not None:
             return encode_config(did, self.config.get(CONFIG_DIDS[did][0]))
+        fn = self.dids.get(did)
+        if fn is not None:
+            return fn()
         return None
 
     def _read_dids(self, req, sf, now):

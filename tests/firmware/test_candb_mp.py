@@ -30,6 +30,7 @@ from controller.bus.candb import (  # noqa: E402
     ID_EMS_FreqServicePoint,
     ID_EMS_PlanHdr,
     ID_EMS_PlanSlot,
+    ID_EMS_Time,
     ID_MTR_Energy,
 )
 
@@ -135,10 +136,15 @@ VECTORS = [
     (ID_EMS_PlanSlot, {'PlanId': 10, 'Mode': 3, 'Index': 15, 'SetpointPower': 7831, 'AliveCounter': 10, 'Crc': 7}, '3a0f971e00000a07'),
     (ID_EMS_PlanSlot, {'PlanId': 0, 'Mode': 4, 'Index': 43, 'SetpointPower': 20630, 'AliveCounter': 14, 'Crc': 94}, '402b965000000e5e'),
     (ID_EMS_PlanSlot, {'PlanId': 15, 'Mode': 3, 'Index': 47, 'SetpointPower': 32000, 'AliveCounter': 15, 'Crc': 255}, '3f2f007d00000fff'),
+    (ID_EMS_Time, {'UnixTime': 0, 'AliveCounter': 0, 'Crc': 0}, '0000000000000000'),
+    (ID_EMS_Time, {'UnixTime': 4294967295, 'AliveCounter': 15, 'Crc': 255}, 'ffffffff00000fff'),
+    (ID_EMS_Time, {'UnixTime': 1710940209, 'AliveCounter': 2, 'Crc': 50}, '31e0fa6500000232'),
+    (ID_EMS_Time, {'UnixTime': 4201052689, 'AliveCounter': 9, 'Crc': 247}, '11fa66fa000009f7'),
+    (ID_EMS_Time, {'UnixTime': 4294967295, 'AliveCounter': 15, 'Crc': 255}, 'ffffffff00000fff'),
     (ID_MTR_Energy, {'EnergyImport': 0, 'EnergyExport': 0}, '0000000000000000'),
     (ID_MTR_Energy, {'EnergyImport': 4294967295, 'EnergyExport': 4294967295}, 'ffffffffffffffff'),
-    (ID_MTR_Energy, {'EnergyImport': 1710940209, 'EnergyExport': 839041984}, '31e0fa65c0c30232'),
-    (ID_MTR_Energy, {'EnergyImport': 4201052689, 'EnergyExport': 4149816714}, '11fa66fa8a2d59f7'),
+    (ID_MTR_Energy, {'EnergyImport': 4272949549, 'EnergyExport': 38023636}, '2d09b0fed4314402'),
+    (ID_MTR_Energy, {'EnergyImport': 2479191416, 'EnergyExport': 3201942631}, '7875c59367c4d9be'),
     (ID_MTR_Energy, {'EnergyImport': 4294967295, 'EnergyExport': 4294967295}, 'ffffffffffffffff'),
 ]
 
@@ -163,6 +169,7 @@ ROUNDING = [
     (ID_EMS_FreqServicePoint, {'CurveId': 8.0, 'Index': 4.0, 'Frequency': 57.5005, 'DeltaPower': 0.5, 'AliveCounter': 8.0, 'Crc': 128.0}, '48d5300000000880'),
     (ID_EMS_PlanHdr, {'PlanId': 8.0, 'NumSlots': 24.5, 'SlotSeconds': 1805.5, 'Slot0ElapsedS': 1800.0, 'ReserveSoc': 50.5, 'AliveCounter': 8.0, 'Crc': 128.0}, '08180e8770320880'),
     (ID_EMS_PlanSlot, {'PlanId': 8.0, 'Mode': 2.0, 'Index': 24.0, 'SetpointPower': 0.5, 'AliveCounter': 8.0, 'Crc': 128.0}, '2818000000000880'),
+    (ID_EMS_Time, {'UnixTime': 2147483648.0, 'AliveCounter': 8.0, 'Crc': 128.0}, '0000008000000880'),
     (ID_MTR_Energy, {'EnergyImport': 2147483648.0, 'EnergyExport': 2147483648.0}, '0000008000000080'),
 ]
 
