@@ -345,9 +345,10 @@ def measure_inproc(n, load_share):
 
 
 # ---------------------------------------------------------------- across processes (socketcand)
-# the floor's echo: a trigger and an answer on ids of the site bus that the controller reads
-# and ignores (not for it), so that an echo and a controller can share one bus
-ECHO_TRIGGER_ID = candb.BY_NAME["MTR_Energy"].frame_id
+# the floor's echo: a trigger and an answer on ids that the controller does not read (its
+# acceptance filter drops them), so that an echo and a controller can share one bus. The
+# trigger is no DBC id: MTR_Energy, used before, now feeds the metering.
+ECHO_TRIGGER_ID = 0x3F0
 ECHO_ANSWER_ID = candb.BY_NAME["INV_DcMeasure"].frame_id
 
 
@@ -923,15 +924,15 @@ def run_bench(quick=False, n=None, log=print):
 
 def measure_heap(mp, seconds):
     """The firmware's heap under MicroPython (tools/firmware_heap.py): controller/ as .mpy,
-    the heap of a 32-bit board with 128 KB (-X heapsize=128wK), a real-time scenario over
+    the heap of firmware_heap.MPY_HEAP (136wK: a 32-bit board's 136 KB, word-scaled), a real-time scenario over
     socketcand; heap after import, high-water mark, bytes allocated per control period."""
     from tools import firmware_heap
 
-    r = firmware_heap.run(heapsize=firmware_heap.BOARD_HEAP, duration_s=seconds, micropython=mp)
+    r = firmware_heap.run(heapsize=firmware_heap.MPY_HEAP, duration_s=seconds, micropython=mp)
     if r["figures"] is None:
         raise RuntimeError("the controller did not finish: " + (r["stdout"] + r["stderr"])[-1500:])
     h = dict(r["figures"])
-    h["heapsize"] = firmware_heap.BOARD_HEAP
+    h["heapsize"] = firmware_heap.MPY_HEAP
     h["seconds"] = seconds
     h["note"] = ("bytes on this interpreter (64-bit unix port: pointers and GC blocks twice a 32-bit "
                  "board's); scenario ev-limit-drop, controller/ compiled to .mpy")
