@@ -15,7 +15,6 @@ import urllib.parse
 import uuid
 
 import can
-import cantools
 import pytest
 
 from energy import manager, plan_frames, prices, site as site_mod, tariffs
@@ -263,6 +262,30 @@ def test_no_ev_in_session_sends_nothing(rig_at):
     r.ev(0.5, session=False)
     assert r.step("2024-03-03T01:50:00Z") is None and r.sets() == []
     assert r.lines == ["2024-03-03T01:50:00Z no plan sent: no EV in session"]
+
+
+def test_a_speedup_shrinks_the_slots_on_the_bus(rig_at):
+    with pytest.raises(manager.ManagerError, match="--speedup"):
+        manager.slot_seconds_on_bus(7)  # 128.57 s: not whole
+    with pytest.raises(manager.ManagerError, match="--speedup"):
+        manager.slot_seconds_on_bus(100)  # 9 s: below the DBC's 10
+    r = rig_at("2024-03-03T01:40:00Z", speedup=60)
+    r.ev(0.5)
+    assert r.step("2024-03-03T01:40:00Z") == "start"
+    (hdr, _), = r.sets()
+    assert (hdr["SlotSeconds"], hdr["Slot0ElapsedS"]) == (15, 10)  # 10 of the slot's 15 manager minutes
+
+
+def test_a_corrupted_ev_frame_is_counted_and_ignored(rig_at):
+    r = rig_at("2024-03-03T01:40:00Z")
+    r.ev(0.5)
+    m = DB.get_message_by_name("EVCC_Status")
+    data = bytearray(m.encode({"Soc": 90, "SocValid": 1, "BatteryCapacity": 60, "BatteryVoltage": 400,
+                               "AliveCounter": 5, "Crc": 0}))
+    data[7] = e2e_ref.e2e_crc(e2e_ref.data_id(m), data) ^ 0x01
+    r.m.on_message(can.Message(arbitration_id=m.frame_id, data=bytes(data), is_extended_id=False))
+    r.m.on_message(can.Message(arbitration_id=m.frame_id, data=bytes(data[:7]), is_extended_id=False))
+    assert r.m.rx_refused == 2 and r.m.soc == 0.5
 
 
 class EdsOpener:
