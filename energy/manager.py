@@ -155,7 +155,7 @@ class Manager:
     frame; run() loops on the bus and the clock. `log(line)` gets every report line."""
 
     def __init__(self, bus, clock, price_source, site, tariff, plan_slots=32, allow_export=True, speedup=1,
-                 log=print, quiet=False, solve=None):
+                 log=print, quiet=False, solve=None, inverter_efficiency=plan_frames.INVERTER_EFFICIENCY):
         import cantools
 
         if not 1 <= plan_slots <= plan_frames.MAX_SLOTS:
@@ -171,6 +171,10 @@ class Manager:
         self.bus_slot_s = slot_seconds_on_bus(speedup)
         self.log = log
         self.quiet = quiet
+        if not 0.5 <= inverter_efficiency <= 1.0:
+            raise ManagerError("--inverter-efficiency: must be 0.5..1 (the gateway's inverter.efficiency), not %g"
+                               % inverter_efficiency)
+        self.eff = inverter_efficiency
         if solve is None:
             from energy.plan import solve
         self.solve = solve
@@ -323,9 +327,9 @@ class Manager:
         cap = self.capacity_kwh or ev["capacity_kwh"]
         mc, md = ev["max_charge_kw"], ev["max_discharge_kw"]
         min_soc = ev["min_soc"]
-        if self.ev_limits is not None:
-            mc = min(mc, self.ev_limits[0])
-            md = min(md, self.ev_limits[1])
+        if self.ev_limits is not None:  # the EV's limits are battery side, the plan's AC
+            mc = min(mc, self.ev_limits[0] / self.eff)
+            md = min(md, self.ev_limits[1] * self.eff)
             if self.ev_limits[2] is not None:
                 min_soc = max(min_soc, self.ev_limits[2])
         soc = min(1.0, max(min_soc, self.soc))  # an EV below its minimum: the plan starts there
@@ -365,7 +369,7 @@ class Manager:
 
     def commands(self, p, k0, k1):
         """[(mode, SetpointPower W)] of plan slots k0..k1-1 (energy/plan_frames.slot_command)."""
-        return [plan_frames.slot_command(p.p_kw[k], p.load_kw[k], self.allow_export) for k in range(k0, k1)]
+        return [plan_frames.slot_command(p.p_kw[k], p.load_kw[k], self.allow_export, self.eff) for k in range(k0, k1)]
 
     # ------------------------------------------------------------ bus out
     def _send(self, now_s, t_slot, reason):

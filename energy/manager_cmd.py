@@ -58,6 +58,7 @@ def cmd_manager(args):
     try:
         m = manager.Manager(bus, clock, source, site, tariff, plan_slots=args.plan_slots,
                             allow_export=not args.no_export, speedup=args.speedup,
+                            inverter_efficiency=args.inverter_efficiency,
                             log=lambda line: print(line, flush=True), quiet=args.quiet)
         m.run(duration_s=args.duration)
     except manager.ManagerError as e:
@@ -99,6 +100,8 @@ def add_parser(esub):
     p.add_argument("--tariff", help="tariff name or file (default: the site's, else the area's default)")
     p.add_argument("--plan-slots", type=int, default=32, metavar="K",
                    help="slots sent per plan, 1..48 (default 32: 8 h of 15 min)")
+    p.add_argument("--inverter-efficiency", type=float, default=0.97, metavar="EFF",
+                   help="the gateway's inverter.efficiency (default 0.97): AC plan powers to battery-side setpoints")
     p.add_argument("--no-export", action="store_true", help="plan without export (V2H only)")
     p.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds (default: run on)")
     p.add_argument("--start-utc", metavar="TIME", help="the manager's clock starts here (ISO UTC; rigs and tests: "

@@ -1,8 +1,11 @@
 """A plan as the gateway's operating-plan frames: EMS_PlanHdr + EMS_PlanSlot (dbc/gateway.dbc,
 docs/plan-execution.md).
 
-slot_command(p_kw, home_kw, allow_export) maps one planned AC power (the planner's convention,
-../shared/energy/README.md: + charges the EV) to a slot's Mode and SetpointPower:
+slot_command(p_kw, home_kw, allow_export, eff) maps one planned AC power (the planner's
+convention, ../shared/energy/README.md: + charges the EV) to a slot's Mode and SetpointPower.
+SetpointPower is battery-side power (docs/plan-execution.md), so the AC power goes through
+the inverter's efficiency as the controller converts it (controller/control/limits.py
+ac_to_batt: p * eff charging, p / eff discharging; eff the gateway's `inverter.efficiency`):
 - |p| below IDLE_KW: idle (SetpointPower 0);
 - p > 0: charge at p;
 - p < 0 and the discharge no more than the expected home load (plus EXPORT_MIN_KW), or export
@@ -25,6 +28,7 @@ import pathlib
 MODES = ("idle", "charge", "v2h", "v2g")  # coded as EMS_ModeRequest.ModeReq
 IDLE_KW = 0.0005  # below 1 W after rounding: nothing to command
 EXPORT_MIN_KW = 0.01  # a planned export below 10 W is V2H following the home (the plan's rounding)
+INVERTER_EFFICIENCY = 0.97  # the gateway's inverter.efficiency default (docs/configuration.md)
 MAX_W = 32000  # SetpointPower's DBC range
 MAX_SLOTS = 48  # EMS_PlanHdr.NumSlots
 SLOT_S_RANGE = (10, 3600)  # EMS_PlanHdr.SlotSeconds
@@ -37,19 +41,20 @@ def _w(kw):
     return MAX_W if w > MAX_W else -MAX_W if w < -MAX_W else w
 
 
-def slot_command(p_kw, home_kw, allow_export):
-    """(mode name, SetpointPower W) of a slot planned at p_kw with home_kw expected home load."""
+def slot_command(p_kw, home_kw, allow_export, eff=INVERTER_EFFICIENCY):
+    """(mode name, SetpointPower W, battery side) of a slot planned at p_kw (AC) with home_kw
+    expected home load (AC), through an inverter of efficiency eff."""
     if -IDLE_KW < p_kw < IDLE_KW:
         return "idle", 0
     if p_kw > 0:
-        return "charge", _w(p_kw)
+        return "charge", _w(p_kw * eff)
     d = -p_kw
     home = home_kw if home_kw > 0 else 0.0
     if allow_export and d > home + EXPORT_MIN_KW:
-        return "v2g", _w(p_kw)
+        return "v2g", _w(p_kw / eff)
     if d >= home - IDLE_KW:
         return "v2h", 0  # the whole home: follow its actual load
-    return "v2h", _w(p_kw)
+    return "v2h", _w(p_kw / eff)
 
 
 def header_values(v, plan_id, num_slots, slot_s, slot0_elapsed_s, reserve_pct):

@@ -70,7 +70,21 @@ def _truncated(tmp_path, until):
     (-50.0, 1.0, True, ("v2g", -32000)),
 ])
 def test_slot_command_maps_the_planned_power(p_kw, home_kw, export, want):
-    assert plan_frames.slot_command(p_kw, home_kw, export) == want
+    assert plan_frames.slot_command(p_kw, home_kw, export, 1.0) == want
+
+
+@pytest.mark.parametrize("p_kw, home_kw, export, want", [
+    (10.0, 0.5, True, ("charge", 8000)),  # 10 kW from the grid put 8 kW into the battery
+    (-0.4, 1.0, True, ("v2h", -500)),  # 0.4 kW into the home take 0.5 kW out of the battery
+    (-4.0, 1.0, True, ("v2g", -5000)),
+    (-1.0, 1.0, True, ("v2h", 0)),
+])
+def test_slot_setpoints_are_battery_side_through_the_inverter_efficiency(p_kw, home_kw, export, want):
+    assert plan_frames.slot_command(p_kw, home_kw, export, 0.8) == want
+    # as the controller converts AC to battery power
+    from controller.control.limits import ac_to_batt
+
+    assert want[1] in (0, round(ac_to_batt(p_kw * 1000, 0.8)))
 
 
 # ---------------------------------------------------------------- frames
@@ -412,7 +426,7 @@ def test_controller_accepts_and_follows_the_managers_plan_and_its_resend():
     assert list(m.accepted)[:2] == [(h["PlanId"], h["NumSlots"]) for _, h in sets[:2]]  # the manager saw them too
     first = [v for _, n, _, v in seen if n == "EMS_PlanSlot" and v["PlanId"] == sets[0][1]["PlanId"]
              and v["Index"] == 0][0]
-    assert MODES[first["Mode"]] == "charge" and first["SetpointPower"] == 11000
+    assert MODES[first["Mode"]] == "charge" and first["SetpointPower"] == 10670  # 11 kW AC x 0.97
     # the controller follows it: GW_Status reports Charge, and it commands the inverter to charge
     st = _after(seen, sets[0][0] + 1.0, "GW_Status")
     assert st and all(v["OperatingMode"] == 1 for _, v in st)
