@@ -8,7 +8,7 @@ names the file and key), 1 anything the user cannot fix by editing an input.
 import importlib
 
 COMMANDS = ("energy.prices_cmd", "energy.plan_cmd", "energy.autonomy_cmd", "energy.simulate_cmd",
-            "energy.settle_cmd")
+            "energy.settle_cmd", "energy.manager_cmd")
 
 
 def add_parser(sub):

@@ -14,7 +14,7 @@ live requests; the controller's last request runs out after its validity), until
 later `mode` event.
 """
 
-from hil.scenario import PLAN_MODES
+from energy.plan_frames import header_values, slot_values  # the live energy manager's signal builder
 
 _INF = float("inf")
 
@@ -47,19 +47,12 @@ class PlanSender:
         ev = self.ev
         corrupt = now_us < nodes.corrupt_until["ems"]
         slots = ev["slots"]
-        v = self.hdr.sig
-        v["PlanId"] = self.plan_id
-        v["NumSlots"] = len(slots)
-        v["SlotSeconds"] = ev.get("slot_s", 900)
-        v["Slot0ElapsedS"] = ev.get("slot0_elapsed_s", 0)
-        v["ReserveSoc"] = ev.get("reserve_pct", 0)
+        v = header_values(self.hdr.sig, self.plan_id, len(slots), ev.get("slot_s", 900),
+                          ev.get("slot0_elapsed_s", 0), ev.get("reserve_pct", 0))
         nodes._send(self.hdr, v, now_us, corrupt)
         bad = ev.get("corrupt_slots", ())
         v = self.slot.sig
         for i, s in enumerate(slots):
-            v["PlanId"] = self.plan_id
-            v["Index"] = i
-            v["Mode"] = PLAN_MODES.index(s["mode"])
-            v["SetpointPower"] = int(round(s["kw"] * 1000.0))
+            slot_values(v, self.plan_id, i, s["mode"], int(round(s["kw"] * 1000.0)))
             nodes._send(self.slot, v, now_us, corrupt or i in bad)
         self.sets_sent += 1
