@@ -12,13 +12,7 @@ COMMANDS = ("energy.prices_cmd", "energy.plan_cmd", "energy.autonomy_cmd", "ener
 
 
 def add_parser(sub):
-    e = sub.add_parser("energy", help="prices, tariffs, plans, autonomy, metering settlement, year simulation")
+    e = sub.add_parser("energy", help="prices, tariffs, plans, the live energy manager, autonomy, metering settlement, year simulation")
     esub = e.add_subparsers(dest="energycmd", required=True)
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:  # a missing dependency inside the module is a real error
-                raise
-            continue
-        mod.add_parser(esub)
+        importlib.import_module(name).add_parser(esub)
