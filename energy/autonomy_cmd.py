@@ -10,9 +10,7 @@ given and repeated if shorter than the autonomy. Exit 2 with one line ``error: .
 input; 1 when --json cannot be written.
 """
 
-import argparse
-import json
-
+from energy.cli import number, write_json
 from energy.prices_cmd import fail
 
 DEFAULT_START = "2025-01-15"
@@ -61,56 +59,34 @@ def cmd_autonomy(args):
           f"{rep['soc_for_target_days']:.0%}" + (" (more than the battery holds)" if rep["soc_for_target_days"] > 1 else ""))
     if args.json:
         try:
-            with open(args.json, "w", encoding="utf-8") as f:
-                json.dump(rep, f, indent=1)
-                f.write("\n")
+            write_json(args.json, rep)
         except OSError as e:
             return fail(f"{args.json}: cannot write: {e.strerror or e}", 1)
     return 0
 
 
-def _fraction(s):
-    try:
-        v = float(s)
-    except ValueError:
-        v = -1.0
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction 0..1, not {s}")
-    return v
 
 
-def _positive(s):
-    try:
-        v = float(s)
-    except ValueError:
-        v = -1.0
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {s}")
-    return v
 
 
-def _non_negative(s):
-    try:
-        v = float(s)
-    except ValueError:
-        v = -1.0
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {s}")
-    return v
+
+_FRACTION = number("a fraction 0..1", 0.0, 1.0)
+_POSITIVE = number("a positive number", above=0.0)
+_NON_NEGATIVE = number("a number >= 0", lo=0.0)
 
 
 def add_parser(esub):
     p = esub.add_parser("autonomy", help="how long the EV carries the home in an outage", description=__doc__)
-    p.add_argument("--capacity-kwh", type=_positive, required=True, help="usable battery capacity (kWh)")
-    p.add_argument("--soc", type=_fraction, required=True, help="state of charge at the outage (0..1)")
-    p.add_argument("--floor-soc", type=_fraction, default=0.10, help="stop at this SoC (default 0.10)")
+    p.add_argument("--capacity-kwh", type=_POSITIVE, required=True, help="usable battery capacity (kWh)")
+    p.add_argument("--soc", type=_FRACTION, required=True, help="state of charge at the outage (0..1)")
+    p.add_argument("--floor-soc", type=_FRACTION, default=0.10, help="stop at this SoC (default 0.10)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--load-profile", metavar="CSV", help="home load, header time_utc,load_kw")
-    src.add_argument("--annual-kwh", type=_positive, default=4000.0, help="household model's yearly use (default 4000)")
+    src.add_argument("--annual-kwh", type=_POSITIVE, default=4000.0, help="household model's yearly use (default 4000)")
     p.add_argument("--heat-pump", action="store_true", help="add the model's heat pump (~5000 kWh/year, winter-heavy)")
-    p.add_argument("--discharge-efficiency", type=_fraction, default=0.92, help="battery to AC (default 0.92)")
-    p.add_argument("--inverter-standby-w", type=_non_negative, default=30.0, help="inverter's own draw (default 30 W)")
+    p.add_argument("--discharge-efficiency", type=_FRACTION, default=0.92, help="battery to AC (default 0.92)")
+    p.add_argument("--inverter-standby-w", type=_NON_NEGATIVE, default=30.0, help="inverter's own draw (default 30 W)")
     p.add_argument("--start", default=DEFAULT_START, metavar="DATE", help=f"local date the outage starts (default {DEFAULT_START})")
-    p.add_argument("--target-days", type=_positive, default=3.0, help="what 'several days' means (default 3)")
+    p.add_argument("--target-days", type=_POSITIVE, default=3.0, help="what 'several days' means (default 3)")
     p.add_argument("--json", metavar="OUT", help="write the report here")
     p.set_defaults(func=cmd_autonomy)

@@ -9,6 +9,8 @@ price file, a --speedup that does not give whole slots); exit 1 when the bus can
 import os
 import sys
 
+from energy.cli import number
+
 EXIT_INVALID = 2
 
 
@@ -73,16 +75,6 @@ def cmd_manager(args):
     return 0
 
 
-def _positive(s):
-    import argparse
-
-    try:
-        v = float(s)
-    except ValueError:
-        v = -1.0
-    if not v > 0:
-        raise argparse.ArgumentTypeError("must be a positive number, not %s" % s)
-    return v
 
 
 def add_parser(esub):
@@ -103,10 +95,10 @@ def add_parser(esub):
     p.add_argument("--inverter-efficiency", type=float, default=0.97, metavar="EFF",
                    help="the gateway's inverter.efficiency (default 0.97): AC plan powers to battery-side setpoints")
     p.add_argument("--no-export", action="store_true", help="plan without export (V2H only)")
-    p.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds (default: run on)")
+    p.add_argument("--duration", type=number("a positive number", above=0.0), metavar="S", help="stop after S seconds (default: run on)")
     p.add_argument("--start-utc", metavar="TIME", help="the manager's clock starts here (ISO UTC; rigs and tests: "
                                                        "a time inside the price file) instead of the wall clock")
-    p.add_argument("--speedup", type=_positive, default=1.0,
+    p.add_argument("--speedup", type=number("a positive number", above=0.0), default=1.0,
                    help="the manager's clock runs this much faster (demos; slots shrink to 900/speedup s on the bus)")
     p.add_argument("--clock-offset", type=float, default=0.0, metavar="S", help="seconds added to the clock")
     p.add_argument("--quiet", action="store_true", help="no line per plan sent")

@@ -11,6 +11,8 @@ before any plan is found.
 import json
 import sys
 
+from energy.cli import number
+
 EXIT_INVALID = 2
 SPEC_KEYS = ("cost_dkk", "slots", "shortfall", "solve_ms")
 
@@ -76,16 +78,6 @@ def cmd_plan(args):
     return 0
 
 
-def _seconds(s):
-    import argparse
-
-    try:
-        v = float(s)
-    except ValueError:
-        v = -1.0
-    if not v > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds, not %s" % s)
-    return v
 
 
 def add_parser(esub):
@@ -93,6 +85,6 @@ def add_parser(esub):
                         description=__doc__)
     p.add_argument("--input", required=True, metavar="PLAN.json", help="the plan input ('-': stdin)")
     p.add_argument("--json", required=True, metavar="OUT.json", help="where the plan goes ('-': stdout)")
-    p.add_argument("--time-limit", type=_seconds, default=None, metavar="S",
+    p.add_argument("--time-limit", type=number("a positive number of seconds", above=0.0), default=None, metavar="S",
                    help="stop the solver after S seconds with the best plan found (default: none)")
     p.set_defaults(func=cmd_plan)

@@ -14,6 +14,8 @@ written.
 import csv
 import sys
 
+from energy.cli import number
+
 EXIT_INVALID = 2
 
 
@@ -138,16 +140,6 @@ def add_common(p, prices_arg=True):
     p.add_argument("--tariff", metavar="NAME|FILE", help="tariff name (energy/data/tariffs) or file; default: the area's")
 
 
-def _positive_s(text):
-    import argparse
-
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0 < v < 3600:
-        raise argparse.ArgumentTypeError(f"must be 0 < S < 3600 seconds, not {text}")
-    return v
 
 
 def add_parser(esub):
@@ -156,7 +148,7 @@ def add_parser(esub):
     src.add_argument("--prices", metavar="FILE", help="price file (project CSV or Energi Data Service JSON)")
     src.add_argument("--eds", action="store_true", help="fetch --from .. --to from Energi Data Service")
     add_common(p, prices_arg=False)
-    p.add_argument("--timeout", type=_positive_s, default=30.0, metavar="S", help="with --eds: give up after S seconds")
+    p.add_argument("--timeout", type=number("0 < S < 3600 seconds", above=0.0, below=3600.0), default=30.0, metavar="S", help="with --eds: give up after S seconds")
     p.add_argument("--save", metavar="FILE", help="write the prices as a project CSV")
     p.add_argument("--from", dest="date_from", metavar="DATE", help="first UTC date/time (default: file start)")
     p.add_argument("--to", dest="date_to", metavar="DATE", help="end UTC date/time, exclusive (default: file end)")

@@ -9,8 +9,8 @@ out-of-order intervals, or prices/tariffs that do not cover an interval; 1 when 
 be written.
 """
 
-import json
 
+from energy.cli import write_json
 from energy.prices_cmd import add_common, fail
 
 
@@ -43,9 +43,7 @@ def cmd_settle(args):
               f"{rep['missing_intervals']} missing (not billed)")
     if args.json:
         try:
-            with open(args.json, "w", encoding="utf-8") as f:
-                json.dump(rep, f, indent=1)
-                f.write("\n")
+            write_json(args.json, rep)
         except OSError as e:
             return fail(f"{args.json}: cannot write: {e.strerror or e}", 1)
     return 0
