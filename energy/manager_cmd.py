@@ -41,6 +41,8 @@ def cmd_manager(args):
         else:
             source = manager.EdsPrices(args.area)
         site = site_mod.load_site(args.site)
+        if args.reserve is not None:  # raised ahead of a storm or an announced outage
+            site["reserve_soc"] = args.reserve
         tname = args.tariff or site["tariff"] or tariffs.default_tariff(args.area)
         tariff = tariffs.load_tariff(tname)
         manager.slot_seconds_on_bus(args.speedup)  # refused here (exit 2), not once the bus is open
@@ -90,6 +92,10 @@ def add_parser(esub):
     src.add_argument("--eds", action="store_true", help="prices live from Energi Data Service")
     p.add_argument("--site", help="site JSON over the defaults of energy/data/site-default.json")
     p.add_argument("--tariff", help="tariff name or file (default: the site's, else the area's default)")
+    p.add_argument("--reserve", type=number("a fraction 0..1", 0.0, 1.0), metavar="SOC",
+                   help="backup reserve to plan with and send as the plan's ReserveSoc, e.g. 0.6 ahead of a "
+                        "storm (default: the site's reserve_soc); the firmware keeps the larger of it and its "
+                        "own backup.reserve_soc_pct")
     p.add_argument("--plan-slots", type=int, default=32, metavar="K",
                    help="slots sent per plan, 1..48 (default 32: 8 h of 15 min)")
     p.add_argument("--inverter-efficiency", type=float, default=0.97, metavar="EFF",

@@ -336,6 +336,22 @@ def test_eds_prices_plan_and_a_failure_is_a_gap_retried(rig_at):
     assert len(r.sets()) == 1
 
 
+def test_a_raised_reserve_is_planned_with_and_sent(series, site, tariff):
+    """Ahead of a storm the reserve goes up (`--reserve`, or the site's reserve_soc): the plan
+    keeps the EV at or above it while plugged, and the header asks the firmware for it."""
+    raised = dict(site, reserve_soc=0.6)
+    r = Rig(manager.FilePrices(series), raised, tariff, UTC("2024-03-03T11:40:00Z"))
+    try:
+        r.ev(0.7, at="2024-03-03T11:40:06Z")
+        assert r.step("2024-03-03T11:40:07Z") == "start"
+        (hdr, _slots), = r.sets()
+        assert hdr["ReserveSoc"] == 60
+        p = r.m.plan
+        assert min(p.soc) >= 0.6 - 1e-6  # a Sunday: the EV is home all along the plan
+    finally:
+        r.close()
+
+
 # ---------------------------------------------------------------- command line
 
 def _cli(*args):
@@ -354,6 +370,7 @@ def test_bad_arguments_exit_2_naming_them(tmp_path):
         (("--area", "DK1", "--prices", str(PRICES), "--speedup", "7"), "--speedup"),
         (("--area", "DK1", "--prices", str(PRICES), "--plan-slots", "49"), "--plan-slots"),
         (("--area", "DK1", "--prices", str(PRICES), "--tariff", "no-such"), "no-such"),
+        (("--area", "DK1", "--prices", str(PRICES), "--reserve", "1.5"), "--reserve"),
     ]
     for args, name in cases:
         r = _cli("--channel", "ems-" + uuid.uuid4().hex, "--duration", "0.2", *args)
