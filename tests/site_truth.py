@@ -19,3 +19,31 @@ class FakeTruth:
         self.i_ac_limit_a = 15.9
         self.i_export_limit_a = None
         self.i_fuse_limit_a = None
+
+
+class MetricsRun:
+    """hil.metrics.Metrics over a validated scenario, fed FakeTruth samples every `dt`
+    seconds of plant time; run() sets truth fields first, then steps."""
+
+    def __init__(self, sc, dt, meter_period_s=0.01):
+        from hil.metrics import Metrics
+
+        self.m = Metrics(sc, meter_period_s)
+        self.dt = dt
+        self.tr = FakeTruth()
+        self.tr.p_ac_w = 0.0
+        self.n = 0
+        self.m.update(0.0, dt, self.tr)
+
+    def run(self, seconds, **fields):
+        for k, v in fields.items():
+            setattr(self.tr, k, v)
+        for _ in range(int(round(seconds / self.dt))):
+            self.n += 1
+            self.tr.t_s = self.n * self.dt
+            self.m.update(self.tr.t_s, self.dt, self.tr)
+        return self
+
+    @property
+    def result(self):
+        return self.m.result()

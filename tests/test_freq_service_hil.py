@@ -11,11 +11,11 @@ from controller.bus.inputs import Input
 from controller.bus.ports.memory import MemoryBus
 from controller.grid_support import freq_service as fs
 from hil import scenario
-from hil.metrics import Metrics, curve_kw, service_spans
+from hil.metrics import curve_kw, service_spans
 from hil.nodes import SiteNodes
 from hil.runner import _site, run_lockstep
 from hil.scenario import ScenarioError, controller_config
-from site_truth import FakeTruth
+from site_truth import MetricsRun
 
 SCEN = pathlib.Path(__file__).resolve().parent.parent / "scenarios"
 FFR = {"t_s": 1.0, "kind": "freq_service", "service": "ffr", "points": [[49.5, -11.0], [49.7, 0.0]], "valid_s": 30}
@@ -230,27 +230,8 @@ def test_a_silent_energy_manager_sends_no_curve():
 DT = 0.0005
 
 
-class _Run:
-    def __init__(self, events):
-        sc = _sc(events)
-        self.m = Metrics(sc, 0.01)
-        self.tr = FakeTruth()
-        self.tr.p_ac_w = 0.0
-        self.n = 0
-        self.m.update(0.0, DT, self.tr)
-
-    def run(self, seconds, **fields):
-        for k, v in fields.items():
-            setattr(self.tr, k, v)
-        for _ in range(int(round(seconds / DT))):
-            self.n += 1
-            self.tr.t_s = self.n * DT
-            self.m.update(self.tr.t_s, DT, self.tr)
-        return self
-
-    @property
-    def result(self):
-        return self.m.result()
+def _Run(events):
+    return MetricsRun(_sc(events), DT)
 
 
 def test_curve_and_spans_of_the_metrics():

@@ -11,12 +11,11 @@ from controller.bus.inputs import Input
 from controller.bus.ports.memory import MemoryBus
 from controller.energy.schedule import Schedule
 from hil import scenario
-from hil.metrics import Metrics
 from hil.nodes import SiteNodes
 from hil.plan_metrics import FIRST_SETTLE_S, SETTLE_S, plan_spans
 from hil.runner import _site, run_lockstep
 from hil.scenario import ScenarioError, controller_config
-from site_truth import FakeTruth
+from site_truth import MetricsRun
 
 SCEN = pathlib.Path(__file__).resolve().parent.parent / "scenarios"
 PLAN = {"t_s": 1.0, "kind": "plan", "slot_s": 10,
@@ -167,25 +166,8 @@ def test_a_corrupt_slot_leaves_the_set_incomplete_and_a_new_plan_takes_a_new_id(
 DT = 0.01
 
 
-class _Run:
-    def __init__(self, events, **top):
-        self.m = Metrics(_sc(events, **top), 0.01)
-        self.tr = FakeTruth()
-        self.n = 0
-        self.m.update(0.0, DT, self.tr)
-
-    def run(self, seconds, **fields):
-        for k, v in fields.items():
-            setattr(self.tr, k, v)
-        for _ in range(int(round(seconds / DT))):
-            self.n += 1
-            self.tr.t_s = self.n * DT
-            self.m.update(self.tr.t_s, DT, self.tr)
-        return self
-
-    @property
-    def result(self):
-        return self.m.result()
+def _Run(events, **top):
+    return MetricsRun(_sc(events, **top), DT)
 
 
 def test_plan_spans_skip_refused_sets_and_end_at_a_cancel():
