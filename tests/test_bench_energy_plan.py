@@ -2,20 +2,16 @@
 
     pytest tests/test_bench_energy_plan.py --benchmark-enable
 
-Instances from tests/bench_energy_plan.py (DK1 15-minute prices, a commuter, 192 slots),
+Instances from tools/bench_plan.py (DK1 15-minute prices, a commuter, 192 slots),
 cycled so each round plans a different day. With the default ``--benchmark-disable`` it
 runs once as a test and checks the plan's shape and self-consistency; never its speed (the
-p50/p99 figures: `python tests/bench_energy_plan.py`, `v2xgw bench`, docs/planner.md).
+p50/p99 figures: `python tools/bench_plan.py`, `v2xgw bench`, docs/planner.md).
 """
 
 import itertools
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from bench_energy_plan import SLOTS, instances  # noqa: E402
-from energy import plan  # noqa: E402
+from energy import plan
+from tools.bench_plan import SLOTS, instances
 
 
 def test_bench_plan_192_slots(benchmark):

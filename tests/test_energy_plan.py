@@ -12,14 +12,11 @@ import json
 import math
 import os
 import random
-import sys
 
 import pulp
 import pytest
 
 from energy import plan
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_energy_plan, beside this file
 
 # the CBC binary PuLP ships: the check the planner's costs were verified against (docs/planner.md)
 pytestmark = pytest.mark.filterwarnings("ignore:PULP_CBC_CMD is deprecated:DeprecationWarning")
@@ -461,16 +458,16 @@ def test_shipped_examples_match_cbc(name):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_realistic_48h_plans_match_cbc(seed):
-    """The benchmark's instances (tests/bench_energy_plan.py: DK1 15-minute prices, a
+    """The benchmark's instances (tools/bench_plan.py: DK1 15-minute prices, a
     commuter, 192 slots) are the ones the solve times are quoted for: they must be right too."""
-    from bench_energy_plan import instance
+    from tools.bench_plan import instance
 
     _against_reference(instance(random.Random(seed), _series()))
 
 
 def _series(cache=[]):
     if not cache:
-        from bench_energy_plan import quarter_hour_prices
+        from tools.bench_plan import quarter_hour_prices
 
         cache.append(quarter_hour_prices())
     return cache[0]
@@ -481,7 +478,7 @@ def test_time_limit_returns_a_valid_plan_or_says_it_has_none():
     must still be a plan of the spec, or PlanTimeout; never a broken plan. The instance: a
     benchmark day with import prices 2.2 DKK/kWh lower (half the horizon negative) and a
     nearly full battery, a MILP that took HiGHS 2.8 s to prove on the 2-core machine."""
-    from bench_energy_plan import instance
+    from tools.bench_plan import instance
 
     inp = instance(random.Random(1), _series())
     inp["import_price_dkk_per_kwh"] = [round(x - 2.2, 5) for x in inp["import_price_dkk_per_kwh"]]

@@ -27,7 +27,7 @@ Measures (times in microseconds; n, p50, p99, p99.9, max for each; docs/benchmar
   measure_exi / measure_secc; "skipped" in the JSON (with the reason) while
   controller.iso15118, its vectors or hil.evcc are missing or fail;
 - ``plan_192``: the energy planner (energy/plan.py) on 48-hour plans at 15-minute slots, by
-  measure_plan (tests/bench_energy_plan.py).
+  measure_plan (tools/bench_plan.py).
 
 Conditions: as is, with background CAN traffic at 50 % and 80 % of a 500 kbit/s bus
 (suffix ``_load50`` / ``_load80``) and with the other core(s) busy (``_cpu_busy``).
@@ -809,20 +809,16 @@ def measure_secc(n, mp):
 
 
 # ---------------------------------------------------------------- the planner
-PLAN_BENCH = ROOT / "tests" / "bench_energy_plan.py"
 
 
 def measure_plan(n, mp):
     """energy/plan.py on realistic 48-hour plans at 15-minute slots (192 slots, DK1 prices;
-    tests/bench_energy_plan.py), at most 500 plans: each sample is the plan's own solve_ms
+    tools/bench_plan.py), at most 500 plans: each sample is the plan's own solve_ms
     (validation + model + HiGHS + output). Budget: 50 ms p99 (issue 11)."""
-    import importlib.util
-
     try:
-        spec = importlib.util.spec_from_file_location("bench_energy_plan", PLAN_BENCH)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        res, ms = mod.measure(min(n, 500))
+        from tools import bench_plan
+
+        res, ms = bench_plan.measure(min(n, 500))
     except (ImportError, OSError) as e:
         raise Skip("planner not measurable (%s)" % e)
     return {"plan_192": [x * 1000.0 for x in ms]}, {"plan_192": {

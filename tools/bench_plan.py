@@ -1,6 +1,6 @@
 """Solve times of the planner (energy/plan.py) on realistic 48-hour plans at 15-minute slots.
 
-    python tests/bench_energy_plan.py [--n 200] [--seed 1] [--json OUT]
+    python -m tools.bench_plan [--n 200] [--seed 1] [--json OUT]
 
 Each instance: 192 slots starting at a random quarter-hour of the 15-minute part of
 energy/data/prices/dk1-2025.csv (from 2025-10-01), all-in Danish prices built from the spot
@@ -21,8 +21,6 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 PRICES = os.path.join(ROOT, "energy", "data", "prices", "dk1-2025.csv")
 EUR_DKK = 7.46  # the DKK's ERM II central rate; good enough to shape a benchmark's prices
