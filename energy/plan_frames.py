@@ -77,13 +77,13 @@ def slot_values(v, plan_id, index, mode, setpoint_w):
 
 
 class Encoder:
-    """EMS_PlanHdr/EMS_PlanSlot frames with E2E protection.
+    """EMS_PlanHdr/EMS_PlanSlot frames (or the gateway.dbc messages `names`) with E2E protection.
 
     Guarantees: every frame is 8 bytes, its signals inside the DBC's ranges (cantools strict
     encoding raises ValueError otherwise), the alive counter of each message +1 (mod 16) per
     frame it makes, byte 7 the CRC over the E2EDataID and bytes 0..6."""
 
-    def __init__(self, dbc_path=DBC):
+    def __init__(self, dbc_path=DBC, names=None):
         import cantools
 
         from controller.bus import e2e
@@ -91,10 +91,11 @@ class Encoder:
         self._crc = e2e.crc8_j1850
         db = cantools.database.load_file(str(dbc_path))
         self.msgs = {}
-        for name in (HDR, SLOT):
+        names = (HDR, SLOT) if names is None else names  # other EMS_* messages for other senders (ocpp_link)
+        for name in names:
             m = db.get_message_by_name(name)
             self.msgs[name] = (m, m.dbc.attributes["E2EDataID"].value)
-        self.counter = {HDR: 0, SLOT: 0}
+        self.counter = dict.fromkeys(names, 0)
 
     def frame(self, name, values):
         """(frame id, 8 bytes) of message `name` with `values` (AliveCounter and Crc set here)."""

@@ -232,6 +232,9 @@ class SiteNodes:
         self.ev_announced = True  # ... and whether an intact EVCC_Limits frame carried them since they changed
         self.ev_announced_us = 0
         self.mode = scenario["mode"]
+        # False when another energy manager on the bus sends the mode requests (hil serve --ocpp:
+        # the OCPP station); the plant's EMS then sends only EMS_Time and the scenario's services
+        self.ems_requests = True
         self.last_relay_state = None
         self.last_ev = None
         self.frames_sent = 0
@@ -417,7 +420,7 @@ class SiteNodes:
         tx = self.tx_ems
         if now_us >= tx.next_us:
             tx.next_us = now_us + tx.period_us
-            if now_us >= self.silent_until["ems"] and not self.ems_plan.active:
+            if now_us >= self.silent_until["ems"] and not self.ems_plan.active and self.ems_requests:
                 mode = self.mode
                 v = tx.sig
                 v["ModeReq"] = ("idle", "charge", "v2h", "v2g").index(mode["kind"])

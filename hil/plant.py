@@ -210,6 +210,8 @@ class Site:
         self.max_charge_w = float(ev["max_charge_kw"]) * 1000.0
         self.max_discharge_w = float(ev["max_discharge_kw"]) * 1000.0
         self.min_soc = float(ev["min_soc"])
+        self.session_active = True  # the EV is plugged in (scenario event ev_session)
+        self._limits_away = (0.0, 0.0)
         self.v_batt = V_BATT_0 + V_BATT_SOC * self.soc
         self._dir = 1
         self._dc_lim_changed = 0.0
@@ -400,6 +402,17 @@ class Site:
                 self.max_discharge_w = float(ev["max_discharge_kw"]) * 1000.0
             if "min_soc" in ev:
                 self.min_soc = float(ev["min_soc"])
+        elif kind == "ev_session":
+            # the EV leaves (or comes back): while away it takes and gives nothing, which it
+            # announces as zero limits with SessionActive 0; it returns with the limits it left with
+            active = bool(ev["active"])
+            if active != self.session_active:
+                self.session_active = active
+                if active:
+                    self.max_charge_w, self.max_discharge_w = self._limits_away
+                else:
+                    self._limits_away = (self.max_charge_w, self.max_discharge_w)
+                    self.max_charge_w = self.max_discharge_w = 0.0
             self._dc_lim_changed = self.t_s
             self._truth.i_dc_limit_changed_s = self.t_s
             self.notify = True
@@ -1686,4 +1699,4 @@ class Site:
         """EVCC_Limits / EVCC_Status contents (soc and min_soc as fractions 0..1)."""
         return {"soc": self.soc, "capacity_kwh": self.cap_j / 3.6e6, "v_batt": self.v_batt,
                 "max_charge_w": self.max_charge_w, "max_discharge_w": self.max_discharge_w,
-                "min_soc": self.min_soc, "session_active": True}
+                "min_soc": self.min_soc, "session_active": self.session_active}

@@ -318,13 +318,16 @@ def _wait_for_controller(bus, timeout_s, stop):
 
 
 def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=5000, log_path=None, stop=None,
-                 wait_controller_s=None, setup_controller=None, ev_on_can=True, on_event=None, trace_path=None):
+                 wait_controller_s=None, setup_controller=None, ev_on_can=True, on_event=None, trace_path=None,
+                 ems_external=False):
     """Run a scenario against the wall clock on buses from bus_factory() (one per participant).
 
     with_controller=False leaves control to an external controller on the same bus;
     with wait_controller_s, plant time starts only when that controller's first frame
     is seen (the devices are silent until then), so a late-starting controller sees
     the whole scenario. on_event(event) is called as each controller event arrives.
+    ems_external=True leaves the mode requests to another energy manager on the bus (the OCPP
+    station of hil serve --ocpp): the scenario's `mode` is then not sent.
     The report's run.plant_late_max_ms says how far the plant fell behind the wall
     clock: when the host starves the process, device frames leave in bursts and the
     controller sees a site that real hardware would not show it.
@@ -336,6 +339,7 @@ def run_realtime(sc, bus_factory, with_controller=True, step_us=1000, sample_us=
     site = _site(sc, cfg)
     nodes = SiteNodes(site, plant_bus, sc, seed=sc["seed"])
     nodes.ev_on_can = ev_on_can
+    nodes.ems_requests = not ems_external
     metrics = Metrics(sc, period_us / 1e6)
     writer = can.Logger(log_path) if log_path else None
     rec = Recorder(sc, metrics, sample_us, writer)

@@ -47,6 +47,7 @@ EVENT_FIELDS = {
     "grid_phase_jump": {"deg": True},
     "load_step": {"p_kw": False, "q_kvar": False, "rlc": False},
     "ev_limits": {"max_charge_kw": False, "max_discharge_kw": False, "min_soc": False},
+    "ev_session": {"active": True},
     "mode": {"mode": True, "setpoint_kw": False},
     "can_silence": {"node": True, "duration_s": True},
     "can_corrupt": {"node": True, "duration_s": True},
@@ -333,6 +334,10 @@ def _event(path, ev, duration):
         for f, hi in (("max_charge_kw", 350.0), ("max_discharge_kw", 350.0), ("min_soc", 1.0)):
             if f in ev:
                 out[f] = _num(f"{path}.{f}", ev[f], 0.0, hi)
+    elif kind == "ev_session":
+        if not isinstance(ev["active"], bool):
+            raise ScenarioError(path + ".active", "must be true or false")
+        out["active"] = ev["active"]
     elif kind == "mode":
         # the event's own "kind" is taken, so the new mode comes as "mode": either the
         # mode object of the top level, or its kind as a string beside "setpoint_kw"

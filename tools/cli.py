@@ -132,6 +132,20 @@ def cmd_hil_serve(args):
     if not args.quiet:
         def live(e):
             print(_event_line(e), flush=True)
+    station = None
+    if args.ocpp:
+        from hil.scenario import controller_config
+        from ocpp_link.station import StationError
+        from ocpp_link.station_cmd import start_for_hil
+
+        args.csms = args.ocpp
+        try:
+            station, station_bus = start_for_hil(args, channel, controller_config(sc),
+                                                 log=lambda line: print("ocpp " + line, flush=True))
+        except (StationError, ValueError) as e:
+            hub.stop()
+            bridge.shutdown()
+            return _fail(str(e))
     try:
         wait = args.wait_controller if args.no_controller else None
         setup = None
@@ -143,7 +157,8 @@ def cmd_hil_serve(args):
                 SimulatedEcu(gw, RealClock().ticks_us())
         report, rec = run_realtime(sc, lambda: can.Bus(interface="virtual", channel=channel),
                                    with_controller=not args.no_controller, log_path=args.log, wait_controller_s=wait,
-                                   setup_controller=setup, stop=stop, on_event=live, trace_path=args.trace)
+                                   setup_controller=setup, stop=stop, on_event=live, trace_path=args.trace,
+                                   ems_external=station is not None)
     except TimeoutError as e:
         if stop.is_set():
             return 0  # stopped while still waiting for the external controller
@@ -152,6 +167,17 @@ def cmd_hil_serve(args):
     finally:
         hub.stop()
         bridge.shutdown()
+        if station is not None:
+            station.stop()
+            station_bus.shutdown()
+    if station is not None:
+        from ocpp_link.station_cmd import summary
+
+        st = station.station
+        report["ocpp"] = {"url": st.url, "counters": dict(st.counters), "queued": len(st.queue),
+                          "error": None if station.error is None else str(station.error)}
+        if not args.quiet:
+            print("ocpp " + summary(st), flush=True)
     _write_report(report, rec, args)
     if not args.quiet:
         _print_metrics(report)  # the events were printed as they came
@@ -325,6 +351,11 @@ def build_parser():
     s.add_argument("--log")
     s.add_argument("--trace", metavar="CSV", help="the run's time series, as for hil run")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--ocpp", metavar="URL", help="connect the site's charging station (OCPP 2.1) to the platform at URL; "
+                                                "it then sends the mode requests instead of the scenario's mode")
+    from ocpp_link.station_cmd import add_station_options
+
+    add_station_options(s, prefix="ocpp-")
     s.set_defaults(func=cmd_hil_serve)
 
     k = hsub.add_parser("soak", help="hours of plant time with random faults, checked against the site invariants")
@@ -372,11 +403,13 @@ def build_parser():
         c.set_defaults(func=fn)
     from tools import bench, diag, exi_cli
     from energy import cli as energy_cli
+    from ocpp_link import station_cmd
 
     diag.add_parsers(sub)
     exi_cli.add_parser(sub)
     bench.add_parser(sub)
     energy_cli.add_parser(sub)
+    station_cmd.add_parser(sub)
     return p
 
 
