@@ -377,6 +377,9 @@ def build_parser():
     exi_cli.add_parser(sub)
     bench.add_parser(sub)
     energy_cli.add_parser(sub)
+    from tools import csms_cli  # ocpp_link itself is imported only when the command runs
+
+    csms_cli.add_parser(sub)
     return p
 
 
