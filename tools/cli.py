@@ -410,6 +410,9 @@ def build_parser():
     bench.add_parser(sub)
     energy_cli.add_parser(sub)
     station_cmd.add_parser(sub)
+    from tools import csms_cli  # ocpp_link itself is imported only when the command runs
+
+    csms_cli.add_parser(sub)
     return p
 
 
