@@ -1,0 +1,153 @@
+"""A HIL site steered by a charging platform over OCPP 2.1: `v2xgw hil serve --ocpp URL` (the
+simulated site, the controller and the charging station, in real time) against the small CSMS
+built on the `ocpp` library's own messages and schemas (ocpp_link/csms.py).
+
+The platform's side is the test: it waits for what the station reports and pushes profiles,
+as a charging platform would. What it checks is what the issue asks: boot, a transaction, a
+CentralSetpoint discharge visible in the meter values within seconds, Idle on request, a
+LocalFrequency profile without a curve rejected with NoFreqWattCurve, a setpoint above the
+inverter's rating clamped (report: max_over_limit_a 0), a protection trip reported as
+NotifyDERAlarm, and the transaction's events complete and in order."""
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+
+from tools import cli
+
+RATING_W = 11000.0  # scenarios/ocpp-v2x.json inverter.rating_kva
+
+
+def _values(rec, measurand):
+    out = []
+    for m in rec["payload"].get("meterValue", []):
+        for sv in m["sampledValue"]:
+            if sv.get("measurand") == measurand:
+                out.append(float(sv["value"]))
+    return out
+
+
+def _profile(pid, level, tx, period, duration=None):
+    sched = {"id": pid, "chargingRateUnit": "W", "chargingSchedulePeriod": [dict(period, startPeriod=0)]}
+    if duration:
+        sched["duration"] = duration
+    return {"evseId": 1, "chargingProfile": {
+        "id": pid, "stackLevel": level, "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Relative",
+        "transactionId": tx, "chargingSchedule": [sched]}}
+
+
+def _is_tx(rec, event_type=None):
+    return rec["action"] == "TransactionEvent" and (event_type is None or rec["payload"]["eventType"] == event_type)
+
+
+async def platform(csms, out):
+    """The charging platform's side of the run; every figure it sees goes into `out`."""
+    from ocpp_link.csms import Csms  # noqa: F401  (the class of csms)
+
+    await csms.wait_connected("gw1", 30)
+    started = await csms.wait_for(lambda r: _is_tx(r, "Started"), 30)
+    tx = started["payload"]["transactionInfo"]["transactionId"]
+    out["tx"] = tx
+    # 1. CentralSetpoint: 5 kW of export
+    t0 = time.monotonic()
+    out["setpoint"] = await csms.call("gw1", "SetChargingProfile",
+                                      _profile(1, 1, tx, {"operationMode": "CentralSetpoint", "setpoint": -5000.0}))
+    rec = await csms.wait_for(lambda r: _is_tx(r) and r["t"] > t0 and
+                              any(v >= 4500.0 for v in _values(r, "Power.Active.Export")), 20)
+    out["export_after_s"] = rec["t"] - t0
+    out["export_w"] = max(_values(rec, "Power.Active.Export"))
+    # 2. Idle
+    t1 = time.monotonic()
+    out["idle"] = await csms.call("gw1", "SetChargingProfile", _profile(1, 1, tx, {"operationMode": "Idle"}))
+    rec = await csms.wait_for(lambda r: _is_tx(r) and r["t"] > t1 + 1.0 and
+                              max(_values(r, "Power.Active.Export") or [1e9]) < 100.0 and
+                              max(_values(r, "Power.Active.Import") or [1e9]) < 100.0, 20)
+    out["idle_after_s"] = rec["t"] - t1
+    # 3. LocalFrequency without its curve: rejected with the specification's reason
+    out["local_frequency"] = await csms.call("gw1", "SetChargingProfile",
+                                             _profile(2, 2, tx, {"operationMode": "LocalFrequency"}))
+    # 4. a setpoint far above the inverter's rating: accepted, clamped by the station and the firmware
+    t2 = time.monotonic()
+    out["over_rating"] = await csms.call("gw1", "SetChargingProfile",
+                                         _profile(1, 1, tx, {"operationMode": "CentralSetpoint",
+                                                             "setpoint": -30000.0}))
+    rec = await csms.wait_for(lambda r: _is_tx(r) and r["t"] > t2 + 6.0, 20)
+    out["over_rating_export_w"] = max(_values(rec, "Power.Active.Export"))
+    out["composite"] = await csms.call("gw1", "GetCompositeSchedule", {"evseId": 1, "duration": 300,
+                                                                      "chargingRateUnit": "W"})
+    # 5. the grid trips at 60 s of plant time: a DER alarm; 6. the EV leaves at 80 s
+    alarm = await csms.wait_for(lambda r: r["action"] == "NotifyDERAlarm", 80)
+    out["alarm"] = alarm["payload"]
+    ended = await csms.wait_for(lambda r: _is_tx(r, "Ended"), 40)
+    out["ended"] = ended["payload"]
+
+
+def test_platform_steers_a_hil_site_over_ocpp(tmp_path):
+    from ocpp_link.csms import Csms
+
+    out = {}
+    ready = threading.Event()
+    box = {}
+
+    def platform_thread():
+        async def main():
+            csms = Csms(port=0, heartbeat_s=30, quiet=True, log=lambda *a: None)
+            await csms.start()
+            box["csms"] = csms
+            box["url"] = csms.url
+            ready.set()
+            try:
+                await platform(csms, out)
+            except Exception as e:  # reported by the test below with what was seen
+                out["error"] = repr(e)
+            finally:
+                await asyncio.sleep(0.5)
+                await csms.stop()
+
+        asyncio.run(main())
+
+    th = threading.Thread(target=platform_thread, daemon=True)
+    th.start()
+    assert ready.wait(10)
+    report = tmp_path / "report.json"
+    rc = cli.main(["hil", "serve", "scenarios/ocpp-v2x.json", "--socketcand", "127.0.0.1:0", "--quiet",
+                   "--ocpp", box["url"], "--ocpp-id", "gw1", "--ocpp-data", str(tmp_path / "station"),
+                   "--ocpp-set", "SampledDataCtrlr.TxUpdatedInterval=1", "--report", str(report)])
+    th.join(30)
+    assert rc == 0
+    assert "error" not in out, out
+    csms = box["csms"]
+    rep = json.loads(report.read_text())
+    # boot and a transaction
+    actions = [r["action"] for r in csms.received]
+    assert actions[0] == "BootNotification"
+    assert "StatusNotification" in actions
+    # the setpoint: accepted, the export in the meter values within a few seconds
+    assert out["setpoint"][0] == "result" and out["setpoint"][1]["status"] == "Accepted"
+    assert out["export_after_s"] < 8.0
+    assert 4500.0 <= out["export_w"] <= 5500.0
+    assert out["idle"][1]["status"] == "Accepted" and out["idle_after_s"] < 8.0
+    lf = out["local_frequency"][1]
+    assert lf["status"] == "Rejected" and lf["statusInfo"]["reasonCode"] == "NoFreqWattCurve"
+    # above the rating: accepted, the export held at the rating, no current above a limit
+    assert out["over_rating"][1]["status"] == "Accepted"
+    assert out["over_rating_export_w"] <= RATING_W * 1.02
+    assert out["over_rating_export_w"] >= 0.8 * RATING_W
+    assert rep["metrics"]["max_over_limit_a"] == 0
+    sched = out["composite"][1]["schedule"]
+    assert all(p.get("setpoint", 0) >= -RATING_W for p in sched["chargingSchedulePeriod"])
+    # the trip, reported
+    assert out["alarm"]["controlType"] == "HFMustTrip" and out["alarm"]["gridEventFault"] == "OverFrequency"
+    # every transaction event of the run, in order, no seqNo missing, one transaction
+    tx_events = [r["payload"] for r in csms.received if r["action"] == "TransactionEvent"]
+    assert [e["seqNo"] for e in tx_events] == list(range(len(tx_events)))
+    assert {e["transactionInfo"]["transactionId"] for e in tx_events} == {out["tx"]}
+    assert tx_events[0]["eventType"] == "Started" and tx_events[-1]["eventType"] == "Ended"
+    modes = [e["transactionInfo"].get("operationMode") for e in tx_events if e["triggerReason"] == "OperationModeChanged"]
+    assert modes[:2] == ["CentralSetpoint", "Idle"]
+    # the station's side of it, in the report
+    assert rep["ocpp"]["counters"]["malformed_frames"] == 0
+    assert rep["ocpp"]["queued"] == 0
