@@ -134,10 +134,12 @@ class Station:
         os.makedirs(data_dir, exist_ok=True)
         self.queue = OfflineQueue(os.path.join(data_dir, "queue"), fsync=fsync)
         st = self.queue.get_state("station", {}) or {}
-        ov = {"SecurityCtrlr.Identity": station_id, "SecurityCtrlr.SecurityProfile": str(security_profile),
-              "EVSE.Power": str(int(rated_charge_w))}
+        ov = {"SecurityCtrlr.Identity": station_id}
+        if security_profile:  # 0 (no security, test rigs) is no OCPP profile: the variable keeps its default
+            ov["SecurityCtrlr.SecurityProfile"] = str(security_profile)
         ov.update(dm_overrides or {})
-        self.dm = DeviceModel(overrides=ov, path=os.path.join(data_dir, "device_model.json"))
+        self.dm = DeviceModel(overrides=ov, path=os.path.join(data_dir, "device_model.json"),
+                              rated_power_w=rated_charge_w, fsync=fsync)
         self.profiles = ProfileStore(rated_charge_w, rated_discharge_w, nominal_voltage_v=nominal_voltage_v,
                                      phases=phases)
         self.der = der_mod.DerControls(rated_discharge_w)
