@@ -77,7 +77,7 @@ TRIP_NAMES = {
 
 # What binds the power command (EventDetail of LIMIT_CHANGE; GW_Status.LimitingFactor)
 LIMIT_NAMES = ("none", "ev_charge", "ev_discharge", "inverter_rating", "export_limit", "main_fuse", "min_soc",
-               "ramp", "input_timeout", "enter_service", "mode_direction", "grid_support", "reserve")
+               "ramp", "input_timeout", "enter_service", "mode_direction", "grid_support", "reserve", "external")
 
 
 def trip_name(code):

@@ -706,7 +706,7 @@ def test_readme_follows_dbc_change(tmp_path):
     assert not gen_candb.check_readme(dbc_dir, readme)[0]
     new = gen_candb.generate_readme(dbc_dir, readme)
     assert "| 0x3A0 | MTR | GW | Cyclic | 100 ms |" in new
-    assert "| total | | **951.1** |" in new  # 942.1 - 1 + 10
+    assert "| total | | **952.1** |" in new  # 943.1 - 1 + 10
 
 
 @pytest.mark.parametrize("marker", [gen_candb.README_BEGIN_MESSAGES, gen_candb.README_BEGIN_BUS_LOAD,

@@ -3,7 +3,8 @@
 Data flows one way per period (tick), one step a method:
   1. inputs      receive-timeout supervision per device (control/supervision.py), and
                  the energy manager's request validity (control/operating_mode.py), then its
-                 plan's slot or fallback where no request is in force (energy/follow.py)
+                 plan's slot or fallback where no request is in force (energy/follow.py),
+                 and an external power limit's validity (control/external_limit.py)
   1b. plausible  meter and inverter agree on the bus they share
   2. inverter    its reported mode, state and fault flags against the command
                  (control/inverter_monitor.py)
@@ -17,9 +18,10 @@ Data flows one way per period (tick), one step a method:
   7. report      mode and limit events, GW_Status
 Received frames go through a dispatch table: frame id -> (input, its supervision group,
 handler). Every frame passes its input's checks (controller/bus/inputs.py) before a
-handler sees it. Frames that can make a limit tighter (EV limits) or that signal a grid
-fault (grid samples, inverter AC loss, the island's frequency) take the fast path: their
-handler re-arbitrates or separates at once instead of waiting for the next tick.
+handler sees it. Frames that can make a limit tighter (EV limits, an external power
+limit) or that signal a grid fault (grid samples, inverter AC loss, the island's
+frequency) take the fast path: their handler re-arbitrates or separates at once instead
+of waiting for the next tick.
 
 Guarantees:
 - every GW_InverterCmd carries a power setpoint inside the bounds of limits.Arbiter
@@ -134,6 +136,9 @@ class Gateway:
         self.plan = None  # the energy manager's plan (controller/energy/follow.py), made by its first frame
         self.plan_hdr = Input(M["EMS_PlanHdr"], 0)
         self.plan_slot = Input(M["EMS_PlanSlot"], 0)
+        # an external power limit (control/external_limit.py), made by its first frame
+        self.ext = None
+        self.ext_in = Input(M["EMS_PowerLimit"], 0)
         # frame id -> (input, supervision group (0: event-driven, not supervised), handler)
         self.rx = {}
         for inp, grp, handler in (
@@ -149,7 +154,8 @@ class Gateway:
                 (gs.hdr_in, 0, self._on_service_header),
                 (gs.pt_in, 0, self._on_service_point),
                 (self.plan_hdr, 0, self._on_plan),
-                (self.plan_slot, 0, self._on_plan)):
+                (self.plan_slot, 0, self._on_plan),
+                (self.ext_in, 0, self._on_power_limit)):
             self.rx[inp.msg.frame_id] = (inp, grp, handler)
         self.sup = supervision.Supervision(
             ((events.IN_METER, (self.mtr_grid, self.mtr_power)),
@@ -305,6 +311,11 @@ class Gateway:
 
     def _on_ev_limits(self, now):
         """Fast path: a tighter EV limit must not wait for the next period."""
+        self._reclamp()
+
+    def _reclamp(self):
+        """The limits again now, and the command into them at once if they bind it (a
+        looser limit waits for the next period's ramp)."""
         if not self.sup.safe and self.backup.state == BK_GRID:
             self._arbitrate()
             p = self.arbiter.limit(self.p_cmd)
@@ -341,6 +352,18 @@ class Gateway:
         v = self.gs.pt_in.values
         if self.gs.fsa.on_point(v["CurveId"], v["Index"], v["Frequency"], v["DeltaPower"], now):
             self.refuse(events.R_RANGE, self.gs.pt_in.msg.frame_id)
+
+    def _on_power_limit(self, now):
+        """An external power limit (EMS_PowerLimit; control/external_limit.py): kept for its
+        validity, in backup too (it applies again when the grid is back and it still holds),
+        and taken on the fast path like a tighter EV limit. Its code loads with the first."""
+        if self.ext is None:
+            from controller.control.external_limit import ExternalLimit
+
+            self.ext = ExternalLimit()
+        v = self.ext_in.values
+        self.ext.take(v["MaxChargePower"], v["MaxDischargePower"], v["ValidFor"], now)
+        self._reclamp()
 
     def _on_plan(self, now):
         """A plan frame (EMS_PlanHdr or EMS_PlanSlot); the plan's code loads with the first."""
@@ -409,6 +432,8 @@ class Gateway:
         self._restart_on_silence()
         if self.op.expire(now):
             self._event(events.INPUT_TIMEOUT, events.IN_EMS, 0)  # the configured mode again
+        if self.ext is not None:
+            self.ext.expire(now)  # an external limit past its validity lapses
         if self.plan is not None:
             self.plan.tick(now)  # the plan's slot, or its fallback, where no request is in force
         if self.sup.plausibility(ok and self._implausible(), now):
@@ -703,11 +728,16 @@ class Gateway:
     def _arbitrate(self):
         ev = self.ev_limits.values
         self._soc()
+        # the reserve and an external limit hold while grid-connected; in backup the EV
+        # carries the home with all it may give
+        grid = self.backup.state == BK_GRID
+        ext = self.ext if grid else None
         self.arbiter.update(self.inputs_ok and ev.get("SessionActive", 0) == 1,
                             ev.get("MaxChargePower", 0), ev.get("MaxDischargePower", 0),
                             self._soc_pct, self._min_soc_pct, self.mtr_grid.values.get("GridVoltage", 0.0),
                             self._load_w(), self.q_cmd, self.out_cap,
-                            self.reserve_pct if self.backup.state == BK_GRID else None)
+                            self.reserve_pct if grid else None,
+                            None if ext is None else ext.charge_w, None if ext is None else ext.discharge_w)
 
     def _send_cmd(self):
         mode = self.inv_mode

@@ -19,6 +19,11 @@ Limits in force:
   operation, which is what the reserve is kept for), no discharge once the SoC has come
   down to the reserve, until it is RESERVE_HYST_PCT above it again (docs/plan-execution.md).
   Whatever asks for the discharge (the mode, a request, a plan, grid support) meets it here.
+- external limit: while grid-connected, the most AC power the EV may be charged with and
+  may discharge that the charging platform (OCPP 2.1 ExternalLimits: a charging-schedule
+  period's limit and dischargeLimit) or the energy manager imposes (EMS_PowerLimit; the
+  caller passes None for no limit, and in backup operation, where the EV carries the
+  home). Like every limit here it can only narrow the bounds, never widen them.
 - input supervision: without fresh inputs both bounds are 0.
 """
 
@@ -32,6 +37,7 @@ NONE, EV_CHARGE, EV_DISCHARGE, INV_RATING, EXPORT, FUSE, MIN_SOC, RAMP, INPUT_TI
 MODE_DIRECTION = 10  # the mode forbids the setpoint's sign (charge < 0, v2g > 0): target 0
 GRID_SUPPORT = 11  # a grid-support function (P(f), volt-watt, a frequency service) sets the power
 RESERVE = 12  # grid-connected at or below the backup reserve: no discharge
+EXTERNAL = 13  # an external power limit (EMS_PowerLimit: the charging platform or the energy manager)
 RESERVE_HYST_PCT = 1  # discharge again only from reserve + 1 % SoC: no chatter on the SoC signal's 0.1 % steps
 
 
@@ -109,9 +115,14 @@ class Arbiter:
         return self._charge(p_ac) if p_ac > 0 else self._discharge(-p_ac)
 
     def update(self, inputs_ok, ev_charge_w, ev_discharge_w, soc, min_soc, v_meas, p_load_w, q_var=0,
-               output_cap_w=None, reserve_pct=None):
+               output_cap_w=None, reserve_pct=None, ext_charge_w=None, ext_discharge_w=None):
         """Recompute the bounds from the limits in force now (output_cap_w: AC output cap or
-        None; reserve_pct: the backup reserve in % SoC while grid-connected, or None)."""
+        None; reserve_pct: the backup reserve in % SoC while grid-connected, or None;
+        ext_charge_w, ext_discharge_w: the external limit's most AC charging and discharging
+        power (magnitudes, W; below 0 counts as 0), or None for no external limit).
+
+        An external limit is named (EXTERNAL) only where it is strictly tighter than every
+        other limit: where it equals one, the gateway's own limit keeps the name."""
         if not inputs_ok:
             self.hi_w = self.lo_w = 0
             self.hi_by = self.lo_by = INPUT_TIMEOUT
@@ -177,6 +188,18 @@ class Arbiter:
             if b > lo:
                 lo = b
                 lo_by = ENTER_SERVICE
+        if ext_charge_w is not None:
+            b = int(ext_charge_w)
+            b = self._charge(b) if b > 0 else 0
+            if b < hi:
+                hi = b
+                hi_by = EXTERNAL
+        if ext_discharge_w is not None:
+            b = int(ext_discharge_w)
+            b = self._discharge(b) if b > 0 else 0
+            if b > lo:
+                lo = b
+                lo_by = EXTERNAL
         if hi < 0:
             hi = 0
         if lo > 0:

@@ -31,6 +31,7 @@ from controller.bus.candb import (  # noqa: E402
     ID_EMS_PlanHdr,
     ID_EMS_PlanSlot,
     ID_EMS_Time,
+    ID_EMS_PowerLimit,
     ID_MTR_Energy,
 )
 
@@ -141,10 +142,15 @@ VECTORS = [
     (ID_EMS_Time, {'UnixTime': 1710940209, 'AliveCounter': 2, 'Crc': 50}, '31e0fa6500000232'),
     (ID_EMS_Time, {'UnixTime': 4201052689, 'AliveCounter': 9, 'Crc': 247}, '11fa66fa000009f7'),
     (ID_EMS_Time, {'UnixTime': 4294967295, 'AliveCounter': 15, 'Crc': 255}, 'ffffffff00000fff'),
+    (ID_EMS_PowerLimit, {'MaxChargePower': 0, 'MaxDischargePower': 0, 'ValidFor': 0, 'AliveCounter': 0, 'Crc': 0}, '0000000000000000'),
+    (ID_EMS_PowerLimit, {'MaxChargePower': 65535, 'MaxDischargePower': 65535, 'ValidFor': 65535, 'AliveCounter': 15, 'Crc': 255}, 'ffffffffffff0fff'),
+    (ID_EMS_PowerLimit, {'MaxChargePower': 2349, 'MaxDischargePower': 65200, 'ValidFor': 12756, 'AliveCounter': 4, 'Crc': 2}, '2d09b0fed4310402'),
+    (ID_EMS_PowerLimit, {'MaxChargePower': 30072, 'MaxDischargePower': 37829, 'ValidFor': 50279, 'AliveCounter': 9, 'Crc': 190}, '7875c59367c409be'),
+    (ID_EMS_PowerLimit, {'MaxChargePower': 32000, 'MaxDischargePower': 32000, 'ValidFor': 65535, 'AliveCounter': 15, 'Crc': 255}, '007d007dffff0fff'),
     (ID_MTR_Energy, {'EnergyImport': 0, 'EnergyExport': 0}, '0000000000000000'),
     (ID_MTR_Energy, {'EnergyImport': 4294967295, 'EnergyExport': 4294967295}, 'ffffffffffffffff'),
-    (ID_MTR_Energy, {'EnergyImport': 4272949549, 'EnergyExport': 38023636}, '2d09b0fed4314402'),
-    (ID_MTR_Energy, {'EnergyImport': 2479191416, 'EnergyExport': 3201942631}, '7875c59367c4d9be'),
+    (ID_MTR_Energy, {'EnergyImport': 1910541417, 'EnergyExport': 2160965973}, '698ce07155b9cd80'),
+    (ID_MTR_Energy, {'EnergyImport': 4247341033, 'EnergyExport': 2600810249}, 'e94729fd0937059b'),
     (ID_MTR_Energy, {'EnergyImport': 4294967295, 'EnergyExport': 4294967295}, 'ffffffffffffffff'),
 ]
 
@@ -170,6 +176,7 @@ ROUNDING = [
     (ID_EMS_PlanHdr, {'PlanId': 8.0, 'NumSlots': 24.5, 'SlotSeconds': 1805.5, 'Slot0ElapsedS': 1800.0, 'ReserveSoc': 50.5, 'AliveCounter': 8.0, 'Crc': 128.0}, '08180e8770320880'),
     (ID_EMS_PlanSlot, {'PlanId': 8.0, 'Mode': 2.0, 'Index': 24.0, 'SetpointPower': 0.5, 'AliveCounter': 8.0, 'Crc': 128.0}, '2818000000000880'),
     (ID_EMS_Time, {'UnixTime': 2147483648.0, 'AliveCounter': 8.0, 'Crc': 128.0}, '0000008000000880'),
+    (ID_EMS_PowerLimit, {'MaxChargePower': 16000.5, 'MaxDischargePower': 16000.5, 'ValidFor': 32768.0, 'AliveCounter': 8.0, 'Crc': 128.0}, '803e803e00800880'),
     (ID_MTR_Energy, {'EnergyImport': 2147483648.0, 'EnergyExport': 2147483648.0}, '0000008000000080'),
 ]
 

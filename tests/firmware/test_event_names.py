@@ -27,7 +27,8 @@ def test_names_follow_the_codes():
     assert event_names.LIMIT_NAMES[limits.MODE_DIRECTION] == "mode_direction"
     assert event_names.LIMIT_NAMES[limits.GRID_SUPPORT] == "grid_support"
     assert event_names.LIMIT_NAMES[limits.RESERVE] == "reserve"
-    assert len(event_names.LIMIT_NAMES) == limits.RESERVE + 1
+    assert event_names.LIMIT_NAMES[limits.EXTERNAL] == "external"
+    assert len(event_names.LIMIT_NAMES) == limits.EXTERNAL + 1
     assert event_names.MODE_NAMES[events.FREQ_SERVICE] == "freq_service"
     d = event_names.describe(events.GRID_SUPPORT, events.GS_P_OF_F, 1)
     assert d == {"kind": "grid_support", "function": "p_of_f", "active": True}

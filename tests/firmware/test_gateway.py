@@ -196,7 +196,7 @@ def test_rx_ids_are_the_inputs_and_the_diagnostic_requests():
     gw, site = _gw()
     inputs = ["MTR_Grid", "MTR_Power", "INV_Status", "INV_AcMeasure", "RLY_Feedback", "EVCC_Limits",
               "EVCC_Status", "INV_AcLossEvent", "EMS_ModeRequest", "EMS_FreqServiceHdr", "EMS_FreqServicePoint",
-                  "EMS_PlanHdr", "EMS_PlanSlot"]
+                  "EMS_PlanHdr", "EMS_PlanSlot", "EMS_PowerLimit"]
     ids = sorted((candb.BY_NAME[n].frame_id, False) for n in inputs)
     assert gw.rx_ids() == ids
     Diagnostics(gw, {"serial": "T", "sw_version": "t", "system_name": "t"}, b"\x11" * 32, 0)
