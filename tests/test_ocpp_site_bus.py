@@ -15,7 +15,8 @@ def frame(name, counter=0, **values):
     m = DB.get_message_by_name(name)
     full = {s.name: 0 for s in m.signals}
     full.update(values)
-    full["AliveCounter"] = counter
+    if "AliveCounter" in full:
+        full["AliveCounter"] = counter
     if "Crc" in full:
         full["Crc"] = 0
     data = bytearray(m.encode(full, scaling=True, strict=True))

@@ -1,0 +1,321 @@
+"""The charging station (ocpp_link/station.py) against the small CSMS on the `ocpp` library,
+on a scripted site bus: offline without loss (every TransactionEvent arrives, in order, with
+its original seqNo and offline set, also across a station power cut), the commands a profile
+puts on the bus, bad input from the platform, and the station's options.
+
+The site here is frames written by the test (a bus stub), so that a platform outage of a
+few seconds costs seconds; tests/test_ocpp_hil.py runs the same station against the real
+controller and the simulated site."""
+
+import asyncio
+import collections
+import time
+
+import can
+import pytest
+
+from controller.bus import e2e
+from hil.dbcdb import database
+
+DB = database()
+
+
+def _frame(name, **values):
+    m = DB.get_message_by_name(name)
+    full = {s.name: 0 for s in m.signals}
+    full.update(values)
+    data = bytearray(m.encode(full, scaling=True, strict=True))
+    did = m.dbc.attributes["E2EDataID"].value if "E2EDataID" in m.dbc.attributes else 0
+    if did:
+        data[7] = e2e.crc8_j1850(did, data, 7)
+    return can.Message(arbitration_id=m.frame_id, data=bytes(data), is_extended_id=False)
+
+
+class SiteStub:
+    """A python-can bus stand-in: the EV and inverter frames the test sets, and every frame the
+    station sends, decoded by cantools."""
+
+    def __init__(self):
+        self.session = 1
+        self.p_w = 0
+        self.soc = 60.0
+        self.inbox = collections.deque()
+        self.sent = []
+
+    def tick(self):
+        self.inbox.append(_frame("EVCC_Limits", MaxChargePower=11000, MaxDischargePower=11000, MinSoc=20,
+                                 SessionActive=self.session, MinSocValid=1))
+        self.inbox.append(_frame("EVCC_Status", Soc=self.soc, SocValid=1, BatteryCapacity=60.0, BatteryVoltage=400))
+        self.inbox.append(_frame("INV_Status", PActual=self.p_w))
+
+    def recv(self, timeout=0):
+        return self.inbox.popleft() if self.inbox else None
+
+    def send(self, msg):
+        m = DB.get_message_by_frame_id(msg.arbitration_id)
+        self.sent.append((time.monotonic(), m.name, m.decode(bytes(msg.data), decode_choices=False)))
+
+    def last(self, name):
+        for _, n, v in reversed(self.sent):
+            if n == name:
+                return v
+        return None
+
+
+def make_station(tmp_path, url, bus, **kw):
+    from ocpp_link.station import Station
+
+    sets = {"SampledDataCtrlr.TxUpdatedInterval": "1", "OCPPCommCtrlr.RetryBackOffWaitMinimum": "1",
+            "OCPPCommCtrlr.RetryBackOffRandomRange": "0", "OCPPCommCtrlr.RetryBackOffRepeatTimes": "0",
+            "OCPPCommCtrlr.MessageTimeout[Default]": "5"}
+    sets.update(kw.pop("sets", {}))
+    return Station("gw1", url, bus, str(tmp_path / "station"), 11000.0, 11000.0, quiet=True, fsync=False,
+                   dm_overrides=sets, **kw)
+
+
+async def _feed(site, stop, period_s=0.1):
+    while not stop.is_set():
+        site.tick()
+        await asyncio.sleep(period_s)
+
+
+def _tx_events(csms):
+    return [r["payload"] for r in csms.received if r["action"] == "TransactionEvent"]
+
+
+def test_offline_without_loss_and_across_a_station_power_cut(tmp_path):
+    from ocpp_link.csms import Csms
+
+    async def main():
+        csms = Csms(port=0, quiet=True, log=lambda *a: None)
+        await csms.start()
+        port = csms.port
+        site = SiteStub()
+        stop = asyncio.Event()
+        feeder = asyncio.ensure_future(_feed(site, stop))
+        st = make_station(tmp_path, csms.url, site)
+        run = asyncio.ensure_future(st.run(stop))
+        await csms.wait_for(lambda r: r["action"] == "TransactionEvent" and r["payload"]["eventType"] == "Started", 20)
+        await asyncio.sleep(2.5)
+        # the platform goes away for a while during the transaction
+        await csms.stop()
+        seen_online = len(_tx_events(csms))
+        await asyncio.sleep(3.0)
+        site.p_w = -4000  # the EV discharges meanwhile: an event while offline
+        await asyncio.sleep(2.0)
+        queued_before_cut = len(st.queue)
+        # ... and the station loses power too: no goodbye, the object is simply dropped
+        stop.set()
+        run.cancel()
+        try:
+            await run
+        except (asyncio.CancelledError, Exception):
+            pass
+        st2_stop = asyncio.Event()
+        st2 = make_station(tmp_path, "ws://127.0.0.1:%d" % port, site)
+        assert len(st2.queue) >= queued_before_cut  # what was queued survived the cut
+        feeder2 = asyncio.ensure_future(_feed(site, st2_stop))
+        run2 = asyncio.ensure_future(st2.run(st2_stop))
+        await asyncio.sleep(2.0)
+        # the platform comes back on the same address
+        csms2 = Csms(port=port, quiet=True, log=lambda *a: None)
+        await csms2.start()
+        await csms2.wait_for(lambda r: r["action"] == "TransactionEvent" and r["payload"]["triggerReason"] == "TxResumed", 30)
+        await asyncio.sleep(2.5)
+        site.session = 0  # the EV leaves
+        await csms2.wait_for(lambda r: r["action"] == "TransactionEvent" and r["payload"]["eventType"] == "Ended", 20)
+        await asyncio.sleep(1.0)
+        st2_stop.set()
+        await run2
+        feeder.cancel()
+        feeder2.cancel()
+        await csms2.stop()
+        return csms, csms2, seen_online, st2
+
+    csms, csms2, seen_online, st2 = asyncio.run(main())
+    first, second = _tx_events(csms), _tx_events(csms2)
+    events = first + second
+    seqs = [e["seqNo"] for e in events]
+    # every event of the transaction arrived, in order, none missing: at least once, so a
+    # message the cut caught between the answer and the ack may come twice (same seqNo)
+    dedup = []
+    for e in events:
+        if not dedup or e["seqNo"] != dedup[-1]["seqNo"]:
+            dedup.append(e)
+    assert [e["seqNo"] for e in dedup] == list(range(len(dedup))), seqs
+    assert len({e["transactionInfo"]["transactionId"] for e in events}) == 1
+    assert dedup[0]["eventType"] == "Started" and dedup[-1]["eventType"] == "Ended"
+    # those raised while the platform was away came later, flagged offline, with their
+    # original timestamps (before the platform was back)
+    late = second[:len(second)]
+    offline = [e for e in late if e.get("offline")]
+    assert len(offline) >= 5
+    assert any(e["triggerReason"] == "ChargingStateChanged" for e in offline)
+    assert any(e["triggerReason"] == "MeterValuePeriodic" for e in offline)
+    assert all(not e.get("offline") for e in first)
+    assert len(st2.queue) == 0
+    assert st2.counters["delivered"] >= len(offline)
+
+
+def test_profiles_become_bus_commands_and_lapse_when_cleared(tmp_path):
+    from ocpp_link.csms import Csms
+
+    async def main():
+        csms = Csms(port=0, quiet=True, log=lambda *a: None)
+        await csms.start()
+        site = SiteStub()
+        stop = asyncio.Event()
+        feeder = asyncio.ensure_future(_feed(site, stop))
+        st = make_station(tmp_path, csms.url, site)
+        run = asyncio.ensure_future(st.run(stop))
+        rec = await csms.wait_for(lambda r: r["action"] == "TransactionEvent" and r["payload"]["eventType"] == "Started", 20)
+        tx = rec["payload"]["transactionInfo"]["transactionId"]
+        out = {}
+
+        def prof(pid, level, period, purpose="TxProfile", evse=1):
+            p = {"id": pid, "stackLevel": level, "chargingProfilePurpose": purpose,
+                 "chargingProfileKind": "Relative" if purpose != "ChargingStationMaxProfile" else "Absolute",
+                 "chargingSchedule": [{"id": pid, "chargingRateUnit": "W",
+                                       "chargingSchedulePeriod": [dict(period, startPeriod=0)]}]}
+            if purpose == "TxProfile":
+                p["transactionId"] = tx
+            if purpose == "ChargingStationMaxProfile":
+                p["chargingSchedule"][0]["startSchedule"] = "2020-01-01T00:00:00Z"
+            return {"evseId": evse, "chargingProfile": p}
+
+        out["max"] = await csms.call("gw1", "SetChargingProfile",
+                                     prof(9, 0, {"limit": 7000.0, "dischargeLimit": -6000.0},
+                                          purpose="ChargingStationMaxProfile", evse=0))
+        out["sp"] = await csms.call("gw1", "SetChargingProfile",
+                                    prof(1, 1, {"operationMode": "CentralSetpoint", "setpoint": -9000.0}))
+        await asyncio.sleep(1.5)
+        out["mode_sp"] = site.last("EMS_ModeRequest")
+        out["lim_sp"] = site.last("EMS_PowerLimit")
+        out["lf"] = await csms.call("gw1", "SetChargingProfile", prof(2, 2, {
+            "operationMode": "LocalFrequency", "v2xBaseline": -1000.0,
+            "v2xFreqWattCurve": [{"frequency": 49.8, "power": -4000.0}, {"frequency": 50.2, "power": 4000.0}]}))
+        await asyncio.sleep(1.5)
+        out["fs_hdr"] = site.last("EMS_FreqServiceHdr")
+        out["clear"] = await csms.call("gw1", "ClearChargingProfile", {"chargingProfileId": 2})
+        await asyncio.sleep(1.5)
+        out["fs_after"] = site.last("EMS_FreqServiceHdr")
+        out["cleared_all"] = await csms.call("gw1", "ClearChargingProfile", {})
+        n = len(site.sent)
+        await asyncio.sleep(1.5)
+        out["after_clear"] = [name for _, name, _ in site.sent[n:]]
+        stop.set()
+        await run
+        feeder.cancel()
+        await csms.stop()
+        return out
+
+    out = asyncio.run(main())
+    assert out["max"][1]["status"] == "Accepted"
+    assert out["sp"][1]["status"] == "Accepted"
+    # the setpoint inside the station-wide max profile's discharge limit, and the limit sent too
+    assert out["mode_sp"]["ModeReq"] == 3 and out["mode_sp"]["SetpointPower"] == -6000
+    assert 1 <= out["mode_sp"]["ValidFor"] <= 3
+    assert out["lim_sp"]["MaxChargePower"] == 7000 and out["lim_sp"]["MaxDischargePower"] == 6000
+    assert out["lf"][1]["status"] == "Accepted"
+    assert out["fs_hdr"]["Kind"] == 5 and out["fs_hdr"]["NumPoints"] == 2
+    assert out["fs_hdr"]["BaselinePower"] == -1000
+    assert out["fs_after"]["NumPoints"] == 0  # the curve ended with its profile
+    # nothing in force: no requests at all, the firmware's local behaviour takes over when the last lapses
+    assert "EMS_ModeRequest" not in out["after_clear"]
+    assert "EMS_FreqServiceHdr" not in out["after_clear"]
+
+
+def test_bad_input_from_the_platform_is_answered_counted_and_survived(tmp_path):
+    from ocpp_link.csms import Csms
+
+    async def main():
+        csms = Csms(port=0, quiet=True, log=lambda *a: None)
+        await csms.start()
+        site = SiteStub()
+        stop = asyncio.Event()
+        feeder = asyncio.ensure_future(_feed(site, stop))
+        st = make_station(tmp_path, csms.url, site)
+        run = asyncio.ensure_future(st.run(stop))
+        await csms.wait_connected("gw1", 20)
+        await csms.wait_for(lambda r: r["action"] == "StatusNotification", 20)
+        link = csms.connected["gw1"]
+        out = {}
+        # not OCPP-J at all, and a CALL that fails the schema (sent raw, past the CSMS's own checks)
+        await link._connection.send("this is not json")
+        await link._connection.send('[2,"x1","SetChargingProfile",{"evseId":"one"}]')
+        await link._connection.send('[2,"x2","Reset",{"type":"Immediate"}]')
+        await link._connection.send('[2,"x3","NoSuchAction",{}]')
+        await asyncio.sleep(0.5)
+        # a flood: many calls at once; some answered with a CallError, none crash the station
+        res = await asyncio.gather(*[csms.call("gw1", "GetVariables", {"getVariableData": [
+            {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedInterval"}}]}, timeout_s=20)
+            for _ in range(80)], return_exceptions=True)
+        out["flood"] = res
+        out["unknown_profile"] = await csms.call("gw1", "ClearChargingProfile", {"chargingProfileId": 4242})
+        out["get_var"] = await csms.call("gw1", "GetVariables", {"getVariableData": [
+            {"component": {"name": "V2XChargingCtrlr", "evse": {"id": 1}}, "variable": {"name": "SupportedOperationModes"}},
+            {"component": {"name": "NoSuchCtrlr"}, "variable": {"name": "X"}}]})
+        out["der"] = await csms.call("gw1", "SetDERControl", {"isDefault": False, "controlId": "c1",
+                                                               "controlType": "VoltVar", "curve": {
+                                                                   "priority": 1, "yUnit": "PctMaxVar",
+                                                                   "curveData": [{"x": 0.9, "y": 40}, {"x": 1.1, "y": -40}]}})
+        out["der_ok"] = await csms.call("gw1", "SetDERControl", {"isDefault": False, "controlId": "c2",
+                                                                  "controlType": "LimitMaxDischarge",
+                                                                  "limitMaxDischarge": {"priority": 1,
+                                                                                        "pctMaxDischargePower": 50}})
+        await asyncio.sleep(1.5)
+        out["lim"] = site.last("EMS_PowerLimit")
+        answers = [r for r in csms.received]
+        stop.set()
+        await run
+        feeder.cancel()
+        await csms.stop()
+        return out, st
+
+    out, st = asyncio.run(main())
+    c = st.counters
+    assert c["malformed_frames"] == 1
+    assert c["calls_not_served"] == 2  # Reset (NotImplemented) and NoSuchAction (NotSupported)
+    assert c["call_errors_sent"] >= 3
+    assert c["calls_refused_flood"] >= 1
+    kinds = collections.Counter(r[0] if isinstance(r, tuple) else type(r).__name__ for r in out["flood"])
+    assert kinds["result"] >= 40 and kinds["error"] >= 1
+    assert out["unknown_profile"][1]["status"] == "Unknown"
+    gv = out["get_var"][1]["getVariableResult"]
+    assert gv[0]["attributeStatus"] == "Accepted" and "CentralSetpoint" in gv[0]["attributeValue"]
+    assert gv[1]["attributeStatus"] == "UnknownComponent"
+    assert out["der"][1]["status"] == "NotSupported"
+    assert out["der_ok"][1]["status"] == "Accepted"
+    assert out["lim"]["MaxDischargePower"] == 5500  # 50 % of 11 kW
+    assert st.cp is None  # stopped cleanly
+
+
+@pytest.mark.parametrize("kw, key", [
+    ({"url": "http://x"}, "--csms"),
+    ({"station_id": "a/b"}, "--id"),
+    ({"security_profile": 2}, "wss"),
+    ({"url": "wss://h:1", "security_profile": 2}, "--password"),
+    ({"url": "wss://h:1", "security_profile": 3}, "--cert"),
+])
+def test_station_options_are_refused_by_name(tmp_path, kw, key):
+    from ocpp_link.station import Station, StationError
+
+    args = {"station_id": "gw1", "url": "ws://127.0.0.1:9"}
+    args.update(kw)
+    with pytest.raises(StationError) as e:
+        Station(args.pop("station_id"), args.pop("url"), SiteStub(), str(tmp_path), 11000.0, 11000.0, quiet=True,
+                fsync=False, **args)
+    assert key in str(e.value)
+
+
+def test_ocpp_command_exits_2_naming_the_option(tmp_path, capsys):
+    from tools import cli
+
+    assert cli.main(["ocpp", "--csms", "http://x", "--id", "gw1", "--data", str(tmp_path)]) == 2
+    assert "--csms" in capsys.readouterr().err
+    assert cli.main(["ocpp", "--csms", "ws://x:1", "--id", "gw1", "--data", str(tmp_path),
+                     "--set", "SampledDataCtrlr.TxUpdatedInterval=-5"]) == 2
+    assert "TxUpdatedInterval" in capsys.readouterr().err
+    assert cli.main(["ocpp", "--csms", "ws://x:1", "--id", "gw1", "--data", str(tmp_path),
+                     "--interface", "socketcan", "--channel", "vcan0"]) == 1
+    assert "cannot open the bus" in capsys.readouterr().err
