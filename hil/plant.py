@@ -149,7 +149,7 @@ class Site:
         # load
         "ld_rlc", "ld_p", "ld_q", "ld_s", "ld_qf", "ld_qc", "_w0", "p_load", "q_load",
         # EV battery
-        "soc", "v_batt", "max_charge_w", "max_discharge_w", "min_soc", "_dir", "_dc_lim_changed", "_bms",
+        "soc", "v_batt", "max_charge_w", "max_discharge_w", "min_soc", "session_active", "_limits_away", "_dir", "_dc_lim_changed", "_bms",
         # inverter commands
         "cmd_mode", "p_set", "q_set", "iac_max", "idc_ch_max", "idc_dis_max", "i_lim",
         "v_set_pu", "w_set", "droop",

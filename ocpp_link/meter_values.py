@@ -49,6 +49,7 @@ def meter_value(site, measurands, context, timestamp):
     return {"timestamp": timestamp, "sampledValue": out} if out else None
 
 
-def parse_list(text):
-    """A MemberList variable's value ("a,b,c") as a tuple, blanks dropped."""
-    return tuple(x.strip() for x in str(text or "").split(",") if x.strip())
+def parse_list(value):
+    """A MemberList variable's value (typed: a list; or on the wire: "a,b,c") as a tuple, blanks dropped."""
+    items = value if isinstance(value, (list, tuple)) else str(value or "").split(",")
+    return tuple(x.strip() for x in items if x.strip())

@@ -103,9 +103,7 @@ class Station:
                  security_profile=None, ca_file=None, cert_file=None, key_file=None, clock=time.time,
                  log=print, quiet=False, vendor="v2x-gateway", model="V2X home gateway", dm_overrides=None,
                  nominal_voltage_v=230.0, phases=3, fsync=True):
-        from ocpp_link.device_model import DeviceModel
         from ocpp_link.offline_queue import OfflineQueue
-        from ocpp_link.smart_charging import ProfileStore
 
         if not station_id or "/" in station_id:
             raise StationError("--id: a station id is a non-empty name without '/', not %r" % station_id)
@@ -133,6 +131,19 @@ class Station:
         self.vendor, self.model = vendor, model
         os.makedirs(data_dir, exist_ok=True)
         self.queue = OfflineQueue(os.path.join(data_dir, "queue"), fsync=fsync)
+        try:
+            self._open(station_id, security_profile, dm_overrides, data_dir, rated_charge_w,
+                              rated_discharge_w, nominal_voltage_v, phases, fsync)
+        except Exception:
+            self.queue.close()  # a station refused at start leaves its folder free for the next
+            raise
+
+    def _open(self, station_id, security_profile, dm_overrides, data_dir, rated_charge_w, rated_discharge_w,
+              nominal_voltage_v, phases, fsync):
+        """The stores and the state the station keeps in data_dir, as a restart finds them."""
+        from ocpp_link.device_model import DeviceModel
+        from ocpp_link.smart_charging import ProfileStore
+
         st = self.queue.get_state("station", {}) or {}
         ov = {"SecurityCtrlr.Identity": station_id}
         if security_profile:  # 0 (no security, test rigs) is no OCPP profile: the variable keeps its default
@@ -143,6 +154,13 @@ class Station:
         self.profiles = ProfileStore(rated_charge_w, rated_discharge_w, nominal_voltage_v=nominal_voltage_v,
                                      phases=phases)
         self.der = der_mod.DerControls(rated_discharge_w)
+        # the profiles accepted before a restart are in force again (K01: they persist); one
+        # that no longer validates (its transaction is gone, it expired) is dropped
+        tx = st.get("tx")
+        if tx is not None:
+            self.profiles.start_transaction(tx["id"], tx["start_s"])
+        for evse_id, prof in st.get("profiles", []):
+            self.profiles.set(evse_id, prof, self.clock(), tx["id"] if tx else None)
         self.site = SiteBus(import_wh=st.get("import_wh", 0.0), export_wh=st.get("export_wh", 0.0))
         self.rated_charge_w = float(rated_charge_w)
         self.rated_discharge_w = float(rated_discharge_w)
@@ -150,7 +168,7 @@ class Station:
         self.cp = None  # the connection's ChargePoint while connected
         self.connected = asyncio.Event()
         self.accepted = False  # BootNotification accepted on this connection
-        self.offline_since = None if self.tx is None else self.clock()
+        self.offline_since = self.clock()  # offline until the first connection is accepted
         self.heartbeat_s = 60
         self.counters = collections.Counter()
         self._tokens = FLOOD_BURST
@@ -166,6 +184,7 @@ class Station:
         self._wake = None
         self._resumed = False
         self._needs_sent = False
+        self._in_backup = False
         self.lines = collections.deque(maxlen=200)
 
     # ------------------------------------------------------------------ helpers
@@ -183,7 +202,7 @@ class Station:
 
     def _save_state(self):
         self.queue.put_state("station", {"import_wh": self.site.import_wh, "export_wh": self.site.export_wh,
-                                         "tx": self.tx})
+                                         "tx": self.tx, "profiles": self.profiles.get()})
         self._state_saved = time.monotonic()
 
     def _enqueue(self, action, payload):
@@ -366,7 +385,7 @@ class Station:
                 self._notify_event("Islanded", "true", ts, "Alerting", tech=str(e.get("method")))
             elif k == "mode_change":
                 backup = e.get("mode") == "backup"
-                if backup != getattr(self, "_in_backup", False):
+                if backup != self._in_backup:
                     self._in_backup = backup
                     self._notify_event("BackupActive", "true" if backup else "false", ts, "Delta", cleared=not backup)
             elif k == "grid_support":
@@ -443,7 +462,7 @@ class Station:
                 break
             if not msg.is_extended_id:
                 self.site.on_frame(msg.arbitration_id, msg.data, now)
-        self.profiles.set_offline(self.offline_since)
+        self.profiles.set_offline(self.offline_since, now)
         self._transactions(now)
         self._grid_events(now)
         if self.tx is not None and not self._needs_sent and self.site.soc is not None and self.accepted:
@@ -529,6 +548,7 @@ class Station:
         self.cp = cp
         reader = asyncio.ensure_future(cp.start())
         stopper = asyncio.ensure_future(stop.wait())
+        tasks = [reader, stopper]
         try:
             await self._boot(cp, reader)
             self.accepted = True
@@ -538,17 +558,19 @@ class Station:
             self.say("connected to %s" % self.url)
             await self._status_notification()
             self._needs_sent = False
-            tasks = [reader, stopper, asyncio.ensure_future(self._drain(cp)),
-                     asyncio.ensure_future(self._heartbeat(cp))]
+            tasks += [asyncio.ensure_future(self._drain(cp)), asyncio.ensure_future(self._heartbeat(cp))]
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
                 if t is not stopper and t.exception() is not None:
                     raise t.exception()
         finally:
-            for t in (reader, stopper):
+            for t in tasks:
                 t.cancel()
-            for t in list(getattr(self, "_tasks", [])):
-                t.cancel()
+            for t in tasks:  # collected, so no task's end goes unreported
+                try:
+                    await t
+                except (asyncio.CancelledError, Exception):
+                    pass
             await ws.close()
 
     async def _boot(self, cp, reader):

@@ -85,13 +85,18 @@ def cmd_ocpp(args):
     kw = {"interface": args.interface, "channel": args.channel}
     if args.interface == "socketcand":
         kw.update(host=args.host, port=args.port)
+    from ocpp_link.offline_queue import QueueError
+
     try:
         st = make_station(args, None, cfg, log=lambda line: print(line, flush=True))
     except (StationError, ValueError) as e:
         return _refuse(str(e))
+    except QueueError as e:  # another station on the same folder, or a journal that will not open
+        return _refuse("--data: %s" % e)
     try:
         bus = can.Bus(**kw)
     except (can.CanError, OSError, ValueError, ImportError) as e:
+        st.queue.close()
         print("error: cannot open the bus %s %s: %s" % (args.interface, args.channel, e), file=sys.stderr)
         return 1
     st.bus = bus

@@ -9,6 +9,7 @@ it drops frames that are not OCPP-J silently, so they are counted here.
 """
 
 import asyncio
+import logging
 import time
 import uuid
 
@@ -22,6 +23,9 @@ from ocpp.v21.enums import Action
 from ocpp_link.station import CONNECTOR_ID, EVSE_ID, FLOOD_BURST, FLOOD_RATE, CallErrorAnswer, utc_text
 
 ACTIONS = {a.value for a in Action}
+WIRE_LOG = logging.getLogger("ocpp_link.wire")
+if WIRE_LOG.level == logging.NOTSET:
+    WIRE_LOG.setLevel(logging.CRITICAL)
 
 
 def _status_info(reason, info=None):
@@ -41,7 +45,9 @@ class StationCP(ChargePoint):
     """One connection; `station` holds the state that outlives it."""
 
     def __init__(self, station_id, connection, station, response_timeout=30):
-        super().__init__(station_id, connection, response_timeout=response_timeout)
+        # the library logs every message, and a traceback for every refused one; the station
+        # counts those instead (logging.getLogger("ocpp_link.wire").setLevel(logging.DEBUG) to see them)
+        super().__init__(station_id, connection, response_timeout=response_timeout, logger=WIRE_LOG)
         self.station = station
 
     # ------------------------------------------------------------------ framing
@@ -156,6 +162,7 @@ class StationCP(ChargePoint):
                                                       " (%s)" % reason if reason else ""))
         if status == "Accepted":
             st.command_now()
+            st._save_state()
         return call_result.SetChargingProfile(status=status, status_info=_status_info(reason, info))
 
     @on(Action.clear_charging_profile)
@@ -165,6 +172,7 @@ class StationCP(ChargePoint):
                                              purpose=c.get("charging_profile_purpose"),
                                              stack_level=c.get("stack_level"))
         self.station.command_now()
+        self.station._save_state()
         return call_result.ClearChargingProfile(status=status)
 
     @on(Action.get_charging_profiles)

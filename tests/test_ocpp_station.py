@@ -16,6 +16,7 @@ import pytest
 
 from controller.bus import e2e
 from hil.dbcdb import database
+from ocpp_link.station import FLOOD_BURST, FLOOD_RATE
 
 DB = database()
 
@@ -111,6 +112,7 @@ def test_offline_without_loss_and_across_a_station_power_cut(tmp_path):
             await run
         except (asyncio.CancelledError, Exception):
             pass
+        st.queue.close()  # the process is gone: the OS drops its file lock, nothing more is written
         st2_stop = asyncio.Event()
         st2 = make_station(tmp_path, "ws://127.0.0.1:%d" % port, site)
         assert len(st2.queue) >= queued_before_cut  # what was queued survived the cut
@@ -147,12 +149,22 @@ def test_offline_without_loss_and_across_a_station_power_cut(tmp_path):
     assert dedup[0]["eventType"] == "Started" and dedup[-1]["eventType"] == "Ended"
     # those raised while the platform was away came later, flagged offline, with their
     # original timestamps (before the platform was back)
-    late = second[:len(second)]
-    offline = [e for e in late if e.get("offline")]
+    # raised while the platform (and then the station) was away: the first of what arrives
+    # after the outage, all flagged, the resumption among them; then live events again
+    n_off = next(i for i, e in enumerate(second) if not e.get("offline"))
+    offline = second[:n_off]
     assert len(offline) >= 5
+    assert not any(e.get("offline") for e in second[n_off:])
+    assert [e["triggerReason"] for e in offline].count("TxResumed") == 1
     assert any(e["triggerReason"] == "ChargingStateChanged" for e in offline)
     assert any(e["triggerReason"] == "MeterValuePeriodic" for e in offline)
-    assert all(not e.get("offline") for e in first)
+    # the periodic samples carry the measurands, the export register growing while the EV
+    # discharged (4 kW here), and never going back
+    exports = [sv["value"] for e in dedup for m in e.get("meterValue", []) for sv in m["sampledValue"]
+               if sv["measurand"] == "Energy.Active.Export.Register"]
+    assert len(exports) >= 5 and exports == sorted(exports) and exports[-1] > 2.0
+    assert {"Power.Active.Export", "SoC"} <= {sv["measurand"] for e in offline for m in e.get("meterValue", [])
+                                               for sv in m["sampledValue"]}
     assert len(st2.queue) == 0
     assert st2.counters["delivered"] >= len(offline)
 
@@ -251,6 +263,7 @@ def test_bad_input_from_the_platform_is_answered_counted_and_survived(tmp_path):
             {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedInterval"}}]}, timeout_s=20)
             for _ in range(80)], return_exceptions=True)
         out["flood"] = res
+        await asyncio.sleep(FLOOD_BURST / FLOOD_RATE + 0.5)  # the bucket fills again
         out["unknown_profile"] = await csms.call("gw1", "ClearChargingProfile", {"chargingProfileId": 4242})
         out["get_var"] = await csms.call("gw1", "GetVariables", {"getVariableData": [
             {"component": {"name": "V2XChargingCtrlr", "evse": {"id": 1}}, "variable": {"name": "SupportedOperationModes"}},

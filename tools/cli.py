@@ -135,6 +135,7 @@ def cmd_hil_serve(args):
     station = None
     if args.ocpp:
         from hil.scenario import controller_config
+        from ocpp_link.offline_queue import QueueError
         from ocpp_link.station import StationError
         from ocpp_link.station_cmd import start_for_hil
 
@@ -142,7 +143,7 @@ def cmd_hil_serve(args):
         try:
             station, station_bus = start_for_hil(args, channel, controller_config(sc),
                                                  log=lambda line: print("ocpp " + line, flush=True))
-        except (StationError, ValueError) as e:
+        except (StationError, ValueError, QueueError) as e:
             hub.stop()
             bridge.shutdown()
             return _fail(str(e))
