@@ -148,6 +148,37 @@ def test_validity_right_across_the_ticks_wrap_and_beyond_half_the_period():
     assert x.expire(t)
 
 
+def test_no_allocation_per_period_with_a_limit_in_force():
+    # MicroPython only (CPython has no gc.mem_alloc): the limit's validity and the arbiter
+    # with it, as every control period runs them (positional, as the gateway calls it)
+    import gc
+
+    if not hasattr(gc, "mem_alloc"):
+        return
+    a = _arb()
+    x = ExternalLimit()
+    x.take(5000, 3000, 600, 0)
+    t = 0
+    for _ in range(3):  # warm up (the reserve's threshold is computed once)
+        t += 10000
+        x.expire(t)
+        a.update(True, 11000, 11000, 50.0, 20.0, 230.0, 1000, 0, None, 20.0, x.charge_w, x.discharge_w)
+    gc.collect()
+    gc.disable()
+    try:
+        m0 = gc.mem_alloc()
+        for _ in range(500):
+            t += 10000
+            x.expire(t)
+            a.update(True, 11000, 11000, 50.0, 20.0, 230.0, 1000, 0, None, 20.0, x.charge_w, x.discharge_w)
+            a.limit(-8000)
+        m1 = gc.mem_alloc()
+    finally:
+        gc.enable()
+    assert m1 == m0, m1 - m0
+    assert a.by == limits.EXTERNAL and x.charge_w == 5000
+
+
 # ---------------------------------------------------------------- the gateway
 PERIOD = 100000  # us: 100 ms control periods keep the seconds of validity short to run
 PER_S = 10
