@@ -81,7 +81,22 @@ async def platform(csms, out):
     out["over_rating_export_w"] = max(_values(rec, "Power.Active.Export"))
     out["composite"] = await csms.call("gw1", "GetCompositeSchedule", {"evseId": 1, "duration": 300,
                                                                       "chargingRateUnit": "W"})
-    # 5. the grid trips at 40 s of plant time: a DER alarm
+    # 5. ExternalLimits: the local behaviour (the controller's fallback V2H covers the 2 kW home)
+    # decides, inside the platform's 1 kW discharge limit, which the firmware enforces
+    t3 = time.monotonic()
+    out["external_limits"] = await csms.call("gw1", "SetChargingProfile", _profile(1, 1, tx, {
+        "operationMode": "ExternalLimits", "limit": 0.0, "dischargeLimit": -1000.0}))
+    rec = await csms.wait_for(lambda r: _is_tx(r) and r["t"] > t3 + 4.0, 20)
+    out["external_limits_export_w"] = max(_values(rec, "Power.Active.Export"))
+    # 6. LocalFrequency with its curve: executed in the firmware's fast path; at 50 Hz the curve
+    # adds nothing to the 2 kW baseline of export
+    t4 = time.monotonic()
+    out["local_frequency_curve"] = await csms.call("gw1", "SetChargingProfile", _profile(1, 1, tx, {
+        "operationMode": "LocalFrequency", "v2xBaseline": -2000.0,
+        "v2xFreqWattCurve": [{"frequency": 49.8, "power": -4000.0}, {"frequency": 50.2, "power": 4000.0}]}))
+    rec = await csms.wait_for(lambda r: _is_tx(r) and r["t"] > t4 + 4.0, 20)
+    out["local_frequency_export_w"] = max(_values(rec, "Power.Active.Export"))
+    # 7. the grid trips at 40 s of plant time: a DER alarm
     alarm = await csms.wait_for(lambda r: r["action"] == "NotifyDERAlarm", 60)
     out["alarm"] = alarm["payload"]
     out["backup_event"] = (await csms.wait_for(
@@ -144,6 +159,10 @@ def test_platform_steers_a_hil_site_over_ocpp(tmp_path):
     assert rep["metrics"]["max_over_limit_a"] == 0
     sched = out["composite"][1]["schedule"]
     assert all(p.get("setpoint", 0) >= -RATING_W for p in sched["chargingSchedulePeriod"])
+    assert out["external_limits"][1]["status"] == "Accepted"
+    assert 800.0 <= out["external_limits_export_w"] <= 1100.0
+    assert out["local_frequency_curve"][1]["status"] == "Accepted"
+    assert 1700.0 <= out["local_frequency_export_w"] <= 2300.0
     # the trip, reported
     assert out["alarm"]["controlType"] == "HFMustTrip" and out["alarm"]["gridEventFault"] == "OverFrequency"
     # every transaction event of the run, in order, no seqNo missing, one transaction
@@ -153,7 +172,7 @@ def test_platform_steers_a_hil_site_over_ocpp(tmp_path):
     assert tx_events[0]["eventType"] == "Started"
     assert out["backup_event"]["eventData"][0]["actualValue"] == "true"
     modes = [e["transactionInfo"].get("operationMode") for e in tx_events if e["triggerReason"] == "OperationModeChanged"]
-    assert modes[:2] == ["CentralSetpoint", "Idle"]
+    assert modes[:5] == ["CentralSetpoint", "Idle", "CentralSetpoint", "ExternalLimits", "LocalFrequency"]
     # the station's side of it, in the report
     assert rep["ocpp"]["counters"].get("malformed_frames", 0) == 0
     assert rep["ocpp"]["error"] is None
