@@ -15,6 +15,7 @@ import uuid
 
 from ocpp.charge_point import snake_to_camel_case
 from ocpp.exceptions import GenericError, NotImplementedError as OcppNotImplemented, NotSupportedError
+from ocpp.exceptions import OccurrenceConstraintViolationError
 from ocpp.messages import Call, MessageType, unpack, validate_payload
 from ocpp.routing import after, on
 from ocpp.v21 import ChargePoint, call_result
@@ -101,44 +102,58 @@ class StationCP(ChargePoint):
         return response.payload
 
     # ------------------------------------------------------------------ device model (B)
+    def _items_ok(self, n, instance):
+        """At most DeviceDataCtrlr.ItemsPerMessage[instance] items in one request (B06/B07: more
+        is an OccurrenceConstraintViolation)."""
+        most = int(self.station._dmv("DeviceDataCtrlr", "ItemsPerMessage", 32, instance=instance))
+        if n > most:
+            raise OccurrenceConstraintViolationError(description="%d items, at most %d per message" % (n, most))
+
     @on(Action.get_variables)
     def on_get_variables(self, get_variable_data, **_):
-        dm = self.station.dm
-        out = []
-        for d in get_variable_data:
-            comp, var = d["component"], d["variable"]
-            attr = d.get("attribute_type", "Actual")
-            status, value = dm.get(comp["name"], var["name"], attribute=attr,
-                                   evse_id=(comp.get("evse") or {}).get("id"), instance=var.get("instance"))
-            r = {"attribute_status": status, "attribute_type": attr, "component": comp, "variable": var}
-            if value is not None and status == "Accepted":
-                r["attribute_value"] = value
-            out.append(r)
-        return call_result.GetVariables(get_variable_result=out)
+        self._items_ok(len(get_variable_data), "GetVariables")
+        return call_result.GetVariables(get_variable_result=self.station.dm.get_variables(get_variable_data))
 
     @on(Action.set_variables)
     def on_set_variables(self, set_variable_data, **_):
-        dm = self.station.dm
-        out = []
-        for d in set_variable_data:
-            comp, var = d["component"], d["variable"]
-            attr = d.get("attribute_type", "Actual")
-            status, reason = dm.set(comp["name"], var["name"], d["attribute_value"], attribute=attr,
-                                    evse_id=(comp.get("evse") or {}).get("id"), instance=var.get("instance"))
-            r = {"attribute_type": attr, "attribute_status": status, "component": comp, "variable": var}
-            if reason:
-                r["attribute_status_info"] = {"reason_code": reason}
-            out.append(r)
-        return call_result.SetVariables(set_variable_result=out)
+        self._items_ok(len(set_variable_data), "SetVariables")
+        return call_result.SetVariables(set_variable_result=self.station.dm.set_variables(set_variable_data))
 
     @on(Action.get_base_report)
     def on_get_base_report(self, request_id, report_base, **_):
+        try:
+            self._report = self.station.dm.report(report_base=report_base)
+        except ValueError:  # SummaryInventory
+            self._report = None
+            return call_result.GetBaseReport(status="NotSupported")
         return call_result.GetBaseReport(status="Accepted")
 
     @after(Action.get_base_report)
-    async def after_get_base_report(self, request_id, report_base, **_):
-        data = self.station.dm.report()
-        per = 20
+    async def after_get_base_report(self, request_id, **_):
+        await self._notify_report(request_id)
+
+    @on(Action.get_report)
+    def on_get_report(self, request_id, component_criteria=None, component_variable=None, **_):
+        try:
+            self._report = self.station.dm.report(criteria=component_criteria, component_variables=component_variable)
+        except ValueError:
+            self._report = None
+            return call_result.GetReport(status="NotSupported")
+        if not self._report:
+            self._report = None
+            return call_result.GetReport(status="EmptyResultSet")
+        return call_result.GetReport(status="Accepted")
+
+    @after(Action.get_report)
+    async def after_get_report(self, request_id, **_):
+        await self._notify_report(request_id)
+
+    async def _notify_report(self, request_id):
+        """NotifyReport in parts of DeviceDataCtrlr.ItemsPerMessage[GetReport] (tbc on all but the last)."""
+        data, self._report = getattr(self, "_report", None), None
+        if data is None:
+            return
+        per = int(self.station._dmv("DeviceDataCtrlr", "ItemsPerMessage", 20, instance="GetReport"))
         chunks = [data[i:i + per] for i in range(0, len(data), per)] or [[]]
         for i, chunk in enumerate(chunks):
             p = {"requestId": request_id, "generatedAt": utc_text(self.station.clock()), "seqNo": i,

@@ -332,3 +332,57 @@ def test_ocpp_command_exits_2_naming_the_option(tmp_path, capsys):
     assert cli.main(["ocpp", "--csms", "ws://x:1", "--id", "gw1", "--data", str(tmp_path),
                      "--interface", "socketcan", "--channel", "vcan0"]) == 1
     assert "cannot open the bus" in capsys.readouterr().err
+
+
+def test_device_model_reports_and_triggers_over_the_wire(tmp_path):
+    from ocpp_link.csms import Csms
+
+    async def main():
+        csms = Csms(port=0, quiet=True, log=lambda *a: None)
+        await csms.start()
+        site = SiteStub()
+        stop = asyncio.Event()
+        feeder = asyncio.ensure_future(_feed(site, stop))
+        st = make_station(tmp_path, csms.url, site)
+        run = asyncio.ensure_future(st.run(stop))
+        await csms.wait_for(lambda r: r["action"] == "TransactionEvent" and r["payload"]["eventType"] == "Started", 20)
+        out = {}
+        out["base"] = await csms.call("gw1", "GetBaseReport", {"requestId": 7, "reportBase": "FullInventory"})
+        out["reports"] = [await csms.wait_for(lambda r: r["action"] == "NotifyReport" and not r["payload"]["tbc"], 10)]
+        out["summary"] = await csms.call("gw1", "GetBaseReport", {"requestId": 8, "reportBase": "SummaryInventory"})
+        out["set"] = await csms.call("gw1", "SetVariables", {"setVariableData": [
+            {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedInterval"}, "attributeValue": "2"},
+            {"component": {"name": "SmartChargingCtrlr"}, "variable": {"name": "RateUnit"}, "attributeValue": "W"}]})
+        item = {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedInterval"}}
+        out["too_many"] = await csms.call("gw1", "GetVariables", {"getVariableData": [item] * 40})
+        out["trigger"] = await csms.call("gw1", "TriggerMessage", {"requestedMessage": "MeterValues"})
+        out["mv"] = await csms.wait_for(lambda r: r["action"] == "MeterValues", 10)
+        out["needs"] = await csms.wait_for(lambda r: r["action"] == "NotifyEVChargingNeeds", 10)
+        out["stop_tx"] = await csms.call("gw1", "RequestStopTransaction", {"transactionId": "x"})
+        out["interval"] = st._tx_interval()
+        out["all_reports"] = [r["payload"] for r in csms.received
+                              if r["action"] == "NotifyReport" and r["payload"]["requestId"] == 7]
+        stop.set()
+        await run
+        feeder.cancel()
+        await csms.stop()
+        return out
+
+    out = asyncio.run(main())
+    assert out["base"][1]["status"] == "Accepted"
+    names = {(d["component"]["name"], d["variable"]["name"]) for p in out["all_reports"] for d in p["reportData"]}
+    assert {("V2XChargingCtrlr", "SupportedOperationModes"), ("SampledDataCtrlr", "TxUpdatedInterval"),
+            ("SmartChargingCtrlr", "RateUnit")} <= names
+    assert [p["seqNo"] for p in out["all_reports"]] == list(range(len(out["all_reports"])))
+    assert out["summary"][1]["status"] == "NotSupported"
+    res = out["set"][1]["setVariableResult"]
+    assert res[0]["attributeStatus"] == "Accepted"
+    assert res[1]["attributeStatus"] == "Rejected" and res[1]["attributeStatusInfo"]["reasonCode"] == "ReadOnly"
+    assert out["too_many"][0] == "error" and out["too_many"][1] == "OccurrenceConstraintViolation"
+    assert out["trigger"][1]["status"] == "Accepted"
+    mv = {sv["measurand"] for m in out["mv"]["payload"]["meterValue"] for sv in m["sampledValue"]}
+    assert {"Energy.Active.Import.Register", "Energy.Active.Export.Register", "SoC"} <= mv
+    v2x = out["needs"]["payload"]["chargingNeeds"]["v2xChargingParameters"]
+    assert v2x["maxDischargePower"] == 11000 and v2x["evMinV2XEnergyRequest"] < 0  # 60 % SoC, 20 % minimum
+    assert out["stop_tx"][1]["status"] == "Rejected"
+    assert out["interval"] == 2.0  # the platform's new TxUpdatedInterval is the one in force
