@@ -71,7 +71,8 @@ COMMAND_PERIOD_S = 1.0
 FLOOD_RATE = 20.0  # incoming CALLs per second, sustained
 FLOOD_BURST = 40
 STATE_SAVE_S = 10.0  # energy registers to the durable state at most this often (a power cut loses at most this much)
-QUEUED = ("TransactionEvent", "NotifyDERAlarm", "SecurityEventNotification")
+PULL_RETRY_S = 10.0
+NO_LIMIT_W = 32000  # EMS_PowerLimit's full scale: no external limit in that direction (dbc/gateway.dbc)
 
 
 def utc_text(t_s):
@@ -185,6 +186,7 @@ class Station:
         self._resumed = False
         self._needs_sent = False
         self._in_backup = False
+        self._pull_next = {}  # dynamic profile id -> when it may be pulled again
         self.lines = collections.deque(maxlen=200)
 
     # ------------------------------------------------------------------ helpers
@@ -347,8 +349,10 @@ class Station:
             frames += sb.freq_cancel()
             self._last_curve = None
         if charge_lim is not None or dis_lim is not None:
-            frames += sb.power_limit(self.rated_charge_w if charge_lim is None else charge_lim,
-                                     self.rated_discharge_w if dis_lim is None else dis_lim, valid)
+            # AC power at the inverter's terminals, as OCPP's limits; a direction without a limit
+            # goes as the signal's full scale, which leaves it to the firmware's own limits
+            frames += sb.power_limit(NO_LIMIT_W if charge_lim is None else charge_lim,
+                                     NO_LIMIT_W if dis_lim is None else dis_lim, valid)
         elif self._last_cmd is not None and self._last_cmd[2]:
             frames += sb.power_limit(0, 0, 0)  # the limit ends with the profile
         key = (mode, cmd.setpoint_w, charge_lim is not None or dis_lim is not None, cmd.profile_id)
@@ -472,12 +476,39 @@ class Station:
             self._status_sent = self._connector_status()
             self._live("StatusNotification", {"timestamp": utc_text(now), "connectorStatus": self._status_sent,
                                               "evseId": EVSE_ID, "connectorId": CONNECTOR_ID})
+        if self.accepted:
+            self._pull_dynamic(now)
         mono = time.monotonic()
         if mono >= self._cmd_next:
             self._cmd_next = mono + COMMAND_PERIOD_S
             self._send_frames(self._commands(now))
         if mono - self._state_saved >= STATE_SAVE_S:
             self._save_state()
+
+    def _pull_dynamic(self, now):
+        """K (dynamic profiles): a Dynamic profile whose dynUpdateInterval ran out without an
+        UpdateDynamicSchedule is asked for with PullDynamicScheduleUpdate, again at most every
+        PULL_RETRY_S while the platform has no update (its values stay in force meanwhile)."""
+        for pid in self.profiles.pull_due(now):
+            if self._pull_next.get(pid, 0.0) > now:
+                continue
+            self._pull_next[pid] = now + PULL_RETRY_S
+            asyncio.ensure_future(self._pull_one(pid))
+
+    async def _pull_one(self, pid):
+        from ocpp.charge_point import camel_to_snake_case
+
+        try:
+            r = await self.cp.call_raw("PullDynamicScheduleUpdate", {"chargingProfileId": pid}, self._timeout())
+        except Exception as e:
+            self.counters["live_call_failed"] += 1
+            self.say("PullDynamicScheduleUpdate %d: %s" % (pid, e))
+            return
+        if r.get("status") == "Accepted" and r.get("scheduleUpdate"):
+            status, reason = self.profiles.update_dynamic(pid, camel_to_snake_case(r["scheduleUpdate"]), self.clock())
+            self.say("dynamic profile %d pulled: %s%s" % (pid, status, " (%s)" % reason if reason else ""))
+            if status == "Accepted":
+                self.command_now()
 
     def command_now(self):
         """Send the command in force at once (a profile changed)."""

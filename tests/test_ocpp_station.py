@@ -386,3 +386,47 @@ def test_device_model_reports_and_triggers_over_the_wire(tmp_path):
     assert v2x["maxDischargePower"] == 11000 and v2x["evMinV2XEnergyRequest"] < 0  # 60 % SoC, 20 % minimum
     assert out["stop_tx"][1]["status"] == "Rejected"
     assert out["interval"] == 2.0  # the platform's new TxUpdatedInterval is the one in force
+
+
+def test_a_dynamic_profile_due_for_an_update_is_pulled_and_applied(tmp_path):
+    """PullDynamicScheduleUpdate (K, dynamic profiles): the answer's scheduleUpdate replaces the
+    period's values and goes to the firmware at once."""
+    from ocpp_link.station import PULL_RETRY_S
+
+    site = SiteStub()
+    st = make_station(tmp_path, "ws://127.0.0.1:9", site)
+    calls = []
+
+    class Link:
+        async def call_raw(self, action, payload, timeout_s):
+            if action != "PullDynamicScheduleUpdate":
+                return {}
+            calls.append((action, payload))
+            return {"status": "Accepted", "scheduleUpdate": {"setpoint": -3000.0, "limit": 5000.0,
+                                                             "dischargeLimit": -4000.0}}
+
+    async def main():
+        site.tick()
+        st.step(1000.0)  # the transaction starts
+        tx = st.tx["id"]
+        prof = {"id": 5, "stack_level": 1, "charging_profile_purpose": "TxProfile",
+                "charging_profile_kind": "Dynamic", "transaction_id": tx, "dyn_update_interval": 30,
+                "charging_schedule": [{"id": 5, "charging_rate_unit": "W", "charging_schedule_period": [
+                    {"start_period": 0, "operation_mode": "CentralSetpoint", "setpoint": -1000.0}]}]}
+        assert st.profiles.set(1, prof, 1000.0, tx)[0] == "Accepted"
+        st.cp, st.accepted = Link(), True
+        st.step(1010.0)  # not due yet
+        await asyncio.sleep(0)
+        assert calls == []
+        st.step(1031.0)  # the interval ran out
+        await asyncio.sleep(0.05)
+        st.step(1031.5)
+        await asyncio.sleep(0.05)
+        st.step(1031.0 + PULL_RETRY_S / 2)  # updated: not pulled again
+        await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    assert calls == [("PullDynamicScheduleUpdate", {"chargingProfileId": 5})]
+    mode = site.last("EMS_ModeRequest")
+    assert mode["ModeReq"] == 3 and mode["SetpointPower"] == -3000
+    assert site.last("EMS_PowerLimit")["MaxDischargePower"] == 4000
