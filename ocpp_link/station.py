@@ -103,7 +103,7 @@ class Station:
     def __init__(self, station_id, url, bus, data_dir, rated_charge_w, rated_discharge_w, password=None,
                  security_profile=None, ca_file=None, cert_file=None, key_file=None, clock=time.time,
                  log=print, quiet=False, vendor="v2x-gateway", model="V2X home gateway", dm_overrides=None,
-                 nominal_voltage_v=230.0, phases=3, fsync=True):
+                 nominal_voltage_v=230.0, phases=3, fsync=True, server_hostname=None):
         from ocpp_link.offline_queue import OfflineQueue
 
         if not station_id or "/" in station_id:
@@ -126,6 +126,7 @@ class Station:
         self.password = password
         self.security_profile = security_profile
         self.ca_file, self.cert_file, self.key_file = ca_file, cert_file, key_file
+        self.server_hostname = server_hostname  # the name the platform's certificate must carry, if not the URL's
         self.clock = clock
         self.log = log
         self.quiet = quiet
@@ -520,8 +521,11 @@ class Station:
             await asyncio.sleep(period_s)
 
     # ------------------------------------------------------------------ the platform link
+    def _ssl_on(self):
+        return self.url.startswith("wss://")
+
     def _ssl(self):
-        if not self.url.startswith("wss://"):
+        if not self._ssl_on():
             return None
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
         if self.security_profile == 3:
@@ -548,8 +552,9 @@ class Station:
         attempt = 0
         while not stop.is_set():
             try:
+                kw = {"server_hostname": self.server_hostname} if self.server_hostname and self._ssl_on() else {}
                 async with connect(self.url, subprotocols=["ocpp2.1"], additional_headers=self._headers(),
-                                   ssl=self._ssl(), open_timeout=self._timeout(), ping_interval=None) as ws:
+                                   ssl=self._ssl(), open_timeout=self._timeout(), ping_interval=None, **kw) as ws:
                     attempt = 0
                     await self._session(ws, stop)
             except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException, CallErrorAnswer,

@@ -49,7 +49,8 @@ def make_station(args, bus, cfg, clock=None, log=print, data_dir=None):
     charge_w, discharge_w = ratings(cfg)
     return Station(args.id, args.csms, bus, data_dir or args.data, charge_w, discharge_w,
                    password=args.password, security_profile=args.security_profile, ca_file=args.ca,
-                   cert_file=args.cert, key_file=args.key, clock=clock or time.time, log=log,
+                   cert_file=args.cert, key_file=args.key, server_hostname=args.tls_server_name,
+                   clock=clock or time.time, log=log,
                    quiet=args.quiet, dm_overrides=parse_sets(args.set),
                    nominal_voltage_v=cfg["site"]["nominal_voltage_v"], phases=cfg["site"]["phases"])
 
@@ -65,6 +66,8 @@ def add_station_options(p, prefix=""):
     p.add_argument("--%sca" % prefix, dest="ca", help="CA certificates (PEM) the platform's TLS certificate is checked against")
     p.add_argument("--%scert" % prefix, dest="cert", help="station certificate chain (PEM, profile 3)")
     p.add_argument("--%skey" % prefix, dest="key", help="station private key (PEM, profile 3)")
+    p.add_argument("--%stls-server-name" % prefix, dest="tls_server_name", metavar="NAME",
+                   help="the name the platform's certificate must carry when the URL names it otherwise (an IP)")
     p.add_argument("--%sdata" % prefix, dest="data", default=None if prefix else "ocpp-data",
                    help="folder of the offline queue, the station state and the device model "
                         "(default %s)" % ("a temporary folder" if prefix else "ocpp-data"))

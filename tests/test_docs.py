@@ -45,7 +45,7 @@ def test_readme_module_table_names_existing_files():
         cell = row.split("|")[1]
         first = None
         for name in re.findall(r"`([^`]+)`", cell):
-            if name.split("/")[0] in ("controller", "hil", "tools", "energy", "board", "dbc", "docs", "tests"):
+            if name.split("/")[0] in ("controller", "hil", "tools", "energy", "ocpp_link", "board", "dbc", "docs", "tests"):
                 first = name
                 path = ROOT / name
             else:  # a sibling of the row's first path

@@ -430,3 +430,57 @@ def test_a_dynamic_profile_due_for_an_update_is_pulled_and_applied(tmp_path):
     mode = site.last("EMS_ModeRequest")
     assert mode["ModeReq"] == 3 and mode["SetpointPower"] == -3000
     assert site.last("EMS_PowerLimit")["MaxDischargePower"] == 4000
+
+
+@pytest.mark.parametrize("profile", [1, 2, 3])
+def test_security_profiles_connect_with_their_credentials_and_not_without(tmp_path, profile):
+    """Profile 1: Basic auth over ws; 2: Basic auth over TLS, the platform checked against the CA;
+    3: TLS with the station's client certificate (the project's test PKI, tools/pki.py)."""
+    from ocpp_link.csms import Csms
+    from tools import csms_cli, pki
+
+    p = pki.make_test_pki(str(tmp_path / "pki"), curve="secp256r1")
+    password = "a-password-of-16+"
+    server_kw = {}
+    if profile in (1, 2):
+        server_kw["basic_auth"] = {"gw1": password}
+    if profile >= 2:
+        server_kw["ssl_context"] = csms_cli._ssl_context(p["secc_chain"], p["secc_key"],
+                                                         p["oem_root_cert"] if profile == 3 else None)
+
+    def station_kw(right):
+        kw = {"security_profile": profile}
+        if profile in (1, 2):
+            kw["password"] = password if right else "not-the-password-x"
+        if profile >= 2:
+            kw.update(ca_file=p["v2g_root_cert"], server_hostname="secc.v2x.test")
+        if profile == 3:
+            kw.update(cert_file=p["ev_chain"] if right else p["secc_chain"], key_file=p["ev_key"] if right else p["secc_key"])
+        return kw
+
+    async def main():
+        csms = Csms(port=0, quiet=True, log=lambda *a: None, **server_kw)
+        await csms.start()
+        out = {}
+        for right in (False, True):
+            site = SiteStub()
+            stop = asyncio.Event()
+            st = make_station(tmp_path / str(right), csms.url, site, **station_kw(right))
+            feeder = asyncio.ensure_future(_feed(site, stop))
+            run = asyncio.ensure_future(st.run(stop))
+            try:
+                await csms.wait_connected("gw1", 6)
+                await csms.wait_for(lambda r: r["action"] == "BootNotification", 6)
+                out[right] = True
+            except asyncio.TimeoutError:
+                out[right] = False
+            out[(right, "failures")] = st.counters["connection_failures"]
+            stop.set()
+            await run
+            feeder.cancel()
+        await csms.stop()
+        return out
+
+    out = asyncio.run(main())
+    assert out[True] is True
+    assert out[False] is False and out[(False, "failures")] >= 1
