@@ -80,6 +80,39 @@ async def _feed(site, stop, period_s=0.1):
         await asyncio.sleep(period_s)
 
 
+class Running:
+    """A platform (the small CSMS) and a station on a SiteStub, both running: `async with
+    Running(tmp_path) as r:` gives r.csms, r.site, r.station; leaving stops them in order."""
+
+    def __init__(self, tmp_path, **station_kw):
+        self.tmp_path = tmp_path
+        self.kw = station_kw
+
+    async def __aenter__(self):
+        from ocpp_link.csms import Csms
+
+        self.csms = Csms(port=0, quiet=True, log=lambda *a: None)
+        await self.csms.start()
+        self.site = SiteStub()
+        self.stop = asyncio.Event()
+        self.feeder = asyncio.ensure_future(_feed(self.site, self.stop))
+        self.station = make_station(self.tmp_path, self.csms.url, self.site, **self.kw)
+        self.run = asyncio.ensure_future(self.station.run(self.stop))
+        return self
+
+    async def started_tx(self):
+        """The transaction id of the TransactionEvent Started the platform received."""
+        rec = await self.csms.wait_for(lambda r: r["action"] == "TransactionEvent"
+                                       and r["payload"]["eventType"] == "Started", 20)
+        return rec["payload"]["transactionInfo"]["transactionId"]
+
+    async def __aexit__(self, *exc):
+        self.stop.set()
+        await self.run
+        self.feeder.cancel()
+        await self.csms.stop()
+
+
 def _tx_events(csms):
     return [r["payload"] for r in csms.received if r["action"] == "TransactionEvent"]
 
@@ -170,18 +203,11 @@ def test_offline_without_loss_and_across_a_station_power_cut(tmp_path):
 
 
 def test_profiles_become_bus_commands_and_lapse_when_cleared(tmp_path):
-    from ocpp_link.csms import Csms
-
     async def main():
-        csms = Csms(port=0, quiet=True, log=lambda *a: None)
-        await csms.start()
-        site = SiteStub()
-        stop = asyncio.Event()
-        feeder = asyncio.ensure_future(_feed(site, stop))
-        st = make_station(tmp_path, csms.url, site)
-        run = asyncio.ensure_future(st.run(stop))
-        rec = await csms.wait_for(lambda r: r["action"] == "TransactionEvent" and r["payload"]["eventType"] == "Started", 20)
-        tx = rec["payload"]["transactionInfo"]["transactionId"]
+        async with Running(tmp_path) as r:
+            return await steps(r.csms, r.site, await r.started_tx())
+
+    async def steps(csms, site, tx):
         out = {}
 
         def prof(pid, level, period, purpose="TxProfile", evse=1):
@@ -215,10 +241,6 @@ def test_profiles_become_bus_commands_and_lapse_when_cleared(tmp_path):
         n = len(site.sent)
         await asyncio.sleep(1.5)
         out["after_clear"] = [name for _, name, _ in site.sent[n:]]
-        stop.set()
-        await run
-        feeder.cancel()
-        await csms.stop()
         return out
 
     out = asyncio.run(main())
@@ -238,16 +260,13 @@ def test_profiles_become_bus_commands_and_lapse_when_cleared(tmp_path):
 
 
 def test_bad_input_from_the_platform_is_answered_counted_and_survived(tmp_path):
-    from ocpp_link.csms import Csms
 
     async def main():
-        csms = Csms(port=0, quiet=True, log=lambda *a: None)
-        await csms.start()
-        site = SiteStub()
-        stop = asyncio.Event()
-        feeder = asyncio.ensure_future(_feed(site, stop))
-        st = make_station(tmp_path, csms.url, site)
-        run = asyncio.ensure_future(st.run(stop))
+        async with Running(tmp_path) as r:
+            out = await steps(r.csms, r.site)
+        return out, r.station
+
+    async def steps(csms, site):
         await csms.wait_connected("gw1", 20)
         await csms.wait_for(lambda r: r["action"] == "StatusNotification", 20)
         link = csms.connected["gw1"]
@@ -278,12 +297,7 @@ def test_bad_input_from_the_platform_is_answered_counted_and_survived(tmp_path):
                                                                                         "pctMaxDischargePower": 50}})
         await asyncio.sleep(1.5)
         out["lim"] = site.last("EMS_PowerLimit")
-        answers = [r for r in csms.received]
-        stop.set()
-        await run
-        feeder.cancel()
-        await csms.stop()
-        return out, st
+        return out
 
     out, st = asyncio.run(main())
     c = st.counters
@@ -335,17 +349,13 @@ def test_ocpp_command_exits_2_naming_the_option(tmp_path, capsys):
 
 
 def test_device_model_reports_and_triggers_over_the_wire(tmp_path):
-    from ocpp_link.csms import Csms
 
     async def main():
-        csms = Csms(port=0, quiet=True, log=lambda *a: None)
-        await csms.start()
-        site = SiteStub()
-        stop = asyncio.Event()
-        feeder = asyncio.ensure_future(_feed(site, stop))
-        st = make_station(tmp_path, csms.url, site)
-        run = asyncio.ensure_future(st.run(stop))
-        await csms.wait_for(lambda r: r["action"] == "TransactionEvent" and r["payload"]["eventType"] == "Started", 20)
+        async with Running(tmp_path) as r:
+            await r.started_tx()
+            return await steps(r.csms, r.station)
+
+    async def steps(csms, st):
         out = {}
         out["base"] = await csms.call("gw1", "GetBaseReport", {"requestId": 7, "reportBase": "FullInventory"})
         out["reports"] = [await csms.wait_for(lambda r: r["action"] == "NotifyReport" and not r["payload"]["tbc"], 10)]
@@ -362,10 +372,6 @@ def test_device_model_reports_and_triggers_over_the_wire(tmp_path):
         out["interval"] = st._tx_interval()
         out["all_reports"] = [r["payload"] for r in csms.received
                               if r["action"] == "NotifyReport" and r["payload"]["requestId"] == 7]
-        stop.set()
-        await run
-        feeder.cancel()
-        await csms.stop()
         return out
 
     out = asyncio.run(main())

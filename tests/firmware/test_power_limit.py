@@ -9,19 +9,11 @@ from controller.control import limits
 from controller.control.external_limit import ExternalLimit
 from controller.control.gateway import Gateway
 from sitebus import Site
+from test_limits import Lcg
 
 EFF = 0.97
 
 
-class Lcg:
-    """Deterministic pseudo-random numbers without the random module."""
-
-    def __init__(self, seed):
-        self.s = seed
-
-    def uniform(self, lo, hi):
-        self.s = (self.s * 1103515245 + 12345) & 0x7FFFFFFF
-        return lo + (hi - lo) * self.s / 0x7FFFFFFF
 
 
 def _arb(**site):
