@@ -93,11 +93,13 @@ class DerControls:
                 if (is_default is None or d == is_default) and (control_type is None or t == control_type)
                 and (control_id is None or cid == control_id)]
 
-    def report(self, request_id, found):
-        """ReportDERControl payload (camelCase) for matching() results."""
+    def report(self, request_id, found, now_s):
+        """ReportDERControl payload (camelCase) for matching() results; isSuperseded: not the
+        control in force at now_s."""
         from ocpp.charge_point import snake_to_camel_case
 
-        best = self._in_force_id(None)
+        act = self._active(now_s)
+        best = act[0][2] if act else None
         items = [{"id": cid, "isDefault": d, "isSuperseded": cid != best,
                   "limitMaxDischarge": snake_to_camel_case(s)} for cid, d, t, s in found]
         return {"requestId": request_id, "limitMaxDischarge": items} if items else {"requestId": request_id}
@@ -112,12 +114,6 @@ class DerControls:
                 continue
             out.append((s.get("priority", 0), d, cid, s))  # a non-default control before a default one
         return sorted(out, key=lambda x: (x[0], x[1], x[2]))
-
-    def _in_force_id(self, now_s):
-        import time
-
-        act = self._active(time.time() if now_s is None else now_s)
-        return act[0][2] if act else None
 
     def discharge_limit_w(self, now_s):
         """The discharge limit (W, magnitude) in force, or None: the control of the highest

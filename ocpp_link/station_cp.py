@@ -253,7 +253,8 @@ class StationCP(ChargePoint):
     async def after_get_der_control(self, request_id, **_):
         found = getattr(self, "_der_found", [])
         if found:
-            await self.station._call_quiet("ReportDERControl", self.station.der.report(request_id, found))
+            await self.station._call_quiet("ReportDERControl", self.station.der.report(request_id, found,
+                                                                                    self.station.clock()))
 
     @on(Action.clear_der_control)
     def on_clear_der_control(self, is_default, control_type=None, control_id=None, **_):
