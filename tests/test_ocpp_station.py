@@ -490,3 +490,37 @@ def test_security_profiles_connect_with_their_credentials_and_not_without(tmp_pa
     out = asyncio.run(main())
     assert out[True] is True
     assert out[False] is False and out[(False, "failures")] >= 1
+
+
+def test_a_platform_that_stalls_is_left_and_nothing_queued_is_lost(tmp_path):
+    """A platform that takes the connection but never answers (stalls): after MessageTimeout the
+    station drops the connection and tries again; the transaction's events stay queued."""
+    from websockets.asyncio.server import serve
+
+    frames = []
+
+    async def silent(ws):
+        async for msg in ws:
+            frames.append(msg)
+
+    async def main():
+        async with serve(silent, "127.0.0.1", 0, subprotocols=["ocpp2.1"]) as server:
+            port = server.sockets[0].getsockname()[1]
+            site = SiteStub()
+            stop = asyncio.Event()
+            feeder = asyncio.ensure_future(_feed(site, stop))
+            st = make_station(tmp_path, "ws://127.0.0.1:%d" % port, site,
+                              sets={"OCPPCommCtrlr.MessageTimeout[Default]": "1"})
+            run = asyncio.ensure_future(st.run(stop))
+            await asyncio.sleep(5.0)
+            stop.set()
+            await run
+            feeder.cancel()
+            return st
+
+    st = asyncio.run(main())
+    assert st.counters["calls_timed_out"] >= 2  # a BootNotification per connection, unanswered
+    assert st.counters["connection_failures"] >= 2
+    assert sum('"BootNotification"' in f for f in frames) >= 2
+    assert len(st.queue) >= 2  # the transaction's Started and more, still there for a platform that answers
+    assert st.queue.head()[2]["eventType"] == "Started"
