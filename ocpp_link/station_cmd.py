@@ -88,6 +88,10 @@ def cmd_ocpp(args):
     kw = {"interface": args.interface, "channel": args.channel}
     if args.interface == "socketcand":
         kw.update(host=args.host, port=args.port)
+        import logging
+
+        # python-can warns of every frame split across two TCP reads: normal on a socket, noise here
+        logging.getLogger("can.interfaces.socketcand.socketcand").setLevel(logging.ERROR)
     from ocpp_link.offline_queue import QueueError
 
     try:

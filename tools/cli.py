@@ -159,7 +159,7 @@ def cmd_hil_serve(args):
         report, rec = run_realtime(sc, lambda: can.Bus(interface="virtual", channel=channel),
                                    with_controller=not args.no_controller, log_path=args.log, wait_controller_s=wait,
                                    setup_controller=setup, stop=stop, on_event=live, trace_path=args.trace,
-                                   ems_external=station is not None)
+                                   ems_external=station is not None or args.external_ems)
     except TimeoutError as e:
         if stop.is_set():
             return 0  # stopped while still waiting for the external controller
@@ -352,6 +352,9 @@ def build_parser():
     s.add_argument("--log")
     s.add_argument("--trace", metavar="CSV", help="the run's time series, as for hil run")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--external-ems", action="store_true",
+                   help="leave the mode requests to an energy manager on the bus (v2xgw ocpp, v2xgw energy manager): "
+                        "the scenario's mode is not sent")
     s.add_argument("--ocpp", metavar="URL", help="connect the site's charging station (OCPP 2.1) to the platform at URL; "
                                                 "it then sends the mode requests instead of the scenario's mode")
     from ocpp_link.station_cmd import add_station_options
