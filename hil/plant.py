@@ -402,6 +402,9 @@ class Site:
                 self.max_discharge_w = float(ev["max_discharge_kw"]) * 1000.0
             if "min_soc" in ev:
                 self.min_soc = float(ev["min_soc"])
+            self._dc_lim_changed = self.t_s
+            self._truth.i_dc_limit_changed_s = self.t_s
+            self.notify = True
         elif kind == "ev_session":
             # the EV leaves (or comes back): while away it takes and gives nothing, which it
             # announces as zero limits with SessionActive 0; it returns with the limits it left with
