@@ -164,6 +164,15 @@ class StationThread:
         if self.loop is not None and self._stop is not None:
             self.loop.call_soon_threadsafe(self._stop.set)
         self.thread.join(timeout_s)
+        st = self.station
+        self.report = {"url": st.url, "counters": dict(st.counters), "queued": len(st.queue),
+                       "error": None if self.error is None else str(self.error)}
+        self.summary = summary(st)
+        st.queue.close()
+        if getattr(self, "tmp_dir", None):
+            import shutil
+
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
 
 def start_for_hil(args, channel, cfg, log):
@@ -173,8 +182,13 @@ def start_for_hil(args, channel, cfg, log):
 
     data = args.data or tempfile.mkdtemp(prefix="ocpp-")
     bus = can.Bus(interface="virtual", channel=channel, receive_own_messages=False)
-    st = make_station(args, bus, cfg, log=log, data_dir=data)
+    try:
+        st = make_station(args, bus, cfg, log=log, data_dir=data)
+    except Exception:
+        bus.shutdown()
+        raise
     t = StationThread(st)
+    t.tmp_dir = None if args.data else data  # removed after the run: nothing of it outlives a HIL run
     t.start()
     return t, bus
 

@@ -169,16 +169,12 @@ def cmd_hil_serve(args):
         hub.stop()
         bridge.shutdown()
         if station is not None:
-            station.stop()
+            station.stop()  # the queue is closed (and a temporary --ocpp-data removed) after its last count
             station_bus.shutdown()
     if station is not None:
-        from ocpp_link.station_cmd import summary
-
-        st = station.station
-        report["ocpp"] = {"url": st.url, "counters": dict(st.counters), "queued": len(st.queue),
-                          "error": None if station.error is None else str(station.error)}
+        report["ocpp"] = station.report
         if not args.quiet:
-            print("ocpp " + summary(st), flush=True)
+            print("ocpp " + station.summary, flush=True)
     _write_report(report, rec, args)
     if not args.quiet:
         _print_metrics(report)  # the events were printed as they came
