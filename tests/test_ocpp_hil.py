@@ -171,10 +171,11 @@ def test_platform_steers_a_hil_site_over_ocpp(tmp_path):
     assert {e["transactionInfo"]["transactionId"] for e in tx_events} == {out["tx"]}
     assert tx_events[0]["eventType"] == "Started"
     assert out["backup_event"]["eventData"][0]["actualValue"] == "true"
-    # P(f) acted on the rising frequency before the trip: a grid-support activation, reported
-    gs = [r["payload"]["eventData"][0] for r in csms.received if r["action"] == "NotifyEvent"
-          and r["payload"]["eventData"][0]["variable"]["name"] == "GridSupportActive"]
-    assert gs and gs[0]["actualValue"] == "true" and gs[0]["techInfo"] == "p_of_f"
+    # the LocalFrequency curve started the firmware's frequency service, and the trip ended it:
+    # grid-support activations, reported
+    gs = [(e["actualValue"], e["techInfo"]) for r in csms.received if r["action"] == "NotifyEvent"
+          for e in r["payload"]["eventData"] if e["variable"]["name"] == "GridSupportActive"]
+    assert gs[:2] == [("true", "freq_service"), ("false", "freq_service")]
     modes = [e["transactionInfo"].get("operationMode") for e in tx_events if e["triggerReason"] == "OperationModeChanged"]
     assert modes[:5] == ["CentralSetpoint", "Idle", "CentralSetpoint", "ExternalLimits", "LocalFrequency"]
     # the station's side of it, in the report
