@@ -11,19 +11,13 @@ import time
 
 import pytest
 
+from tools.firmware_heap import free_port
+
 PY = [sys.executable, "-m", "tools.cli"]
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_csms_hil_and_station_as_separate_processes(tmp_path):
-    csms_port, can_port = _free_port(), _free_port()
+    csms_port, can_port = free_port(), free_port()
     log = tmp_path / "csms.jsonl"
     procs = []
     try:

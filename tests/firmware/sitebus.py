@@ -105,3 +105,14 @@ class Site:
             if n == name:
                 v = d
         return v
+
+
+class CrcFlip:
+    """A port that breaks the CRC byte of what it sends (a transmission error)."""
+
+    def __init__(self, port):
+        self.port = port
+
+    def send(self, can_id, data):
+        data[7] ^= 0x5A
+        self.port.send(can_id, data)

@@ -6,7 +6,7 @@ from controller import config, events
 from controller.control import limits
 from controller.control.gateway import Gateway
 from controller.energy import schedule as sch
-from sitebus import Site
+from sitebus import CrcFlip, Site
 
 PERIOD = 100000  # us: 100 ms control periods keep these minutes of plan short to run
 PER_S = 10
@@ -39,22 +39,11 @@ def _plan(site, plan_id, slots, slot_s=10, elapsed=0, reserve=0, corrupt=None):
                   ReserveSoc=reserve)
     for i, (mode, w) in enumerate(slots):
         if i == corrupt:
-            site.dev.port = _Flip(site.dev.port)  # this frame as a transmission error leaves it
+            site.dev.port = CrcFlip(site.dev.port)  # this frame as a transmission error leaves it
             site.dev.send("EMS_PlanSlot", PlanId=plan_id, Index=i, Mode=mode, SetpointPower=w)
             site.dev.port = site.dev.port.port
         else:
             site.dev.send("EMS_PlanSlot", PlanId=plan_id, Index=i, Mode=mode, SetpointPower=w)
-
-
-class _Flip:
-    """A port that breaks the CRC byte of what it sends."""
-
-    def __init__(self, port):
-        self.port = port
-
-    def send(self, can_id, data):
-        data[7] ^= 0x5A
-        self.port.send(can_id, data)
 
 
 def _codes(seen, code):

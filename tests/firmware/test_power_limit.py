@@ -8,12 +8,10 @@ from controller.bus import candb
 from controller.control import limits
 from controller.control.external_limit import ExternalLimit
 from controller.control.gateway import Gateway
-from sitebus import Site
+from sitebus import CrcFlip, Site
 from test_limits import Lcg
 
 EFF = 0.97
-
-
 
 
 def _arb(**site):
@@ -199,17 +197,6 @@ def _limit(site, charge_w=32000, discharge_w=32000, valid_s=10):
     return site.dev.send("EMS_PowerLimit", MaxChargePower=charge_w, MaxDischargePower=discharge_w, ValidFor=valid_s)
 
 
-class _Flip:
-    """A port that breaks the CRC byte of what it sends (a transmission error)."""
-
-    def __init__(self, port):
-        self.port = port
-
-    def send(self, can_id, data):
-        data[7] ^= 0x5A
-        self.port.send(can_id, data)
-
-
 def test_limit_taken_on_the_fast_path_and_reported():
     gw, site, seen = _gw()
     t = _run(gw, site, 0, 1)
@@ -267,7 +254,7 @@ def test_refused_frames_counted_and_the_limit_in_force_stays():
     assert gw.p_cmd == -2061 and gw.refused_total == 0
     fid = candb.ID_EMS_PowerLimit
     # a cancel broken on the bus (CRC)
-    site.dev.port = _Flip(site.dev.port)
+    site.dev.port = CrcFlip(site.dev.port)
     _limit(site, discharge_w=2000, valid_s=0)
     site.dev.port = site.dev.port.port
     gw.poll(t)
