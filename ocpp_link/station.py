@@ -52,7 +52,6 @@ import asyncio
 import base64
 import collections
 import datetime
-import json
 import math
 import os
 import random
@@ -168,7 +167,6 @@ class Station:
         self.rated_discharge_w = float(rated_discharge_w)
         self.tx = st.get("tx")  # {"id", "seq", "start_s", "state", "mode"} of the running transaction, or None
         self.cp = None  # the connection's ChargePoint while connected
-        self.connected = asyncio.Event()
         self.accepted = False  # BootNotification accepted on this connection
         self.offline_since = self.clock()  # offline until the first connection is accepted
         self.heartbeat_s = 60
@@ -180,7 +178,6 @@ class Station:
         self._cmd_next = 0.0
         self._mv_next = None
         self._state_saved = 0.0
-        self._status = None  # connector status sent
         self._status_sent = None
         self._alarm = None  # (controlType, fault) of the trip alarm in force
         self._wake = None
@@ -188,11 +185,9 @@ class Station:
         self._needs_sent = False
         self._in_backup = False
         self._pull_next = {}  # dynamic profile id -> when it may be pulled again
-        self.lines = collections.deque(maxlen=200)
 
     # ------------------------------------------------------------------ helpers
     def say(self, line):
-        self.lines.append(line)
         if not self.quiet:
             self.log("%s %s" % (utc_text(self.clock())[11:19], line))
 
@@ -564,7 +559,6 @@ class Station:
             finally:
                 self.cp = None
                 self.accepted = False
-                self.connected.clear()
                 if self.offline_since is None:
                     self.offline_since = self.clock()
             if stop.is_set():
@@ -588,7 +582,6 @@ class Station:
         try:
             await self._boot(cp, reader)
             self.accepted = True
-            self.connected.set()
             if self.offline_since is not None:
                 self.offline_since = None
             self.say("connected to %s" % self.url)

@@ -8,8 +8,6 @@ refuses, an unreadable --config); exit 1 when the bus cannot be opened.
 """
 
 import asyncio
-import json
-import os
 import sys
 import tempfile
 import threading
@@ -131,9 +129,11 @@ def cmd_ocpp(args):
 def summary(st):
     c = st.counters
     return ("%d transaction events, %d delivered, %d in the queue; %d calls received (%d refused as a flood, "
-            "%d not served); %d malformed frames; %d connection failures" % (
+            "%d not served); %d malformed frames; %d connection failures; %d bus frames refused, %d gateway "
+            "events lost" % (
                 c["tx_events"], c["delivered"], len(st.queue), c["calls_received"], c["calls_refused_flood"],
-                c["calls_not_served"], c["malformed_frames"], c["connection_failures"]))
+                c["calls_not_served"], c["malformed_frames"], c["connection_failures"], st.site.rx_refused,
+                st.site.events_lost))
 
 
 class StationThread:
@@ -166,6 +166,7 @@ class StationThread:
         self.thread.join(timeout_s)
         st = self.station
         self.report = {"url": st.url, "counters": dict(st.counters), "queued": len(st.queue),
+                       "bus_frames_refused": st.site.rx_refused, "gateway_events_lost": st.site.events_lost,
                        "error": None if self.error is None else str(self.error)}
         self.summary = summary(st)
         st.queue.close()

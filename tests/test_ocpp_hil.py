@@ -48,8 +48,6 @@ def _is_tx(rec, event_type=None):
 
 async def platform(csms, out):
     """The charging platform's side of the run; every figure it sees goes into `out`."""
-    from ocpp_link.csms import Csms  # noqa: F401  (the class of csms)
-
     await csms.wait_connected("gw1", 30)
     started = await csms.wait_for(lambda r: _is_tx(r, "Started"), 30)
     tx = started["payload"]["transactionInfo"]["transactionId"]
