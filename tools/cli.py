@@ -89,6 +89,18 @@ def _hostport(s):
     return host.strip("[]"), int(port)
 
 
+class _OuterBus:
+    """hil serve --interface: the bridge to the external bus, stopped like the socketcand hub."""
+
+    def __init__(self, bridge, bus):
+        self.bridge = bridge
+        self.bus = bus
+
+    def stop(self):
+        self.bridge.stop()
+        self.bus.shutdown()
+
+
 def cmd_hil_serve(args):
     import signal
     import threading
@@ -116,12 +128,24 @@ def cmd_hil_serve(args):
 
         with open(args.write_config, "w") as f:
             json.dump(controller_config(sc), f, indent=2)
-    host, port = args.socketcand
     channel = "hil-serve"
     bridge = can.Bus(interface="virtual", channel=channel)
-    hub = SocketcandHub(host, port, channel=args.channel, bus=bridge)
-    hub.start()
-    print(f"socketcand hub on {hub.address[0]}:{hub.address[1]} channel {args.channel}", flush=True)
+    if args.interface:
+        from hil.bus_bridge import BusBridge
+
+        try:  # a rig's bus: socketcan on vcan0 or can0, or any python-can interface
+            outer = can.Bus(interface=args.interface, channel=args.channel)
+        except (can.CanError, OSError, ValueError, ImportError, NotImplementedError) as e:
+            bridge.shutdown()
+            print(f"error: cannot open the bus {args.interface} {args.channel}: {e}", file=sys.stderr)
+            return 1
+        hub = _OuterBus(BusBridge(bridge, outer).start(), outer)
+        print(f"site on {args.interface} {args.channel}", flush=True)
+    else:
+        host, port = args.socketcand
+        hub = SocketcandHub(host, port, channel=args.channel, bus=bridge)
+        hub.start()
+        print(f"socketcand hub on {hub.address[0]}:{hub.address[1]} channel {args.channel}", flush=True)
     if not args.quiet:
         print(f"scenario {sc['name']}", flush=True)
     # SIGTERM or Ctrl-C end the run like --duration does: the report is still written
@@ -334,8 +358,14 @@ def build_parser():
     r.set_defaults(func=cmd_hil_run)
     s = hsub.add_parser("serve", help="run the site (and the controller) in real time behind a socketcand server")
     s.add_argument("scenario", nargs="?")
-    s.add_argument("--socketcand", type=_hostport, required=True, metavar="HOST:PORT")
-    s.add_argument("--channel", default="vcan0", help="socketcand channel name (default vcan0)")
+    where = s.add_mutually_exclusive_group(required=True)
+    where.add_argument("--socketcand", type=_hostport, metavar="HOST:PORT",
+                       help="serve the site's bus over the socketcand protocol here")
+    where.add_argument("--interface", metavar="NAME",
+                       help="put the site on this python-can interface (socketcan for vcan0/can0 on a rig, pcan, "
+                            "kvaser, virtual, ...), on --channel")
+    s.add_argument("--channel", default="vcan0",
+                   help="socketcand channel name, or the --interface channel (default vcan0)")
     s.add_argument("--no-controller", action="store_true", help="leave control to an external controller on the bus")
     s.add_argument("--no-diagnostics", action="store_true",
                    help="no UDS server (by default the in-process controller answers UDS on 0x7E0/0x7E8/0x7DF)")
