@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 EXIT_INVALID = 2
@@ -205,6 +206,53 @@ def cmd_hil_serve(args):
     return 0
 
 
+def cmd_hil_campaign(args):
+    import time
+
+    from hil import campaign
+
+    files = campaign.collect(args.paths)
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        return _fail(f"{missing[0]}: no such file or folder")
+    if not files:
+        return _fail("no scenario files in " + ", ".join(args.paths))
+    if args.workers is not None and args.workers < 1:
+        return _fail(f"--workers: must be >= 1, not {args.workers}")
+    try:
+        loaded = campaign.load_all(files)
+    except campaign.CampaignError as e:
+        return _fail(str(e))
+    show = sys.stdout.isatty() and not args.quiet
+
+    def progress(done, total, row):
+        if show:
+            print(f"\r{done}/{total} {row['name'][:40]:40s}", end="", flush=True)
+
+    t0 = time.perf_counter()
+    try:
+        rows = campaign.run_campaign(loaded, args.out, workers=args.workers, progress=progress)
+    except campaign.CampaignError as e:
+        return _fail(str(e))
+    workers = args.workers or min(len(loaded), os.cpu_count() or 1)
+    summ = campaign.summary(rows, workers, time.perf_counter() - t0)
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump(summ, f, indent=2)
+        f.write("\n")
+    table = campaign.table_md(rows)
+    with open(os.path.join(args.out, "campaign.md"), "w") as f:
+        f.write(table)
+    if show:
+        print()
+    if not args.quiet:
+        print(table, end="")
+        print(f"{summ['passed']}/{summ['scenarios']} passed on {workers} worker(s) in {summ['wall_s']:.1f} s")
+        for r in rows:
+            if not r["passed"]:
+                print(f"replay: v2xgw hil run {r['scenario']} --report {r['name']}.json")
+    return 0 if summ["passed"] == summ["scenarios"] else 3
+
+
 def cmd_hil_matrix(args):
     from controller import config
     from hil import matrix
@@ -388,6 +436,13 @@ def build_parser():
     add_station_options(s, prefix="ocpp-")
     s.set_defaults(func=cmd_hil_serve)
 
+    cg = hsub.add_parser("campaign", help="run many scenario files in lockstep over worker processes: reports, "
+                                         "summary.json and a pass/fail table")
+    cg.add_argument("paths", nargs="+", metavar="SCENARIO_OR_DIR")
+    cg.add_argument("--out", default="campaign-out", help="folder for the reports, summary.json, campaign.md")
+    cg.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    cg.add_argument("--quiet", action="store_true", help="no progress, no table")
+    cg.set_defaults(func=cmd_hil_campaign)
     k = hsub.add_parser("soak", help="hours of plant time with random faults, checked against the site invariants")
     k.add_argument("--hours", type=float, required=True, help="plant hours in all")
     k.add_argument("--seed", type=int, default=0, help="same seed, same shards (default 0)")
@@ -451,8 +506,6 @@ def main(argv=None):
     try:
         return args.func(args)
     except BrokenPipeError:  # `v2xgw ... | head`: the reader left; not an error of ours
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
