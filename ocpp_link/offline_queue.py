@@ -352,12 +352,20 @@ class OfflineQueue:
         self._check()
         if self._pi >= len(self._pending):
             return None
-        recno, off, size = self._pending[self._pi]
+        return self._read(self._pending[self._pi])
+
+    def _read(self, entry):
+        recno, off, size = entry
         buf = os.pread(self._rfd, size, off)
         r = _parse_at(buf, 0, self.max_record)
         if r is None or r[0] != recno:
             raise QueueError("%s: record %d at offset %d no longer reads back valid" % (self._journal, recno, off))
         return r[0], r[1], r[2]
+
+    def pending(self):
+        """Every message not yet acknowledged, oldest first: [(recno, action, payload)]."""
+        self._check()
+        return [self._read(e) for e in self._pending[self._pi:]]
 
     def ack(self, recno):
         """The head was delivered (the platform answered): durable when this returns. Acking

@@ -166,6 +166,13 @@ class Station:
         self.rated_charge_w = float(rated_charge_w)
         self.rated_discharge_w = float(rated_discharge_w)
         self.tx = st.get("tx")  # {"id", "seq", "start_s", "state", "mode"} of the running transaction, or None
+        if self.tx is not None:
+            # a cut between a message's append and the state's save leaves the counter one behind
+            # the queue: the queue's own messages of this transaction are the authority
+            seqs = [p["seqNo"] for _, a, p in self.queue.pending()
+                    if a == "TransactionEvent" and p["transactionInfo"]["transactionId"] == self.tx["id"]]
+            if seqs and max(seqs) + 1 > self.tx["seq"]:
+                self.tx["seq"] = max(seqs) + 1
         self.cp = None  # the connection's ChargePoint while connected
         self.accepted = False  # BootNotification accepted on this connection
         self.offline_since = self.clock()  # offline until the first connection is accepted

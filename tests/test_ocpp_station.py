@@ -524,3 +524,22 @@ def test_a_platform_that_stalls_is_left_and_nothing_queued_is_lost(tmp_path):
     assert sum('"BootNotification"' in f for f in frames) >= 2
     assert len(st.queue) >= 2  # the transaction's Started and more, still there for a platform that answers
     assert st.queue.head()[2]["eventType"] == "Started"
+
+
+def test_a_cut_between_the_append_and_the_saved_counter_repeats_no_seqno(tmp_path):
+    """Power lost after a TransactionEvent was queued but before the station's state (with the
+    seqNo counter) was saved: the restarted station takes the next seqNo from the queue."""
+    site = SiteStub()
+    st = make_station(tmp_path, "ws://127.0.0.1:9", site)
+    site.tick()
+    st.step(1000.0)  # Started, seqNo 0, state saved
+    saved = st.queue.get_state("station")
+    st.site.p_batt_w = -3000.0
+    st.step(1001.0)  # ChargingStateChanged, seqNo 1 ...
+    st.queue.put_state("station", saved)  # ... but the state on disk is the one before it
+    st.queue.close()
+    st2 = make_station(tmp_path, "ws://127.0.0.1:9", site)
+    site.tick()
+    st2.step(1002.0)  # TxResumed
+    seqs = [p["seqNo"] for _, a, p in st2.queue.pending() if a == "TransactionEvent"]
+    assert seqs == list(range(len(seqs))) and len(seqs) >= 3
