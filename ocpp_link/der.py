@@ -75,6 +75,16 @@ class DerControls:
             return "Rejected", "MissingParam", []
         if not 0.0 <= pct <= 100.0:
             return "Rejected", "ValueOutOfRange", []
+        # the schema's date-time format is not checked by the library's validator: a start
+        # that does not parse is refused here, never met later in the station's loop
+        if settings.get("start_time") is not None:
+            try:
+                _utc_s(settings["start_time"])
+            except (TypeError, ValueError):
+                return "Rejected", "InvalidValue", []
+        d = settings.get("duration")
+        if d is not None and not (isinstance(d, (int, float)) and d >= 0):
+            return "Rejected", "InvalidValue", []
         if control_id not in self.controls and len(self.controls) >= MAX_CONTROLS:
             return "Rejected", "OutOfStorage", []
         self.controls[control_id] = (bool(is_default), control_type, dict(settings))

@@ -24,7 +24,12 @@ def test_limit_max_discharge_is_the_only_control_a_platform_sets():
     assert d.set("c", "LimitMaxDischarge", False, {"priority": 1})[:2] == ("Rejected", "MissingParam")
     assert d.set("c", "LimitMaxDischarge", False, {"priority": 1, "pct_max_discharge_power": 120})[:2] == (
         "Rejected", "ValueOutOfRange")
+    bad_start = {"priority": 1, "pct_max_discharge_power": 10, "start_time": "tomorrow"}
+    assert d.set("d", "LimitMaxDischarge", False, bad_start)[:2] == ("Rejected", "InvalidValue")
+    assert d.set("d", "LimitMaxDischarge", False, {"priority": 1, "pct_max_discharge_power": 10,
+                                                   "duration": -5})[:2] == ("Rejected", "InvalidValue")
     assert list(d.controls) == ["a"]  # refusals store nothing
+    assert d.discharge_limit_w(T0) == pytest.approx(5500.0)
 
 
 def test_priority_window_and_clear():
