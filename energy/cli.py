@@ -10,7 +10,7 @@ import importlib
 import json
 
 COMMANDS = ("energy.prices_cmd", "energy.plan_cmd", "energy.autonomy_cmd", "energy.simulate_cmd",
-            "energy.settle_cmd", "energy.manager_cmd")
+            "energy.settle_cmd", "energy.manager_cmd", "energy.fleet_cmd")
 
 
 def add_parser(sub):
