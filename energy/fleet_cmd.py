@@ -95,6 +95,8 @@ def cmd_fleet(args):
         series = prices.load(args.prices, args.area)
         t0 = series.start_s if start_s is None else start_s
         t1 = series.end_s if end_s is None else end_s
+        if t1 - t0 < 86400:
+            return _refuse("--from/--to: the period must hold at least one day, found %.2f days" % ((t1 - t0) / 86400))
         spot = prices.slots(series, simulate.SLOT_S, t0, t1)
     except (prices.PriceError, fleet.FleetError) as e:
         return _refuse(str(e))
