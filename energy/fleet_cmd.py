@@ -78,6 +78,30 @@ def table(out):
     return lines
 
 
+def run(engine, seed, homes, area_t, t0, spot, show=None):
+    """Homes 0..homes-1 of `seed` on a started engine -> (Aggregate, rows sorted by id, wall s).
+    Holds the per-slot sums and one row per home, nothing per home per slot."""
+    from energy import fleet, simulate
+
+    workers = engine.workers or (engine.describe().get("workers") or os.cpu_count() or 1)
+    base = {"seed": seed, "area_tariffs": area_t, "start_s": t0, "spot": spot, "strategies": simulate.STRATEGIES}
+    items = [dict(base, ids=ids) for ids in _batches(homes, workers)]
+    agg = fleet.Aggregate(len(spot))
+    rows = []
+    t = time.perf_counter()
+    for _, res in engine.run(fleet.run_batch, items):
+        agg.add(res)
+        rows.extend(res["per_home"])
+        del res
+        if show:
+            show(agg.homes)
+    wall = time.perf_counter() - t
+    if show:
+        show.end()
+    rows.sort(key=lambda r: r["id"])
+    return agg, rows, wall
+
+
 def cmd_fleet(args):
     from energy import fleet, prices, simulate
     from energy.simulate_cmd import _date
@@ -114,24 +138,10 @@ def cmd_fleet(args):
     except ValueError as e:
         return _refuse(str(e))
     try:
-        workers = args.workers or (engine.describe().get("workers") or os.cpu_count() or 1)
-        base = {"seed": args.seed, "area_tariffs": area_t, "start_s": t0, "spot": spot,
-                "strategies": simulate.STRATEGIES}
-        items = [dict(base, ids=ids) for ids in _batches(args.homes, workers)]
-        agg = fleet.Aggregate(len(spot))
-        rows = []
-        show = _Progress(args.homes)
-        t = time.perf_counter()
-        for _, res in engine.run(fleet.run_batch, items):
-            agg.add(res)
-            rows.extend(res["per_home"])
-            show(agg.homes)
-        wall = time.perf_counter() - t
-        show.end()
+        agg, rows, wall = run(engine, args.seed, args.homes, area_t, t0, spot, _Progress(args.homes))
         described = engine.describe()
     finally:
         engine.close()
-    rows.sort(key=lambda r: r["id"])
     up, down = agg.up_w.tolist(), agg.down_w.tolist()
     sph = 3600 // simulate.SLOT_S
     out = {
