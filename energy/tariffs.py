@@ -161,8 +161,26 @@ def _feed_in_fields(w, rec):
 
 
 KNOWN_KEYS = {"name", "title", "area", "default_for_area", "country", "currency", "grid_company",
-              "customer", "eur_to_local", "eur_to_local_source", "std_offset_h", "dst", "vat",
-              "vat_source", "grid", "national", "feed_in", "notes"}
+              "customer", "customers", "customers_source", "eur_to_local", "eur_to_local_source",
+              "std_offset_h", "dst", "vat", "vat_source", "grid", "national", "feed_in", "notes"}
+
+
+def _customers(name, doc):
+    """The grid company's number of customers (metering points), or None when the file gives none.
+
+    It weighs the company when a simulated home's grid company is drawn among its area's tariffs,
+    so it must be a positive whole number and, like every figure, carry its source."""
+    if "customers" not in doc:
+        if "customers_source" in doc:
+            raise TariffError(f"{name}: customers", "missing (customers_source is given without the figure)")
+        return None
+    v = doc["customers"]
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise TariffError(f"{name}: customers", f"must be a positive whole number of customers, found {v!r}")
+    src = doc.get("customers_source")
+    if not isinstance(src, str) or not src.strip():
+        raise TariffError(f"{name}: customers_source", "the customers figure needs its source (a URL/title and date)")
+    return v
 
 
 class Tariff:
@@ -186,6 +204,8 @@ class Tariff:
         self.std_offset_h = _num(f"{name}: std_offset_h", doc.get("std_offset_h", 1), -12, 14)
         if self.std_offset_h != int(self.std_offset_h):  # the per-hour cache needs whole-hour local time
             raise TariffError(f"{name}: std_offset_h", "must be a whole number of hours")
+        self.grid_company = doc.get("grid_company")
+        self.customers = _customers(name, doc)
         self.dst = doc.get("dst", "EU")
         if self.dst not in ("EU", "none"):
             raise TariffError(f"{name}: dst", f"must be 'EU' or 'none', found {self.dst!r}")
@@ -292,6 +312,17 @@ def load_tariff(name_or_path):
     except (OSError, UnicodeDecodeError) as e:
         raise TariffError(name, f"cannot read: {e}") from None
     return Tariff(doc, name)
+
+
+def area_tariffs(area):
+    """[(name, customers)] of the shipped tariffs of a price area, sorted by name; customers is the
+    file's validated `customers` figure or None. A TariffError names a shipped file that does not load."""
+    out = []
+    for n in available():
+        t = load_tariff(n)
+        if t.area == area:
+            out.append((n, t.customers))
+    return out
 
 
 def default_tariff(area):

@@ -208,6 +208,18 @@ def test_cli_summary_and_per_slot_csv(tmp_path, capsys):
     assert rows[5].split(",")[0] == "2025-01-15T16:00:00Z" and float(rows[5].split(",")[3]) == 0.9751
 
 
+def test_cli_tariff_option_takes_every_shipped_name(tmp_path, capsys):
+    from tools.cli import main
+
+    path = _csv(tmp_path, _rows("DK1", "2025-01-15T15:00:00Z", 3, 60))
+    out = tmp_path / "slots.csv"
+    assert main(["energy", "prices", "--prices", path, "--tariff", "dk1-konstant", "--csv", str(out)]) == 0
+    assert "tariff dk1-konstant" in capsys.readouterr().out
+    # 17:00 CET is Konstant's winter peak hour (151-NT01T from 2025-10-01, stand-in for January 2025)
+    row = out.read_text().splitlines()[5].split(",")
+    assert row[0] == "2025-01-15T16:00:00Z" and float(row[3]) == 0.5811
+
+
 @pytest.mark.parametrize("case, argv_extra, match", [
     ("bad_file", ["--prices", "{bad}"], "bad timestamp"),
     ("unknown_tariff", ["--tariff", "dk7-none"], "no such tariff"),

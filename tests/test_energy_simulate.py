@@ -144,6 +144,17 @@ def test_bad_input_exit_2_naming_the_place(tmp_path, capsys):
     assert not (tmp_path / "o.json").exists()
 
 
+def test_site_tariff_names_a_non_default_grid_company(tmp_path, capsys):
+    # the site file's "tariff" picks any shipped tariff by name, e.g. Cerius in DK2
+    site = tmp_path / "site.json"
+    site.write_text(json.dumps({"tariff": "dk2-cerius"}))
+    out = tmp_path / "o.json"
+    assert _run(["--prices", str(PRICES / "dk2-2025.csv"), "--area", "DK2", "--site", str(site),
+                 "--from", "2025-11-03", "--to", "2025-11-05", "--json", str(out)]) == 0
+    assert "tariff dk2-cerius" in capsys.readouterr().out
+    assert json.loads(out.read_text())["tariff"] == "dk2-cerius"
+
+
 def test_long_trip_arrives_below_reserve_and_recovers_without_violation(tmp_path):
     site = tmp_path / "long.json"
     site.write_text(json.dumps({"use": {"trips": [{"days": ["saturday"], "depart": "08:00", "return": "20:00",

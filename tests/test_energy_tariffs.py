@@ -1,6 +1,7 @@
 """The tariff model: Danish local time by the EU rule, the time-of-use periods, the all-in
-formula, export <= import in every slot, the shipped tariffs covering the shipped prices, and
-bad tariff files refused naming the key."""
+formula, export <= import in every slot, the shipped tariffs covering the shipped prices, one
+default per area among its grid companies and their customer counts, a known hour of each added
+tariff against the hand computation, and bad tariff files refused naming the key."""
 
 import calendar
 import copy
@@ -103,13 +104,17 @@ def test_price_arrays_equal_the_per_instant_methods_and_export_never_exceeds_imp
 
 @pytest.mark.parametrize("area, fname", [("DK1", "dk1-2024.csv"), ("DK1", "dk1-2025.csv"),
                                          ("DK2", "dk2-2024.csv"), ("DK2", "dk2-2025.csv")])
-def test_the_default_tariffs_cover_every_shipped_price_interval(area, fname):
+def test_every_tariff_of_the_area_covers_every_shipped_price_interval(area, fname):
+    # the fleet simulation may draw any tariff of the area, not only the default, for these years
     s = prices.load(f"energy/data/prices/{fname}")
-    t = tariffs.load_tariff(tariffs.default_tariff(area))
-    assert t.area == area
-    imp, exp = tariffs.price_arrays(t, s.start_s, 900, prices.slots(s, 900))
-    assert len(imp) == (s.end_s - s.start_s) // 900
-    assert min(imp) > 0 and all(e <= i for e, i in zip(exp, imp))
+    names = [n for n, _c in tariffs.area_tariffs(area)]
+    assert tariffs.default_tariff(area) in names and len(names) >= 2
+    for name in names:
+        t = tariffs.load_tariff(name)
+        assert t.area == area
+        imp, exp = tariffs.price_arrays(t, s.start_s, 900, prices.slots(s, 900))
+        assert len(imp) == (s.end_s - s.start_s) // 900
+        assert min(imp) > 0 and all(e <= i for e, i in zip(exp, imp)), name
 
 
 def test_default_tariff_per_area():
@@ -117,6 +122,69 @@ def test_default_tariff_per_area():
     assert tariffs.default_tariff("DK2") == "dk2-radius"
     with pytest.raises(TariffError, match="no default tariff"):
         tariffs.default_tariff("SE3")
+
+
+# --- every shipped tariff, the areas' companies and their customers ---------------------------
+
+def _shipped(name):
+    with open(tariffs.tariff_path(name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("name", tariffs.available())
+def test_every_shipped_tariff_loads_with_its_company_and_customers(name):
+    t = tariffs.load_tariff(name)
+    doc = _shipped(name)
+    assert t.name == name == doc["name"] and name.startswith(t.area.lower() + "-")
+    assert t.grid_company and isinstance(t.customers, int) and t.customers > 0
+    assert doc["customers_source"].strip()
+    # every record of every table cites its source
+    assert all(r["source"].strip() for k in ("grid", "national", "feed_in") for r in doc[k])
+
+
+def test_each_area_has_exactly_one_default_and_the_companies_weighed_by_customers():
+    areas = {}
+    for name in tariffs.available():
+        doc = _shipped(name)
+        areas.setdefault(doc["area"], []).append(name)
+        assert isinstance(doc.get("default_for_area", False), bool)
+    assert set(areas) == {"DK1", "DK2"}
+    for area, names in areas.items():
+        defaults = [n for n in names if _shipped(n).get("default_for_area")]
+        assert defaults == [tariffs.default_tariff(area)], area
+        assert len({_shipped(n)["grid_company"] for n in names}) == len(names) >= 2  # one file per company
+    assert tariffs.area_tariffs("DK1") == [("dk1-konstant", 220000), ("dk1-n1", 800000)]
+    assert tariffs.area_tariffs("DK2") == [("dk2-cerius", 400000), ("dk2-radius", 1000000)]
+    assert tariffs.area_tariffs("SE3") == []
+
+
+# The all-in price of a known hour of each added tariff, by hand from the figures in its records:
+# (spot EUR/MWh x 7.46038 / 1000 + grid + transmission + system + elafgift) x 1.25, DKK/kWh.
+SPOT_DKK = 7.46038 / 1000
+NAT_2025 = 0.074 + 0.051 + 0.72    # Energinet 2024 values carried into 2025 (UNVERIFIED), elafgift 72.0 øre
+NAT_2026 = 0.043 + 0.072 + 0.008   # elpris.dk national charges 2026, elafgift 0.8 øre
+
+
+@pytest.mark.parametrize("name, utc, spot, grid, national", [
+    # Konstant 151-NT01T summer 2025 peak: 17:00 CEST
+    ("dk1-konstant", "2025-07-01T15:00:00Z", 100.0, 0.2518, NAT_2025),
+    # Konstant winter 2026 (from 2026-01-01) peak: 17:00 CET
+    ("dk1-konstant", "2026-01-15T16:00:00Z", 50.0, 0.5449, NAT_2026),
+    # Konstant C_FBTNTR_B summer 2026 high load: 21:00 CEST is high again
+    ("dk1-konstant", "2026-07-01T19:00:00Z", 0.0, 0.0908, NAT_2026),
+    # Cerius winter 2025/26 low load: 05:00 CET
+    ("dk2-cerius", "2025-11-04T04:00:00Z", 80.0, 0.1065, NAT_2025),
+    # Cerius summer 2026 high load: 21:00 CEST
+    ("dk2-cerius", "2026-07-01T19:00:00Z", 0.0, 0.1730, NAT_2026),
+    # Cerius winter 2026/27 peak: 18:00 CET
+    ("dk2-cerius", "2027-02-01T17:00:00Z", -20.0, 1.0380, 0.043 + 0.072 + 0.008),
+])
+def test_a_known_hour_of_each_added_tariff_equals_the_hand_computation(name, utc, spot, grid, national):
+    t = tariffs.load_tariff(name)
+    assert t.components(UTC(utc), spot)["grid"] == grid
+    assert t.import_dkk_per_kwh(UTC(utc), spot) == pytest.approx((spot * SPOT_DKK + grid + national) * 1.25)
+    # feed-in: grid company 0 (UNVERIFIED), Energinet 0.0046, supplier 0.02
+    assert t.export_dkk_per_kwh(UTC(utc), spot) == pytest.approx(spot * SPOT_DKK - 0.0246)
 
 
 def test_a_time_outside_the_tariff_is_an_error_naming_the_table(n1):
@@ -173,6 +241,15 @@ def _mut(fn):
      "t.json: feed_in[0].parts_dkk_per_kwh", "object"),
     ("bad_dst", _mut(lambda d: d.update(dst="US")), "t.json: dst", "EU"),
     ("empty_grid", _mut(lambda d: d.update(grid=[])), "t.json: grid", "non-empty"),
+    ("customers_text", _mut(lambda d: d.update(customers="1 million")), "t.json: customers", "positive whole"),
+    ("customers_zero", _mut(lambda d: d.update(customers=0)), "t.json: customers", "positive whole"),
+    ("customers_negative", _mut(lambda d: d.update(customers=-5)), "t.json: customers", "positive whole"),
+    ("customers_fraction", _mut(lambda d: d.update(customers=1.5e6)), "t.json: customers", "positive whole"),
+    ("customers_bool", _mut(lambda d: d.update(customers=True)), "t.json: customers", "positive whole"),
+    ("customers_no_source", _mut(lambda d: d.pop("customers_source")), "t.json: customers_source", "source"),
+    ("customers_blank_source", _mut(lambda d: d.update(customers_source=" ")), "t.json: customers_source",
+     "source"),
+    ("source_without_customers", _mut(lambda d: d.pop("customers")), "t.json: customers", "missing"),
 ])
 def test_bad_tariff_file_is_refused_naming_the_key(tmp_path, case, doc, where, match):
     with pytest.raises(TariffError, match=match) as e:
@@ -203,8 +280,16 @@ def test_a_tariff_for_another_country_is_just_data(tmp_path):
              feed_in=[dict(ValidFrom="2025-01-01", ValidTo="2026-01-01", parts_dkk_per_kwh={"x": 0.0},
                            source="test data")])
     t = tariffs.load_tariff(_write(tmp_path, d))
+    assert t.customers == 1000000  # inherited from the Radius file the example starts from
     # 2024-12-31T22:00Z is 00:00 local (UTC+2): covered; one hour earlier is not
     assert t.import_dkk_per_kwh(UTC("2024-12-31T22:00:00Z"), 0.0) == pytest.approx(0.07 * 1.255)
     with pytest.raises(TariffError):
         t.import_dkk_per_kwh(UTC("2024-12-31T21:00:00Z"), 0.0)
     copy.deepcopy(t.grid)  # records are plain data
+
+
+def test_customers_is_optional():
+    d = _doc()
+    d.pop("customers")
+    d.pop("customers_source")
+    assert tariffs.Tariff(d, "t.json").customers is None
