@@ -131,18 +131,14 @@ def _normalised(pairs):
 
 
 def area_tariffs(area):
-    """[(name, weight)] of the shipped tariffs of a price area, by name; weight = customers
-    where the file gives them, else 1. FleetError when the area has none."""
+    """[(name, weight)] of the shipped tariffs of a price area, by name; weight = the grid
+    company's customers where the file gives them, else 1. FleetError when the area has none."""
     from energy import tariffs
 
-    out = []
-    for name in sorted(tariffs.available()):
-        t = tariffs.load_tariff(name)
-        if t.area == area:
-            out.append((name, float(getattr(t, "customers", None) or 1)))
+    out = [(name, float(customers or 1)) for name, customers in tariffs.area_tariffs(area)]
     if not out:
-        raise FleetError("--area: no tariff for area %r (areas with tariffs: %s)"
-                         % (area, ", ".join(sorted(tariffs.load_tariff(n).area for n in tariffs.available()))))
+        known = sorted({tariffs.load_tariff(n).area for n in tariffs.available()})
+        raise FleetError("--area: no tariff for area %r (areas with tariffs: %s)" % (area, ", ".join(known)))
     return out
 
 

@@ -47,6 +47,8 @@ def test_the_drawn_homes_follow_the_documented_shares():
     assert 0.35 < share(lambda h: h["ev"]["capacity_kwh"] == 77.0) < 0.45
     kwh = sorted(h["household"]["annual_kwh"] for h in homes)
     assert 3600 < kwh[len(kwh) // 2] < 4400 and kwh[0] >= 1500 and kwh[-1] <= 9000
+    # the grid company by its customers: Konstant 220 000 of N1's and Konstant's 1 020 000
+    assert 0.17 < share(lambda h: h["tariff"] == "dk1-konstant") < 0.27
     for h in homes:
         assert h["use"]["departure_soc"] >= h["reserve_soc"]
         assert tariffs.load_tariff(h["tariff"]).area == "DK1"
