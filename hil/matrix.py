@@ -17,7 +17,6 @@ does not need; what is kept is the grid of operating points and the 2 s limit.
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 
 LEVELS = (100, 66, 33)
 REACTIVE_MISMATCH = tuple(range(-5, 6))
@@ -71,15 +70,23 @@ def _run_case(item):
             "home_interruption_ms": m["home_interruption_ms"]}
 
 
-def run_matrix(grid_code="EN50549-1", f_nom=50.0, workers=None, grid_support="off"):
+def run_matrix(grid_code="EN50549-1", f_nom=50.0, workers=None, grid_support="off", engine=None, progress=None):
+    """The matrix's rows, in the order of cases(), run through the campaign runner on
+    `engine` (tools/engine.py; None: `workers` local processes, default one per CPU).
+    progress(done, total, row) as each case ends."""
+    from hil import campaign
+    from tools.engine import Engine
+
     items = cases(grid_code, f_nom, grid_support=grid_support)
-    workers = workers or min(len(items), os.cpu_count() or 1)
-    if workers <= 1:
-        rows = [_run_case(i) for i in items]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as ex:
-            rows = list(ex.map(_run_case, items))
-    return rows
+    done = [0]
+
+    def count(i, row):
+        done[0] += 1
+        if progress:
+            progress(done[0], len(items), row)
+        return row
+
+    return campaign.run_scenarios(items, _run_case, engine or Engine(workers=workers), count)
 
 
 def summary(rows):

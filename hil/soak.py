@@ -5,7 +5,8 @@ make_shards() turns (hours, seed) into shards: scenario files in the public form
 controller clock start and a random stream of faults (FAULTS). Generation is a pure
 function of its arguments: the same seed gives the same shards, and every shard can be
 written out and replayed alone with `v2xgw hil run` (replay_command()). run_soak()
-plays them in parallel worker processes (lockstep) and aggregates the site-invariant
+plays them in lockstep through the campaign runner (hil/campaign.py: local worker
+processes or Ray, tools/engine.py) and aggregates the site-invariant
 violations (hil/invariants.py) per rule and per shard. docs/soak.md describes the fault
 model and what the soak found.
 """
@@ -16,7 +17,6 @@ import os
 import random
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from controller.clock import TICKS_PERIOD
 from hil.invariants import RULES
@@ -196,40 +196,44 @@ def run_shard(shard):
             "error": error}  # the run stopped there: an exception (the controller's, say)
 
 
-def run_soak(hours, seed, workers=None, shard_s=SHARD_S, mean_gap_s=MEAN_GAP_S, out_dir="soak-out", progress=None):
-    """Generate, write and play the shards; the soak report (a dict). progress(done, total,
-    result) is called as each shard ends."""
+def run_soak(hours, seed, workers=None, shard_s=SHARD_S, mean_gap_s=MEAN_GAP_S, out_dir="soak-out", progress=None,
+             engine=None):
+    """Generate, write and play the shards on `engine` (tools/engine.py; None: `workers`
+    local processes, default one per CPU); the soak report (a dict). progress(done, total,
+    result) is called as each shard ends. The shard files are written here, before any
+    runs; a task writes nothing."""
+    from hil import campaign
+    from tools.engine import Engine
+
     shards = make_shards(hours, seed, shard_s, mean_gap_s)
     os.makedirs(out_dir, exist_ok=True)
     for sh in shards:
         with open(shard_path(out_dir, sh), "w") as f:
             json.dump(sh["scenario"], f, indent=1)
             f.write("\n")
-    workers = workers or os.cpu_count() or 1
+    if engine is None:
+        engine = Engine(workers=1 if len(shards) == 1 else workers)
+    ray = engine.describe().get("address")
     t0 = time.perf_counter()
-    results = []
+    finished = []
     # each shard's result as it comes (JSON lines): a long soak that is stopped keeps what it did
     log = open(os.path.join(out_dir, "results.jsonl"), "w")
 
-    def done(r):
-        results.append(r)
+    def done(i, r):
+        finished.append(r)
         log.write(json.dumps(r) + "\n")
         log.flush()
         if progress:
-            progress(len(results), len(shards), r)
+            progress(len(finished), len(shards), r)
+        return r
 
     try:
-        if workers == 1 or len(shards) == 1:
-            for sh in shards:
-                done(run_shard(sh))
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(shards))) as pool:
-                for fut in as_completed([pool.submit(run_shard, sh) for sh in shards]):
-                    done(fut.result())
+        # the longest shards first: a shorter last one fills in at the end
+        results = campaign.run_scenarios(shards, run_shard, engine, done, cost=lambda sh: sh["scenario"]["duration_s"])
     finally:
         log.close()
     wall = time.perf_counter() - t0
-    results.sort(key=lambda r: r["index"])
+    workers = engine.describe().get("workers") if ray else (workers or os.cpu_count() or 1)
     by_index = {sh["index"]: sh for sh in shards}
     for r in results:
         r["replay"] = replay_command(shard_path(out_dir, by_index[r["index"]]), by_index[r["index"]])
@@ -237,7 +241,8 @@ def run_soak(hours, seed, workers=None, shard_s=SHARD_S, mean_gap_s=MEAN_GAP_S, 
     return {
         # plant_hours: what was played (a shard stopped by an exception ends early)
         "soak": {"hours": hours, "seed": seed, "shards": len(shards), "shard_s": shard_s, "mean_gap_s": mean_gap_s,
-                 "workers": workers, "plant_hours": round(plant / 3600.0, 4), "wall_s": round(wall, 1),
+                 "workers": workers, **({"ray": ray} if ray else {}),  # on Ray: its CPUs
+                 "plant_hours": round(plant / 3600.0, 4), "wall_s": round(wall, 1),
                  "speedup": round(plant / wall, 1) if wall > 0 else None, "out_dir": out_dir},
         "violations": {rule: sum(r["violations"][rule] for r in results) for rule in RULES},
         "errors": sum(1 for r in results if r["error"]),

@@ -43,9 +43,9 @@ def _print_metrics(report, out=sys.stdout):
 
 def _write_report(report, rec, args):
     if args.report:
-        with open(args.report, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
+        from hil.campaign import write_report
+
+        write_report(report, args.report)  # the same bytes as a campaign's reports
     if getattr(args, "plot", None):
         from hil.plot import plot_run
 
@@ -206,6 +206,36 @@ def cmd_hil_serve(args):
     return 0
 
 
+def _open_engine(args):
+    """(the Engine that --workers / --ray ask for, started; None) or (None, exit code) after
+    one error line: 2 for an --ray value that is no address, 1 for a Ray that is not
+    installed or cannot be reached (tools/engine.py gives up within seconds, never hangs)."""
+    from tools.engine import Engine, EngineError
+
+    try:
+        return Engine(workers=args.workers, ray=args.ray).start(), None
+    except ValueError as e:
+        return None, _fail(str(e))
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None, 1
+
+
+def _on(desc):
+    """What ran a batch, for a closing line: "2 worker(s)" or "Ray at auto (2 CPUs)"."""
+    if desc["engine"] == "ray":
+        return f"Ray at {desc['address']} ({desc.get('workers', '?')} CPUs)"
+    return f"{desc['workers']} worker(s)"
+
+
+def _progress_line(show):
+    """A progress callback (done, total, row) that rewrites one line on stderr when `show`."""
+    def progress(done, total, row):
+        if show:
+            print(f"\r{done}/{total} {row['name'][:40]:40s}", end="", file=sys.stderr, flush=True)
+    return progress
+
+
 def cmd_hil_campaign(args):
     import time
 
@@ -217,25 +247,22 @@ def cmd_hil_campaign(args):
         return _fail(f"{missing[0]}: no such file or folder")
     if not files:
         return _fail("no scenario files in " + ", ".join(args.paths))
-    if args.workers is not None and args.workers < 1:
-        return _fail(f"--workers: must be >= 1, not {args.workers}")
-    try:
+    try:  # every file and name checked before an engine starts (Ray takes seconds)
         loaded = campaign.load_all(files)
+        campaign.check_names(loaded)
     except campaign.CampaignError as e:
         return _fail(str(e))
-    show = sys.stdout.isatty() and not args.quiet
-
-    def progress(done, total, row):
-        if show:
-            print(f"\r{done}/{total} {row['name'][:40]:40s}", end="", flush=True)
-
+    engine, code = _open_engine(args)
+    if engine is None:
+        return code
+    show = sys.stderr.isatty() and not args.quiet
     t0 = time.perf_counter()
     try:
-        rows = campaign.run_campaign(loaded, args.out, workers=args.workers, progress=progress)
-    except campaign.CampaignError as e:
-        return _fail(str(e))
-    workers = args.workers or min(len(loaded), os.cpu_count() or 1)
-    summ = campaign.summary(rows, workers, time.perf_counter() - t0)
+        rows = campaign.run_campaign(loaded, args.out, engine=engine, progress=_progress_line(show))
+        desc = campaign.describe(engine, len(loaded))
+    finally:
+        engine.close()
+    summ = campaign.summary(rows, desc, time.perf_counter() - t0)
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summ, f, indent=2)
         f.write("\n")
@@ -243,10 +270,10 @@ def cmd_hil_campaign(args):
     with open(os.path.join(args.out, "campaign.md"), "w") as f:
         f.write(table)
     if show:
-        print()
+        print(file=sys.stderr)
     if not args.quiet:
         print(table, end="")
-        print(f"{summ['passed']}/{summ['scenarios']} passed on {workers} worker(s) in {summ['wall_s']:.1f} s")
+        print(f"{summ['passed']}/{summ['scenarios']} passed on {_on(desc)} in {summ['wall_s']:.1f} s")
         for r in rows:
             if not r["passed"]:
                 print(f"replay: v2xgw hil run {r['scenario']} --report {r['name']}.json")
@@ -259,7 +286,20 @@ def cmd_hil_matrix(args):
 
     if args.grid_code not in config.GRID_CODES:
         return _fail(f"--grid-code: unknown grid code {args.grid_code!r}; known: {', '.join(config.GRID_CODES)}")
-    rows = matrix.run_matrix(args.grid_code, args.frequency, workers=args.workers, grid_support=args.grid_support)
+    engine, code = _open_engine(args)
+    if engine is None:
+        return code
+    show = sys.stderr.isatty()
+
+    def progress(done, total, row):
+        if show:
+            print(f"\r{done}/{total} cases", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    try:
+        rows = matrix.run_matrix(args.grid_code, args.frequency, grid_support=args.grid_support, engine=engine,
+                                 progress=progress)
+    finally:
+        engine.close()
     matrix.write(rows, args.out, args.grid_code, args.frequency, args.grid_support)
     print(matrix.table_md(rows, args.grid_code, args.frequency, args.grid_support), end="")
     print(f"written: {args.out}/matrix.md, matrix.json, matrix.png")
@@ -271,9 +311,16 @@ def cmd_hil_soak(args):
 
     if args.hours <= 0 or args.shard_hours <= 0 or args.mean_gap <= 0:
         return _fail("--hours, --shard-hours and --mean-gap must be > 0")
+    engine, code = _open_engine(args)
+    if engine is None:
+        return code
     tty = sys.stdout.isatty() and not args.quiet
-    report = soak.run_soak(args.hours, args.seed, workers=args.workers, shard_s=args.shard_hours * 3600.0,
-                           mean_gap_s=args.mean_gap, out_dir=args.out, progress=soak.Progress() if tty else None)
+    try:
+        report = soak.run_soak(args.hours, args.seed, workers=args.workers, shard_s=args.shard_hours * 3600.0,
+                               mean_gap_s=args.mean_gap, out_dir=args.out, progress=soak.Progress() if tty else None,
+                               engine=engine)
+    finally:
+        engine.close()
     if args.report:
         with open(args.report, "w") as f:
             json.dump(report, f, indent=1)
@@ -436,17 +483,19 @@ def build_parser():
     add_station_options(s, prefix="ocpp-")
     s.set_defaults(func=cmd_hil_serve)
 
-    cg = hsub.add_parser("campaign", help="run many scenario files in lockstep over worker processes: reports, "
-                                         "summary.json and a pass/fail table")
+    from tools import engine as engine_options
+
+    cg = hsub.add_parser("campaign", help="run many scenario files in lockstep over worker processes or Ray: "
+                                         "reports, summary.json and a pass/fail table")
     cg.add_argument("paths", nargs="+", metavar="SCENARIO_OR_DIR")
     cg.add_argument("--out", default="campaign-out", help="folder for the reports, summary.json, campaign.md")
-    cg.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    engine_options.add_arguments(cg)
     cg.add_argument("--quiet", action="store_true", help="no progress, no table")
     cg.set_defaults(func=cmd_hil_campaign)
     k = hsub.add_parser("soak", help="hours of plant time with random faults, checked against the site invariants")
     k.add_argument("--hours", type=float, required=True, help="plant hours in all")
     k.add_argument("--seed", type=int, default=0, help="same seed, same shards (default 0)")
-    k.add_argument("--workers", type=int, help="parallel worker processes (default: one per core)")
+    engine_options.add_arguments(k)
     k.add_argument("--shard-hours", type=float, default=1.0, help="plant hours per shard (default 1)")
     k.add_argument("--mean-gap", type=float, default=30.0, metavar="S", help="mean time between faults (default 30 s)")
     k.add_argument("--out", default="soak-out", help="folder for the shards' scenario files (default soak-out)")
@@ -461,7 +510,7 @@ def build_parser():
     mx.add_argument("--grid-code", default="EN50549-1")
     mx.add_argument("--frequency", type=float, default=50.0, choices=(50.0, 60.0), help="nominal frequency (Hz)")
     mx.add_argument("--out", default="matrix-out", help="folder for matrix.md, matrix.json, matrix.png")
-    mx.add_argument("--workers", type=int, help="parallel runs (default: one per core)")
+    engine_options.add_arguments(mx)
     mx.add_argument("--grid-support", choices=("off", "on"), default="off",
                     help="on: P(f), volt-var and volt-watt active, as IEEE 1547.1-2020 tests islanding; "
                          "off: none of them (default)")
