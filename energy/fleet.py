@@ -200,18 +200,8 @@ def flexibility(w, r):
         u_pow = np.minimum(u_pow, np.minimum(pj + ev["max_discharge_kw"], lj + pj + site["grid_export_limit_kw"]))
     u_pow = np.where(win, np.maximum(0.0, u_pow), 0.0)
     bounds = [B[j:j + m] for j in range(1, L)] + [G[L:L + m]]
-    cs = [c[j:j + m] for j in range(L)]
-
-    def deficit_ok(u):
-        dsum = np.zeros(m)
-        ok = np.ones(m, dtype=bool)
-        for j in range(L):
-            cj = cs[j]
-            dsum = dsum + eta_c * dt * np.minimum(u, cj) + dt / eta_d * np.maximum(0.0, u - cj)
-            ok &= dsum <= bounds[j] + 1e-9
-        return ok
-
-    up = _bisect(u_pow, deficit_ok)
+    # the hour first takes charging away (eta_c per kWh), then discharges (1/eta_d per kWh)
+    up = _bisect(u_pow, _cumulative_within([c[j:j + m] for j in range(L)], eta_c * dt, dt / eta_d, bounds))
 
     # down: u kW more charging / less discharging, within the fuse and a full battery
     v_pow = np.full(m, inf)
@@ -219,23 +209,28 @@ def flexibility(w, r):
         v_pow = np.minimum(v_pow, cmax[j:j + m] - p[j:j + m])
     v_pow = np.where(win, np.maximum(0.0, v_pow), 0.0)
     rooms = [cap - e[j:j + m] for j in range(1, L + 1)]
-    ds = [d[j:j + m] for j in range(L)]
-
-    def surplus_ok(u):
-        ssum = np.zeros(m)
-        ok = np.ones(m, dtype=bool)
-        for j in range(L):
-            dj = ds[j]
-            ssum = ssum + dt / eta_d * np.minimum(u, dj) + eta_c * dt * np.maximum(0.0, u - dj)
-            ok &= ssum <= rooms[j] + 1e-9
-        return ok
-
-    down = _bisect(v_pow, surplus_ok)
+    # the hour first stops discharging (1/eta_d per kWh), then charges (eta_c per kWh)
+    down = _bisect(v_pow, _cumulative_within([d[j:j + m] for j in range(L)], dt / eta_d, eta_c * dt, rooms))
     up_w = np.zeros(n, dtype=np.int64)
     down_w = np.zeros(n, dtype=np.int64)
     up_w[:m] = np.floor(up * 1000.0).astype(np.int64)
     down_w[:m] = np.floor(down * 1000.0).astype(np.int64)
     return up_w, down_w
+
+
+def _cumulative_within(first, k_first, k_then, bounds):
+    """ok(u) for a change of u kW in each slot of the hour: slot j's energy effect is
+    k_first per kW up to first[j] (the baseline's power in the direction the change takes away
+    first) and k_then per kW beyond it; true where the running sum stays within bounds[j]
+    after every slot j."""
+    def ok(u):
+        acc = np.zeros_like(u)
+        good = np.ones(u.shape, dtype=bool)
+        for x, b in zip(first, bounds):
+            acc = acc + k_first * np.minimum(u, x) + k_then * np.maximum(0.0, u - x)
+            good &= acc <= b + 1e-9
+        return good
+    return ok
 
 
 def _bisect(hi, ok):

@@ -65,7 +65,9 @@ def table(out):
     for k, v in f["cost_dkk"].items():
         misses = sum(h["departure_misses"][k] for h in per)
         lines.append("%-18s %14.0f %14.1f %10d" % (k, v, v / out["homes"], misses))
-    up, down = f["flex_up_mw"], f["flex_down_mw"]
+    from energy import fleet
+    k = len(f["flex_up_mw"]) - fleet.FLEX_SLOTS + 1  # the slots an hour from them fits in the period
+    up, down = f["flex_up_mw"][:k], f["flex_down_mw"][:k]
     lines.append("flexibility for an hour (MW): up mean %.3f min %.3f max %.3f; down mean %.3f min %.3f max %.3f"
                  % (sum(up) / len(up), min(up), max(up), sum(down) / len(down), min(down), max(down)))
     b = f["bids"]
@@ -100,6 +102,32 @@ def run(engine, seed, homes, area_t, t0, spot, show=None):
         show.end()
     rows.sort(key=lambda r: r["id"])
     return agg, rows, wall
+
+
+def bid_table(out):
+    """The hourly bids by local hour of day: mean, least (what the fleet could offer every day
+    of the period) and the share of hours with a bid, up and down (markdown lines)."""
+    import calendar as cal
+
+    from energy import fleet
+
+    b = out["fleet"]["bids"]
+    h0 = cal.timegm(time.strptime(b["hour_start_utc"], "%Y-%m-%dT%H:%M:%SZ"))
+    up = fleet.hour_of_day_table(b["up_mw"], h0, 3600)
+    down = fleet.hour_of_day_table(b["down_mw"], h0, 3600)
+    share = lambda vals: 100.0 * sum(1 for v in vals if v > 0) / len(vals)  # noqa: E731
+    by_up = fleet.hour_of_day_table([1.0 if v > 0 else 0.0 for v in b["up_mw"]], h0, 3600)
+    by_down = fleet.hour_of_day_table([1.0 if v > 0 else 0.0 for v in b["down_mw"]], h0, 3600)
+    lines = ["| local hour | up mean MW | up least MW | hours with an up bid | down mean MW | down least MW | "
+             "hours with a down bid |", "|---|---|---|---|---|---|---|"]
+    for hr in sorted(up):
+        lines.append("| %02d-%02d | %.2f | %.1f | %.0f %% | %.2f | %.1f | %.0f %% |" % (
+            hr, (hr + 1) % 24, up[hr][0], up[hr][1], 100 * by_up[hr][0], down[hr][0], down[hr][1],
+            100 * by_down[hr][0]))
+    lines.append("| all | %.2f | %.1f | %.0f %% | %.2f | %.1f | %.0f %% |" % (
+        sum(b["up_mw"]) / len(b["up_mw"]), min(b["up_mw"]), share(b["up_mw"]),
+        sum(b["down_mw"]) / len(b["down_mw"]), min(b["down_mw"]), share(b["down_mw"])))
+    return lines
 
 
 def cmd_fleet(args):
@@ -179,12 +207,17 @@ def cmd_fleet(args):
         return 1
     for line in table(out):
         print(line)
+    if out["fleet"]["bids"]["up_mw"]:
+        print()
+        for line in bid_table(out):
+            print(line)
     print("-> %s" % args.json)
     if args.plot:
         from energy import fleet_plot
         try:
             os.makedirs(args.plot, exist_ok=True)
-            paths = fleet_plot.plots(out, args.plot)
+            stem = "fleet-" + os.path.splitext(os.path.basename(args.prices))[0]
+            paths = fleet_plot.plots(out, args.plot, stem)
         except OSError as e:
             print("error: %s: cannot write: %s" % (args.plot, e.strerror or e), file=sys.stderr)
             return 1

@@ -28,8 +28,8 @@ def week_start(start_s, n, slot_s):
     return first or 0
 
 
-def plots(out, directory):
-    """Write fleet-flex.png and fleet-bids.png into directory; return their paths."""
+def plots(out, directory, stem="fleet"):
+    """Write <stem>-flex.png and <stem>-bids.png into directory; return their paths."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -57,7 +57,7 @@ def plots(out, directory):
     ax.legend(loc="lower left", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    p = os.path.join(directory, "fleet-flex.png")
+    p = os.path.join(directory, stem + "-flex.png")
     fig.savefig(p, dpi=110)
     plt.close(fig)
     paths.append(p)
@@ -83,7 +83,7 @@ def plots(out, directory):
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    p = os.path.join(directory, "fleet-bids.png")
+    p = os.path.join(directory, stem + "-bids.png")
     fig.savefig(p, dpi=110)
     plt.close(fig)
     paths.append(p)

@@ -191,10 +191,27 @@ def test_the_same_numbers_on_one_worker_two_workers_and_ray(tmp_path):
     for k in simulate.STRATEGIES:
         assert doc["fleet"]["cost_dkk"][k] == pytest.approx(sum(h["cost_dkk"][k] for h in doc["per_home"]), abs=0.02)
     assert max(doc["fleet"]["flex_up_mw"]) > 0 and max(doc["fleet"]["flex_down_mw"]) > 0
+    _docs_keys_are_in(json.load(open(tmp_path / "w1.json")))
     full = json.load(open(tmp_path / "ray.json"))
     assert full["engine"]["engine"] == "ray" and full["homes_per_s"] > 0
-    assert os.path.getsize(tmp_path / "plots" / "fleet-flex.png") > 10_000
-    assert os.path.getsize(tmp_path / "plots" / "fleet-bids.png") > 10_000
+    assert os.path.getsize(tmp_path / "plots" / "fleet-dk2-2025-flex.png") > 10_000
+    assert os.path.getsize(tmp_path / "plots" / "fleet-dk2-2025-bids.png") > 10_000
+
+
+def _docs_keys_are_in(doc):
+    """Every key docs/fleet.md's output table names is in the output."""
+    import re
+    text = open(os.path.join(ROOT, "docs", "fleet.md"), encoding="utf-8").read()
+    table = text[text.index("| key | what |"):].split("\n\n")[0].splitlines()[2:]
+    seen = 0
+    for row in table:
+        keys = re.findall(r"`([a-z_.\[\]]+)`", row.split("|")[1])
+        under = doc["fleet"] if keys and keys[0].startswith("fleet.") else doc
+        for k in keys:
+            k = k.replace("fleet.", "").replace("[]", "")
+            assert k in under, k
+            seen += 1
+    assert seen >= 15
 
 
 def test_one_home_alone_is_the_same_home_as_in_the_fleet(tmp_path):
