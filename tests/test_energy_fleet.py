@@ -291,3 +291,15 @@ def test_an_address_that_is_not_ray_exits_1_after_the_timeout(tmp_path):
     assert p.returncode == 1, p.stderr
     assert "no Ray cluster answered within 4 s" in p.stderr
     assert not (tmp_path / "o.json").exists()
+
+
+def test_ray_not_installed_is_one_line_and_exit_1(tmp_path):
+    """A gateway installed without the [ray] extra: --ray says what to install."""
+    code = ("import sys; sys.modules['ray'] = None\n"  # import ray now raises ImportError
+            "from tools.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    p = subprocess.run([sys.executable, "-c", code] + ARGS + ["--ray", "auto", "--json", str(tmp_path / "o.json")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip() == "error: --ray: Ray is not installed (pip install 'v2x-gateway[ray]')"
+    assert not (tmp_path / "o.json").exists()
