@@ -34,9 +34,8 @@ DISTRIBUTIONS = {
     "household.annual_kwh": "lognormal, median 4 000 kWh, sigma 0.35, clipped to [1 500, 9 000]: the "
                             "default house (Gram-Hanssen 2005 via Elsparefonden: 4 280 kWh for 140 m2 "
                             "and 3 persons) with the spread of household sizes (PROJECT ASSUMPTION)",
-    "household.heat_pump": "30 % of homes (PROJECT ASSUMPTION shaped after the Danish Energy Agency's "
-                           "count of individual heat pumps growing past a quarter of detached houses "
-                           "outside district heating)",
+    "household.heat_pump": "30 % of homes (PROJECT ASSUMPTION: no sourced share of Danish houses with "
+                           "a heat pump was at hand)",
     "household.heat_pump_kwh": "uniform 3 500-6 500 kWh/year around handyhand.dk's 5 246-5 746 kWh for "
                                "ground-source and air-to-water pumps (energy/household.py)",
     "ev.capacity_kwh": "usable battery of common Danish BEVs (PROJECT ASSUMPTION on the model mix): "
