@@ -133,7 +133,7 @@ def bid_table(out):
 def cmd_fleet(args):
     from energy import fleet, prices, simulate
     from energy.simulate_cmd import _date
-    from tools.engine import Engine, EngineError
+    from tools.engine import open_engine
 
     if args.homes < 1:
         return _refuse("--homes must be at least 1, got %d" % args.homes)
@@ -154,17 +154,9 @@ def cmd_fleet(args):
         return _refuse(str(e))
     if len(spot) < 96:
         return _refuse("--from/--to: the period must hold at least one day, found %d slots" % len(spot))
-    try:
-        engine = Engine(workers=args.workers, ray=args.ray)
-    except ValueError as e:
-        return _refuse(str(e))
-    try:
-        engine.start()
-    except EngineError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 1
-    except ValueError as e:
-        return _refuse(str(e))
+    engine, code = open_engine(args.workers, args.ray)
+    if engine is None:
+        return code
     try:
         agg, rows, wall = run(engine, args.seed, args.homes, area_t, t0, spot, _Progress(args.homes))
         described = engine.describe()

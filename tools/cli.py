@@ -207,18 +207,10 @@ def cmd_hil_serve(args):
 
 
 def _open_engine(args):
-    """(the Engine that --workers / --ray ask for, started; None) or (None, exit code) after
-    one error line: 2 for an --ray value that is no address, 1 for a Ray that is not
-    installed or cannot be reached (tools/engine.py gives up within seconds, never hangs)."""
-    from tools.engine import Engine, EngineError
+    """tools.engine.open_engine for the --workers / --ray of a hil command."""
+    from tools.engine import open_engine
 
-    try:
-        return Engine(workers=args.workers, ray=args.ray).start(), None
-    except ValueError as e:
-        return None, _fail(str(e))
-    except EngineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return None, 1
+    return open_engine(args.workers, args.ray)
 
 
 def _on(desc):

@@ -140,6 +140,21 @@ class Engine:
                 yield pending.pop(ref), ray.get(ref)
 
 
+def open_engine(workers, ray):
+    """(the started Engine that --workers / --ray ask for, None) or (None, exit code) after one
+    line "error: ..." on stderr: 2 for a value that is no engine (--ray with no HOST:PORT), 1
+    for a Ray that is not installed or cannot be reached. Every command with these options
+    opens its engine here."""
+    try:
+        return Engine(workers=workers, ray=ray).start(), None
+    except ValueError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return None, 2
+    except EngineError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return None, 1
+
+
 def _probe(addr, timeout_s=5.0):
     """Refuse at once an address that nothing listens on (ray.init would wait for minutes)."""
     hp = addr.split("://", 1)[-1]
