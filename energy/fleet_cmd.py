@@ -85,7 +85,7 @@ def run(engine, seed, homes, area_t, t0, spot, show=None):
     Holds the per-slot sums and one row per home, nothing per home per slot."""
     from energy import fleet, simulate
 
-    workers = engine.workers or (engine.describe().get("workers") or os.cpu_count() or 1)
+    workers = engine.describe().get("workers") or 1
     base = {"seed": seed, "area_tariffs": area_t, "start_s": t0, "spot": spot, "strategies": simulate.STRATEGIES}
     items = [dict(base, ids=ids) for ids in _batches(homes, workers)]
     agg = fleet.Aggregate(len(spot))
@@ -159,7 +159,8 @@ def cmd_fleet(args):
         return code
     try:
         agg, rows, wall = run(engine, args.seed, args.homes, area_t, t0, spot, _Progress(args.homes))
-        described = engine.describe()
+        tasks = len(_batches(args.homes, engine.describe().get("workers") or 1))
+        described = engine.describe(tasks)  # the processes the run used
     finally:
         engine.close()
     up, down = agg.up_w.tolist(), agg.down_w.tolist()

@@ -145,16 +145,6 @@ def run_campaign(loaded, out_dir, engine=None, progress=None, workers=None):
                          cost=lambda it: it[1]["duration_s"])
 
 
-def describe(engine, n_items):
-    """engine.describe() with the number of local workers the engine really starts for
-    n_items (its default is one per CPU, at most one per item)."""
-    d = engine.describe()
-    if d["engine"] != "ray" and d.get("workers") is None:
-        w = min(n_items, os.cpu_count() or 1)
-        d = {"engine": "processes" if w > 1 else "in-process", "workers": w}
-    return d
-
-
 def summary(rows, engine, wall_s):
     """summary.json: counts, the failed scenario files, what ran them (Engine.describe()) and
     per row its report file and verdict."""

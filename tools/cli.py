@@ -251,7 +251,7 @@ def cmd_hil_campaign(args):
     t0 = time.perf_counter()
     try:
         rows = campaign.run_campaign(loaded, args.out, engine=engine, progress=_progress_line(show))
-        desc = campaign.describe(engine, len(loaded))
+        desc = engine.describe(len(loaded))
     finally:
         engine.close()
     summ = campaign.summary(rows, desc, time.perf_counter() - t0)

@@ -49,14 +49,21 @@ class Engine:
         self.ray_address = ray
         self._ray = None
 
-    def describe(self):
-        """What ran the tasks (for a report): {"engine", "workers"[, "address"]}."""
+    def local_workers(self, n_items):
+        """The local processes a run of n_items uses: --workers, else one per CPU, at most one
+        per item (1: in this process)."""
+        return self.workers or max(1, min(n_items, os.cpu_count() or 1))
+
+    def describe(self, n_items=None):
+        """What ran (or runs) the tasks, for a report: {"engine", "workers"[, "address"]};
+        for local processes the count a run of n_items uses (n_items None: one per CPU)."""
         if self.ray_address is not None:
             out = {"engine": "ray", "address": self.ray_address}
             if self._ray is not None:
                 out["workers"] = int(self._ray.cluster_resources().get("CPU", 0))
             return out
-        return {"engine": "processes" if (self.workers or 0) != 1 else "in-process", "workers": self.workers}
+        w = self.local_workers(n_items if n_items is not None else (os.cpu_count() or 1))
+        return {"engine": "processes" if w > 1 else "in-process", "workers": w}
 
     # ------------------------------------------------------------------ Ray
     def start(self):
@@ -107,7 +114,7 @@ class Engine:
             self.start()
             yield from self._run_ray(fn, items, in_flight)
             return
-        workers = self.workers or min(len(items), os.cpu_count() or 1)
+        workers = self.local_workers(len(items))
         if workers <= 1:
             for i, it in enumerate(items):
                 yield i, fn(it)
